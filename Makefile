@@ -1,0 +1,34 @@
+# Set-up and everyday commands. `make setup` once, then `make run` / `make test`.
+
+VENV := .venv
+PY := $(VENV)/bin/python
+# TFX 1.16 needs Python 3.10: the first interpreter below that really is 3.10
+# (a pyenv shim for another version is skipped). Override with PYTHON310=...
+PYTHON310 ?= $(shell for p in python3.10 $$HOME/.pyenv/versions/3.10*/bin/python3.10 /usr/local/bin/python3.10 /usr/bin/python3.10; do \
+	"$$p" -c 'import sys; sys.exit(sys.version_info[:2] != (3, 10))' >/dev/null 2>&1 && { echo "$$p"; break; }; done)
+ARGS ?=
+
+.PHONY: setup run test test-fast clean
+
+setup: $(VENV)/.installed
+
+# Re-installs only when the pins or the package metadata change.
+$(VENV)/.installed: constraints.txt pyproject.toml
+	@test -n "$(PYTHON310)" || { echo "error: no Python 3.10 found (TFX 1.16 needs it); set PYTHON310=/path/to/python3.10" >&2; exit 1; }
+	@test -x $(PY) || $(PYTHON310) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade "pip==24.2"
+	$(PY) -m pip install --quiet -c constraints.txt -e ".[test]"
+	@touch $@
+
+run: setup
+	$(PY) local_runner.py $(ARGS)
+
+test: setup
+	$(PY) -m pytest $(ARGS)
+
+# Everything but the end-to-end pipeline runs.
+test-fast: setup
+	$(PY) -m pytest -m "not e2e" $(ARGS)
+
+clean:
+	rm -rf output .pytest_cache

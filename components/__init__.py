@@ -1,0 +1,18 @@
+"""Custom TFX components and module code for image classification.
+
+tensorflow-transform 1.16 only works with Keras 2, and it forces
+``TF_USE_LEGACY_KERAS=1`` on import.  We make the same choice here, on purpose
+and before TensorFlow is imported anywhere in the product, so that
+``tf.keras`` is tf-keras (Keras 2) in every process: the runner, the Beam
+workers and a Kubeflow container alike.
+"""
+
+import os
+
+os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
+if os.environ["TF_USE_LEGACY_KERAS"] not in ("1", "true", "True"):
+    raise RuntimeError(
+        "TF_USE_LEGACY_KERAS is set to "
+        f"{os.environ['TF_USE_LEGACY_KERAS']!r}; this product needs tf-keras "
+        "(Keras 2), which tensorflow-transform 1.16 requires. Unset it or set it to 1."
+    )

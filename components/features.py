@@ -1,0 +1,23 @@
+"""Names of the features every component agrees on.
+
+The ingest component writes these into each ``tf.Example``; the curated schema in
+``schemas/`` describes them; Transform and the Trainer read them.
+"""
+
+IMAGE = "image"  # the encoded file bytes, never decoded pixels
+LABEL = "label"  # the class folder name
+RELATIVE_PATH = "relative_path"  # path below the data root, '/'-separated
+FORMAT = "format"  # lower-case format read from the file header, or "unknown"
+HEIGHT = "height"
+WIDTH = "width"
+CHANNELS = "channels"  # bands stored in the file (a palette image has 1)
+SHA256 = "sha256"  # hex digest of the bytes
+
+# Transform's output: the label's index in the learned vocabulary.
+LABEL_ID = "label_id"
+# Name of the vocabulary file Transform writes for the labels.
+LABEL_VOCABULARY = "label"
+
+# Formats that tf.io.decode_image decodes; any other file cannot be trained on.
+DECODABLE_FORMATS = ("jpeg", "png", "gif", "bmp")
+UNKNOWN_FORMAT = "unknown"

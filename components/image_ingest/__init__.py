@@ -1,0 +1,1 @@
+"""Ingest a folder of labelled images into TFRecord examples (a custom ExampleGen)."""

@@ -1,0 +1,114 @@
+"""The image ingest component: TFX's FileBasedExampleGen with our Beam executor.
+
+Two folder layouts are read:
+
+* ``<root>/<class>/<file>``: one input; examples are split by a deterministic
+  hash of their relative path (TFX's ``partition_feature_name``), so a file
+  stays in the same split however the folder grows.
+* ``<root>/<split>/<class>/<file>``: the folders' own splits are kept.
+  ``train`` is the training split; ``val``, ``validation`` or ``eval`` becomes
+  TFX's ``eval`` split (``test`` does when there is none of those); a ``test``
+  folder beside a validation folder is kept as the ``test`` split.
+
+The layout is read when the pipeline is built (TFX fixes split names then).
+"""
+
+import posixpath
+from typing import Dict, List, Optional
+
+import tensorflow as tf
+from tfx import v1 as tfx
+from tfx.components import FileBasedExampleGen
+from tfx.dsl.components.base import executor_spec
+
+from components import features
+from components.image_ingest import executor
+
+TRAIN, EVAL, TEST = "train", "eval", "test"
+_EVAL_FOLDERS = ("val", "validation", "eval")
+_SPLIT_FOLDERS = frozenset(("train", "test") + _EVAL_FOLDERS)
+
+
+def _subfolders(path: str) -> List[str]:
+    return sorted(
+        name.rstrip("/")
+        for name in tf.io.gfile.listdir(path)
+        if tf.io.gfile.isdir(posixpath.join(path, name)) and not name.startswith(".")
+    )
+
+
+def detect_split_folders(data_dir: str) -> Optional[Dict[str, str]]:
+    """Maps TFX split name to folder when ``data_dir`` holds split folders, else None.
+
+    Raises ValueError for a folder that is missing, empty, or mixes split folders
+    with class folders.
+    """
+    if not tf.io.gfile.isdir(data_dir):
+        raise ValueError(f"Data directory {data_dir!r} does not exist or is not a directory.")
+    folders = _subfolders(data_dir)
+    if not folders:
+        raise ValueError(
+            f"Data directory {data_dir!r} has no sub-folders: expected "
+            "<data_dir>/<class>/<image> or <data_dir>/<split>/<class>/<image>."
+        )
+    split_like = [f for f in folders if f in _SPLIT_FOLDERS]
+    if not split_like or (len(split_like) == 1 and len(folders) > 1):
+        return None  # class folders; a single class named like a split is still a class
+    if len(split_like) != len(folders):
+        raise ValueError(
+            f"Data directory {data_dir!r} mixes split folders {split_like} with other "
+            f"folders {sorted(set(folders) - set(split_like))}; use either "
+            "<split>/<class>/<image> or <class>/<image>."
+        )
+    if "train" not in folders:
+        raise ValueError(f"Data directory {data_dir!r} has split folders {folders} but no 'train'.")
+    eval_folder = next((f for f in _EVAL_FOLDERS if f in folders), None)
+    splits = {TRAIN: "train"}
+    if eval_folder:
+        splits[EVAL] = eval_folder
+        if "test" in folders:
+            splits[TEST] = "test"
+    elif "test" in folders:
+        splits[EVAL] = "test"
+    else:
+        raise ValueError(
+            f"Data directory {data_dir!r} has a 'train' folder but no evaluation folder "
+            f"(one of {', '.join(_EVAL_FOLDERS + ('test',))})."
+        )
+    return splits
+
+
+def create_image_example_gen(
+    data_dir: str, train_hash_buckets: int = 4, eval_hash_buckets: int = 1
+) -> FileBasedExampleGen:
+    """Returns the ingest component for ``data_dir`` (see the module docstring)."""
+    if train_hash_buckets < 1 or eval_hash_buckets < 1:
+        raise ValueError(
+            f"Hash buckets must be positive, got train={train_hash_buckets}, eval={eval_hash_buckets}."
+        )
+    split_folders = detect_split_folders(data_dir)
+    output_config = None
+    if split_folders:
+        input_config = tfx.proto.Input(
+            splits=[
+                tfx.proto.Input.Split(name=name, pattern=f"{folder}/*/*")
+                for name, folder in split_folders.items()
+            ]
+        )
+    else:
+        input_config = tfx.proto.Input(splits=[tfx.proto.Input.Split(name="single_split", pattern="*/*")])
+        output_config = tfx.proto.Output(
+            split_config=tfx.proto.SplitConfig(
+                splits=[
+                    tfx.proto.SplitConfig.Split(name=TRAIN, hash_buckets=train_hash_buckets),
+                    tfx.proto.SplitConfig.Split(name=EVAL, hash_buckets=eval_hash_buckets),
+                ],
+                partition_feature_name=features.RELATIVE_PATH,
+            )
+        )
+    return FileBasedExampleGen(
+        input_base=data_dir,
+        input_config=input_config,
+        output_config=output_config,
+        custom_executor_spec=executor_spec.BeamExecutorSpec(executor.Executor),
+    ).with_id("ImageExampleGen")

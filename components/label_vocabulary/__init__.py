@@ -1,0 +1,1 @@
+"""Transform module: learns the label vocabulary with tensorflow-transform."""

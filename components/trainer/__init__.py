@@ -1,0 +1,1 @@
+"""Trainer module code: input pipeline, augmentation, model, export and ``run_fn``."""

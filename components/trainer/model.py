@@ -1,0 +1,60 @@
+"""The classifier: a Keras ResNet50 backbone without top, plus a small head."""
+
+from typing import Optional, Tuple
+
+import tensorflow as tf
+
+from components.trainer.params import TrainParams
+
+BACKBONE_NAME = "resnet50"
+SCRATCH_BATCHNORM_MOMENTUM = 0.9
+
+
+def build_model(num_classes: int, params: TrainParams, weights: Optional[str]) -> Tuple[tf.keras.Model, tf.keras.Model]:
+    """Returns ``(model, backbone)``; the model takes float RGB in [0, 255].
+
+    With pretrained weights the backbone is always called in inference mode, so
+    its BatchNorm layers keep their learned statistics even when unfrozen for
+    fine-tuning (the transfer-learning recipe).  From random init (``weights``
+    None) there are no statistics to keep, so BatchNorm trains normally.
+    """
+    size = params.image_size
+    backbone = tf.keras.applications.ResNet50(
+        include_top=False, weights=weights, input_shape=(size, size, 3), pooling="avg"
+    )
+    backbone._name = BACKBONE_NAME  # pylint: disable=protected-access
+    if weights is None:
+        # From scratch on a short schedule, BatchNorm's moving statistics must
+        # catch up within a few hundred steps; Keras' 0.99 momentum lags far behind.
+        for layer in backbone.layers:
+            if isinstance(layer, tf.keras.layers.BatchNormalization):
+                layer.momentum = SCRATCH_BATCHNORM_MOMENTUM
+    inputs = tf.keras.Input(shape=(size, size, 3), dtype=tf.float32, name="image")
+    x = tf.keras.applications.resnet50.preprocess_input(inputs)
+    x = backbone(x, training=False) if weights is not None else backbone(x)
+    x = tf.keras.layers.Dropout(params.dropout, seed=params.seed)(x)
+    # float32 output: stable softmax whatever the compute precision.
+    outputs = tf.keras.layers.Dense(num_classes, activation="softmax", dtype="float32", name="probabilities")(x)
+    return tf.keras.Model(inputs, outputs, name="image_classifier"), backbone
+
+
+def freeze_backbone(backbone: tf.keras.Model) -> None:
+    backbone.trainable = False
+
+
+def unfreeze_top_layers(backbone: tf.keras.Model, count: int, keep_batchnorm_frozen: bool) -> int:
+    """Makes the top ``count`` layers (-1: all) trainable and returns how many.
+
+    ``keep_batchnorm_frozen`` leaves BatchNorm layers frozen, as pretrained
+    statistics and scales should stay put while fine-tuning.
+    """
+    backbone.trainable = True
+    layers = backbone.layers
+    first_trainable = 0 if count == -1 else max(len(layers) - count, 0)
+    unfrozen = 0
+    for index, layer in enumerate(layers):
+        is_batchnorm = isinstance(layer, tf.keras.layers.BatchNormalization)
+        trainable = index >= first_trainable and not (keep_batchnorm_frozen and is_batchnorm)
+        layer.trainable = trainable
+        unfrozen += int(trainable)
+    return unfrozen

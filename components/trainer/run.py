@@ -1,0 +1,66 @@
+"""``run_fn`` for the TFX Trainer: two-phase fine-tuning of ResNet50, then export."""
+
+import tensorflow as tf
+import tensorflow_transform as tft
+from absl import logging
+from tfx.components.trainer.fn_args_utils import FnArgs
+
+from components import features
+from components.trainer import dataset, export, model as model_lib, weights as weights_lib
+from components.trainer.params import TrainParams
+
+
+def _fit(model, train_ds, eval_ds, learning_rate, first_epoch, last_epoch, log_dir):
+    model.compile(
+        optimizer=tf.keras.optimizers.Adam(learning_rate),
+        loss=tf.keras.losses.SparseCategoricalCrossentropy(),
+        metrics=[tf.keras.metrics.SparseCategoricalAccuracy(name="accuracy")],
+    )
+    return model.fit(
+        train_ds,
+        validation_data=eval_ds,
+        initial_epoch=first_epoch,
+        epochs=last_epoch,
+        callbacks=[tf.keras.callbacks.TensorBoard(log_dir=log_dir)],
+        verbose=2,
+    )
+
+
+def run_fn(fn_args: FnArgs) -> None:
+    """Trains on ``fn_args.train_files``, validates on ``eval_files``, exports the SavedModel."""
+    params = TrainParams.from_custom_config(fn_args.custom_config or {})
+    tf.keras.utils.set_random_seed(params.seed)
+    tft_output = tft.TFTransformOutput(fn_args.transform_output)
+    label_names = [name.decode("utf-8") for name in tft_output.vocabulary_by_name(features.LABEL_VOCABULARY)]
+    if len(label_names) < 2:
+        raise ValueError(f"Need at least 2 classes to train a classifier, found {label_names}.")
+    logging.info("Training on %d classes: %s", len(label_names), label_names)
+
+    train_ds = dataset.make_dataset(fn_args.train_files, tft_output, params, training=True)
+    eval_ds = dataset.make_dataset(fn_args.eval_files, tft_output, params, training=False)
+    weights = weights_lib.resolve_weights(params.weights)
+    model, backbone = model_lib.build_model(len(label_names), params, weights)
+
+    epoch = 0
+    if params.head_epochs:
+        model_lib.freeze_backbone(backbone)
+        logging.info("Phase 1: %d epoch(s) training the head on a frozen backbone.", params.head_epochs)
+        _fit(model, train_ds, eval_ds, params.head_learning_rate, 0, params.head_epochs, fn_args.model_run_dir)
+        epoch = params.head_epochs
+    if params.finetune_epochs and params.unfreeze_layers == 0:
+        logging.warning("Skipping phase 2: finetune_epochs=%d but unfreeze_layers=0.", params.finetune_epochs)
+    elif params.finetune_epochs:
+        unfrozen = model_lib.unfreeze_top_layers(
+            backbone, params.unfreeze_layers, keep_batchnorm_frozen=weights is not None
+        )
+        logging.info(
+            "Phase 2: %d epoch(s) fine-tuning %d backbone layers at learning rate %g.",
+            params.finetune_epochs, unfrozen, params.finetune_learning_rate,
+        )
+        _fit(
+            model, train_ds, eval_ds, params.finetune_learning_rate,
+            epoch, epoch + params.finetune_epochs, fn_args.model_run_dir,
+        )
+
+    export.export_serving_model(model, tft_output, label_names, params.image_size, fn_args.serving_model_dir)
+    logging.info("Exported the serving model to %s", fn_args.serving_model_dir)

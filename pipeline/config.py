@@ -1,0 +1,219 @@
+"""Every knob of the pipeline in one typed, frozen dataclass, plus its CLI flags.
+
+``PipelineConfig()`` holds the full defaults (224x224, ImageNet weights);
+``PipelineConfig.demo()`` the small and fast preset for the built-in demo data
+and tests.  ``parse_args`` turns ``local_runner.py`` flags into a config: every
+field has a flag, and only the flags given override the preset.
+"""
+
+import argparse
+import dataclasses
+import os
+import shlex
+import typing
+from typing import Any, Dict, List, Optional, Sequence, Tuple
+
+from components.trainer.params import AugmentParams, TrainParams
+
+# Field metadata: the flag prefix of a nested dataclass's fields ("" for none).
+FLAG_PREFIX = "flag_prefix"
+# Field metadata: the flag's help text.
+HELP = "help"
+
+DEFAULT_BEAM_ARGS = ("--direct_running_mode=in_memory", "--direct_num_workers=1")
+
+
+@dataclasses.dataclass(frozen=True)
+class PipelineConfig:
+    pipeline_name: str = dataclasses.field(default="image-classifier", metadata={HELP: "TFX pipeline name."})
+    data_dir: Optional[str] = dataclasses.field(
+        default=None,
+        metadata={HELP: "Folder of <class>/<image> or <split>/<class>/<image>; none: built-in demo data."},
+    )
+    output_dir: str = dataclasses.field(
+        default="output", metadata={HELP: "Where artifacts, metadata, served models and summary.json go."}
+    )
+    serving_model_name: str = dataclasses.field(
+        default="image_classifier", metadata={HELP: "Model name under <output-dir>/serving/."}
+    )
+    train: TrainParams = dataclasses.field(default_factory=TrainParams, metadata={FLAG_PREFIX: ""})
+    train_hash_buckets: int = dataclasses.field(
+        default=4, metadata={HELP: "Hash buckets of the train split when the data has no split folders."}
+    )
+    eval_hash_buckets: int = dataclasses.field(
+        default=1, metadata={HELP: "Hash buckets of the eval split when the data has no split folders."}
+    )
+    min_accuracy: float = dataclasses.field(
+        default=0.6, metadata={HELP: "Eval accuracy a model needs to be blessed."}
+    )
+    max_accuracy_drop: float = dataclasses.field(
+        default=0.0, metadata={HELP: "Accuracy a model may lose against the last blessed model and still be blessed."}
+    )
+    beam_args: Tuple[str, ...] = dataclasses.field(
+        default=DEFAULT_BEAM_ARGS, metadata={HELP: "Beam pipeline args, as one quoted string."}
+    )
+    enable_cache: bool = dataclasses.field(
+        default=True, metadata={HELP: "Reuse component results when their inputs have not changed."}
+    )
+    demo_images_per_class: int = dataclasses.field(
+        default=60, metadata={HELP: "Images per class in the generated demo data."}
+    )
+
+    def __post_init__(self):
+        if not self.pipeline_name or not self.serving_model_name:
+            raise ValueError("pipeline_name and serving_model_name must not be empty.")
+        if not 0.0 <= self.min_accuracy <= 1.0:
+            raise ValueError(f"min_accuracy must be in [0, 1], got {self.min_accuracy}.")
+        if not 0.0 <= self.max_accuracy_drop <= 1.0:
+            raise ValueError(f"max_accuracy_drop must be in [0, 1], got {self.max_accuracy_drop}.")
+        if self.train_hash_buckets < 1 or self.eval_hash_buckets < 1:
+            raise ValueError("train_hash_buckets and eval_hash_buckets must be at least 1.")
+        if self.demo_images_per_class < 4:
+            raise ValueError(f"demo_images_per_class must be at least 4, got {self.demo_images_per_class}.")
+
+    @classmethod
+    def demo(cls, **overrides) -> "PipelineConfig":
+        """Small images and a short schedule: a few minutes on 2 CPU cores."""
+        train = TrainParams(
+            image_size=64,
+            batch_size=16,
+            head_epochs=2,
+            finetune_epochs=8,
+            head_learning_rate=3e-3,
+            # From random init the whole backbone trains (unfreeze_layers=-1), so
+            # phase 2 uses a from-scratch learning rate rather than a fine-tuning one.
+            finetune_learning_rate=1e-3,
+            weights="none",
+            unfreeze_layers=-1,
+            shuffle_buffer=256,
+            augment=AugmentParams(rotation=0.03, zoom=0.1, brightness=0.05, contrast=0.1),
+        )
+        return dataclasses.replace(cls(train=train, min_accuracy=0.8, demo_images_per_class=100), **overrides)
+
+    # Everything the pipeline writes lives under output_dir.
+    @property
+    def pipeline_root(self) -> str:
+        return os.path.join(self.output_dir, "pipeline_root")
+
+    @property
+    def metadata_path(self) -> str:
+        return os.path.join(self.output_dir, "metadata.sqlite")
+
+    @property
+    def serving_model_dir(self) -> str:
+        return os.path.join(self.output_dir, "serving", self.serving_model_name)
+
+    @property
+    def demo_data_dir(self) -> str:
+        return os.path.join(self.output_dir, "demo_data")
+
+    @property
+    def summary_path(self) -> str:
+        return os.path.join(self.output_dir, "summary.json")
+
+
+# --- command-line flags ----------------------------------------------------
+
+
+def _flag_fields(cls, prefix: str = "", path: Tuple[str, ...] = ()):
+    """Yields (flag name, field path, field) for every leaf field of ``cls``."""
+    for field in dataclasses.fields(cls):
+        field_type = typing.get_type_hints(cls)[field.name]
+        if dataclasses.is_dataclass(field_type):
+            nested_prefix = field.metadata.get(FLAG_PREFIX, field.name + "-")
+            yield from _flag_fields(field_type, prefix + nested_prefix, path + (field.name,))
+        else:
+            yield prefix + field.name.replace("_", "-"), path + (field.name,), field_type
+
+
+def _parser_for(field_type):
+    """argparse ``type`` for a field type; None means a boolean switch."""
+    if field_type is bool:
+        return None
+    if field_type in (int, float, str):
+        return field_type
+    if field_type == Optional[str]:
+        return lambda value: None if value.lower() == "none" else value
+    if field_type == Tuple[str, ...]:
+        return lambda value: tuple(shlex.split(value))
+    raise TypeError(f"No flag parser for config field type {field_type}")
+
+
+def build_arg_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        description="Run the image classification pipeline locally (LocalDagRunner, Beam, ML Metadata in SQLite).",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    )
+    parser.add_argument(
+        "--preset",
+        choices=("demo", "full"),
+        help="Starting values for every field: 'demo' (small and fast) or 'full' (224 px, ImageNet weights). "
+        "Default: demo without --data-dir, full with it.",
+    )
+    parser.add_argument("--epochs", type=int, help="Shorthand: sets both --head-epochs and --finetune-epochs.")
+    full, demo = _defaults(PipelineConfig()), _defaults(PipelineConfig.demo())
+    for flag, path, field_type in _flag_fields(PipelineConfig):
+        dest = ".".join(path)
+        default_text = f"full: {full[dest]!r}, demo: {demo[dest]!r}"
+        help_text = f"{_help_for(path)} ({default_text})".strip()
+        parse = _parser_for(field_type)
+        if parse is None:
+            parser.add_argument(
+                f"--{flag}", dest=dest, action=argparse.BooleanOptionalAction, default=None, help=help_text
+            )
+        else:
+            parser.add_argument(f"--{flag}", dest=dest, type=parse, default=None, help=help_text)
+    # The "(default: None)" argparse would add is misleading: defaults come from the preset.
+    parser.formatter_class = argparse.HelpFormatter
+    return parser
+
+
+def _help_for(path: Tuple[str, ...]) -> str:
+    cls = PipelineConfig
+    for name in path[:-1]:
+        cls = typing.get_type_hints(cls)[name]
+    field = {f.name: f for f in dataclasses.fields(cls)}[path[-1]]
+    return field.metadata.get(HELP, "")
+
+
+def _defaults(config) -> Dict[str, Any]:
+    flat = {}
+    for _, path, _ in _flag_fields(PipelineConfig):
+        value = config
+        for name in path:
+            value = getattr(value, name)
+        flat[".".join(path)] = value
+    return flat
+
+
+def from_dict(values: Dict[str, Any]) -> PipelineConfig:
+    """Inverse of ``dataclasses.asdict`` for PipelineConfig."""
+    values = dict(values)
+    values["train"] = TrainParams.from_custom_config(values["train"])
+    values["beam_args"] = tuple(values["beam_args"])
+    return PipelineConfig(**values)
+
+
+def parse_args(argv: Optional[List[str]] = None) -> PipelineConfig:
+    """Builds the config from flags; invalid values exit with a usage error."""
+    parser = build_arg_parser()
+    args = vars(parser.parse_args(argv))
+    preset = args.pop("preset") or ("demo" if args.get("data_dir") is None else "full")
+    epochs = args.pop("epochs")
+    if epochs is not None:
+        for phase in ("train.head_epochs", "train.finetune_epochs"):
+            if args[phase] is None:
+                args[phase] = epochs
+    values = dataclasses.asdict(PipelineConfig.demo() if preset == "demo" else PipelineConfig())
+    for dest, value in args.items():
+        if value is not None:
+            *parents, name = dest.split(".")
+            target = values
+            for parent in parents:
+                target = target[parent]
+            target[name] = value
+    try:
+        return from_dict(values)
+    except (TypeError, ValueError) as error:
+        parser.error(str(error))
+        raise  # unreachable: parser.error exits

@@ -1,0 +1,137 @@
+"""``create_pipeline(config)``: the whole image classification pipeline in TFX.
+
+ImageExampleGen -> StatisticsGen -> ExampleValidator (against the curated
+schema from ImportSchemaGen) -> Transform (label vocabulary) -> Trainer ->
+Evaluator (against the latest blessed model) -> Pusher.
+"""
+
+import os
+
+import tensorflow_model_analysis as tfma
+from tfx import v1 as tfx
+
+from components import features
+from components.image_ingest.component import EVAL, TRAIN, create_image_example_gen
+from components.trainer import export
+from pipeline.config import PipelineConfig
+
+SCHEMA_FILE = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "schemas", "image_examples.pbtxt")
+PREPROCESSING_FN = "components.label_vocabulary.preprocessing.preprocessing_fn"
+RUN_FN = "components.trainer.run.run_fn"
+ACCURACY = "accuracy"
+LOSS = "loss"
+
+
+def create_eval_config(min_accuracy: float, max_accuracy_drop: float) -> tfma.EvalConfig:
+    """Blessing needs eval accuracy >= ``min_accuracy`` and no more than
+    ``max_accuracy_drop`` lost against the baseline (when there is one)."""
+    accuracy_threshold = tfma.MetricThreshold(
+        value_threshold=tfma.GenericValueThreshold(lower_bound={"value": min_accuracy}),
+        # The tiny epsilon lets an equally good model through.
+        change_threshold=tfma.GenericChangeThreshold(
+            direction=tfma.MetricDirection.HIGHER_IS_BETTER,
+            absolute={"value": -max_accuracy_drop - 1e-10},
+        ),
+    )
+    return tfma.EvalConfig(
+        model_specs=[
+            tfma.ModelSpec(
+                signature_name=export.SERVING_EXAMPLES,
+                preprocessing_function_names=[export.TRANSFORM_FEATURES],
+                label_key=features.LABEL_ID,
+                prediction_key=export.PROBABILITIES,
+            )
+        ],
+        slicing_specs=[tfma.SlicingSpec()],
+        metrics_specs=[
+            tfma.MetricsSpec(
+                metrics=[
+                    tfma.MetricConfig(class_name="ExampleCount"),
+                    tfma.MetricConfig(
+                        class_name="SparseCategoricalAccuracy",
+                        config=f'"name": "{ACCURACY}"',
+                        threshold=accuracy_threshold,
+                    ),
+                    tfma.MetricConfig(class_name="SparseCategoricalCrossentropy", config=f'"name": "{LOSS}"'),
+                ]
+            )
+        ],
+    )
+
+
+def create_pipeline(config: PipelineConfig) -> tfx.dsl.Pipeline:
+    if not config.data_dir:
+        raise ValueError("config.data_dir is not set (the runner fills it with the demo data when omitted).")
+    example_gen = create_image_example_gen(config.data_dir, config.train_hash_buckets, config.eval_hash_buckets)
+    examples = example_gen.outputs["examples"]
+
+    schema_gen = tfx.components.ImportSchemaGen(schema_file=SCHEMA_FILE)
+    schema = schema_gen.outputs["schema"]
+    statistics_gen = tfx.components.StatisticsGen(examples=examples, schema=schema)
+    example_validator = tfx.components.ExampleValidator(
+        statistics=statistics_gen.outputs["statistics"], schema=schema
+    )
+
+    transform = tfx.components.Transform(
+        examples=examples,
+        schema=schema,
+        preprocessing_fn=PREPROCESSING_FN,
+        # Only the label vocabulary is learned: nothing to materialize, and
+        # StatisticsGen already describes the data.
+        materialize=False,
+        disable_statistics=True,
+        splits_config=tfx.proto.SplitsConfig(analyze=[TRAIN]),
+    )
+
+    trainer = tfx.components.Trainer(
+        run_fn=RUN_FN,
+        examples=examples,
+        transform_graph=transform.outputs["transform_graph"],
+        schema=schema,
+        train_args=tfx.proto.TrainArgs(splits=[TRAIN]),
+        eval_args=tfx.proto.EvalArgs(splits=[EVAL]),
+        custom_config=config.train.to_custom_config(),
+    )
+
+    model_resolver = tfx.dsl.Resolver(
+        strategy_class=tfx.dsl.experimental.LatestBlessedModelStrategy,
+        model=tfx.dsl.Channel(type=tfx.types.standard_artifacts.Model),
+        model_blessing=tfx.dsl.Channel(type=tfx.types.standard_artifacts.ModelBlessing),
+    ).with_id("latest_blessed_model_resolver")
+
+    evaluator = tfx.components.Evaluator(
+        examples=examples,
+        model=trainer.outputs["model"],
+        baseline_model=model_resolver.outputs["model"],
+        eval_config=create_eval_config(config.min_accuracy, config.max_accuracy_drop),
+        example_splits=[EVAL],
+    )
+
+    pusher = tfx.components.Pusher(
+        model=trainer.outputs["model"],
+        model_blessing=evaluator.outputs["blessing"],
+        push_destination=tfx.proto.PushDestination(
+            filesystem=tfx.proto.PushDestination.Filesystem(base_directory=config.serving_model_dir)
+        ),
+    )
+
+    return tfx.dsl.Pipeline(
+        pipeline_name=config.pipeline_name,
+        pipeline_root=config.pipeline_root,
+        components=[
+            example_gen,
+            schema_gen,
+            statistics_gen,
+            example_validator,
+            transform,
+            trainer,
+            model_resolver,
+            evaluator,
+            pusher,
+        ],
+        enable_cache=config.enable_cache,
+        metadata_connection_config=tfx.orchestration.metadata.sqlite_metadata_connection_config(
+            config.metadata_path
+        ),
+        beam_pipeline_args=list(config.beam_args),
+    )

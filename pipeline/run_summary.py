@@ -1,0 +1,208 @@
+"""Reads what the last pipeline run produced from ML Metadata into ``summary.json``.
+
+Everything comes from TFX's own records: the executions of the latest
+``pipeline_run`` context (cached ones included), their output artifacts, the
+statistics StatisticsGen computed, the metrics and validation TFMA wrote, the
+blessing and the pushed model.
+"""
+
+import json
+import os
+from typing import Any, Dict, List, Optional
+
+import ml_metadata as mlmd
+import tensorflow as tf
+import tensorflow_data_validation as tfdv
+import tensorflow_model_analysis as tfma
+import tensorflow_transform as tft
+from ml_metadata.proto import metadata_store_pb2
+from tensorflow_metadata.proto.v0 import anomalies_pb2
+from tfx.types import artifact_utils
+
+from components import features
+from pipeline.config import PipelineConfig
+from pipeline.pipeline import ACCURACY, LOSS
+
+_OUTPUT_EVENTS = (metadata_store_pb2.Event.OUTPUT, metadata_store_pb2.Event.DECLARED_OUTPUT)
+_CANDIDATE = "candidate"
+_BASELINE = "baseline"
+
+
+class _RunRecords:
+    """The latest run's executions per component, and their output artifacts."""
+
+    def __init__(self, metadata_path: str, pipeline_name: str):
+        connection = metadata_store_pb2.ConnectionConfig()
+        connection.sqlite.filename_uri = metadata_path
+        connection.sqlite.connection_mode = metadata_store_pb2.SqliteMetadataSourceConfig.READONLY
+        self._store = mlmd.MetadataStore(connection)
+        runs = self._store.get_contexts_by_type("pipeline_run")
+        if not runs:
+            raise ValueError(f"No pipeline run recorded in {metadata_path}.")
+        run = max(runs, key=lambda context: context.id)
+        self.run_id = run.name
+        self.executions = {}
+        node_prefix = pipeline_name + "."
+        for execution in self._store.get_executions_by_context(run.id):
+            for context in self._store.get_contexts_by_execution(execution.id):
+                if context.name.startswith(node_prefix):
+                    self.executions[context.name[len(node_prefix):]] = execution
+
+    def cached_components(self) -> List[str]:
+        return sorted(
+            node for node, execution in self.executions.items()
+            if execution.last_known_state == metadata_store_pb2.Execution.CACHED
+        )
+
+    def output(self, node_id: str, key: str) -> Optional[metadata_store_pb2.Artifact]:
+        execution = self.executions.get(node_id)
+        if execution is None:
+            return None
+        for event in self._store.get_events_by_execution_ids([execution.id]):
+            if event.type in _OUTPUT_EVENTS and event.path.steps and event.path.steps[0].key == key:
+                return self._store.get_artifacts_by_id([event.artifact_id])[0]
+        return None
+
+
+def _int_property(artifact: metadata_store_pb2.Artifact, name: str) -> Optional[int]:
+    if name in artifact.custom_properties:
+        return artifact.custom_properties[name].int_value
+    return None
+
+
+def _split_counts(statistics: metadata_store_pb2.Artifact) -> Dict[str, Any]:
+    """Examples per split, and per split the files that cannot be decoded by format."""
+    per_split, not_decodable = {}, {}
+    split_names = artifact_utils.decode_split_names(statistics.properties["split_names"].string_value)
+    for split in split_names:
+        stats = tfdv.load_stats_binary(os.path.join(statistics.uri, f"Split-{split}", "FeatureStats.pb"))
+        dataset = stats.datasets[0]
+        per_split[split] = int(dataset.num_examples)
+        for feature in dataset.features:
+            if feature.path.step == [features.FORMAT]:
+                for bucket in feature.string_stats.rank_histogram.buckets:
+                    if bucket.label not in features.DECODABLE_FORMATS:
+                        key = f"{split}/{bucket.label}"
+                        not_decodable[key] = not_decodable.get(key, 0) + int(bucket.sample_count)
+    return {
+        "files_seen": sum(per_split.values()),
+        "examples": per_split,
+        "not_decodable": not_decodable,
+    }
+
+
+def _overall_metrics(evaluation_uri: str, model_name: str) -> Dict[str, float]:
+    try:
+        result = tfma.load_eval_result(evaluation_uri, model_name=model_name)
+    except Exception:  # noqa: BLE001 - no metrics for this model (e.g. no baseline)
+        return {}
+    for slice_key, metrics in result.slicing_metrics:
+        if slice_key == ():
+            values = metrics.get("", {}).get("", {})
+            return {name: value["doubleValue"] for name, value in values.items() if "doubleValue" in value}
+    return {}
+
+
+def _validation_failures(evaluation_uri: str) -> List[str]:
+    validation = tfma.load_validation_result(evaluation_uri)
+    failures = []
+    for per_slice in validation.metric_validations_per_slice:
+        for failure in per_slice.failures:
+            threshold = failure.metric_threshold
+            if threshold.HasField("change_threshold"):
+                rule = "must not fall below the baseline's"
+                if threshold.change_threshold.absolute.value < -1e-9:
+                    rule += f" by more than {-threshold.change_threshold.absolute.value:.4g}"
+            else:
+                rule = f"must be at least {threshold.value_threshold.lower_bound.value:.4g}"
+            failures.append(f"{failure.metric_key.name} {failure.metric_value.double_value.value:.4f} {rule}")
+    return failures
+
+
+def _anomalies(anomalies: Optional[metadata_store_pb2.Artifact]) -> Dict[str, List[str]]:
+    if anomalies is None:
+        return {}
+    result = {}
+    split_names = artifact_utils.decode_split_names(anomalies.properties["split_names"].string_value)
+    for split in split_names:
+        found = anomalies_pb2.Anomalies.FromString(
+            tf.io.gfile.GFile(os.path.join(anomalies.uri, f"Split-{split}", "SchemaDiff.pb"), "rb").read()
+        )
+        messages = [
+            f"{name}: {info.short_description} ({info.description})"
+            for name, info in sorted(found.anomaly_info.items())
+        ]
+        if messages:
+            result[split] = messages
+    return result
+
+
+def build_summary(config: PipelineConfig) -> Dict[str, Any]:
+    records = _RunRecords(config.metadata_path, config.pipeline_name)
+    summary: Dict[str, Any] = {"run_id": records.run_id, "data_dir": config.data_dir}
+
+    statistics = records.output("StatisticsGen", "statistics")
+    summary["counts"] = _split_counts(statistics) if statistics else {}
+    summary["anomalies"] = _anomalies(records.output("ExampleValidator", "anomalies"))
+
+    transform_graph = records.output("Transform", "transform_graph")
+    summary["label_names"] = (
+        [v.decode("utf-8") for v in tft.TFTransformOutput(transform_graph.uri).vocabulary_by_name(features.LABEL_VOCABULARY)]
+        if transform_graph
+        else []
+    )
+
+    evaluation = records.output("Evaluator", "evaluation")
+    blessing = records.output("Evaluator", "blessing")
+    summary["metrics"], summary["baseline_metrics"], failures = {}, {}, []
+    if evaluation:
+        candidate = _overall_metrics(evaluation.uri, _CANDIDATE) or _overall_metrics(evaluation.uri, "")
+        summary["metrics"] = {
+            "accuracy": candidate.get(ACCURACY),
+            "loss": candidate.get(LOSS),
+            "example_count": candidate.get("example_count"),
+        }
+        summary["baseline_metrics"] = {
+            k: v for k, v in _overall_metrics(evaluation.uri, _BASELINE).items() if k in (ACCURACY, LOSS)
+        }
+        failures = _validation_failures(evaluation.uri)
+    summary["blessed"] = bool(blessing and _int_property(blessing, "blessed") == 1)
+
+    pushed = records.output("Pusher", "pushed_model")
+    if pushed is not None and _int_property(pushed, "pushed") == 1:
+        summary["pushed_model_dir"] = pushed.custom_properties["pushed_destination"].string_value
+        summary["reason"] = None
+    else:
+        summary["pushed_model_dir"] = None
+        if failures:
+            summary["reason"] = "Not blessed by the Evaluator: " + "; ".join(failures)
+        elif not summary["blessed"]:
+            summary["reason"] = "Not blessed by the Evaluator."
+        else:
+            summary["reason"] = "The Pusher did not push the blessed model."
+    summary["cached_components"] = records.cached_components()
+    summary["serving_model_base"] = config.serving_model_dir
+    return summary
+
+
+def write_summary(config: PipelineConfig) -> Dict[str, Any]:
+    summary = build_summary(config)
+    with tf.io.gfile.GFile(config.summary_path, "w") as f:
+        json.dump(summary, f, indent=2, sort_keys=True)
+    return summary
+
+
+def describe(summary: Dict[str, Any], summary_path: str) -> str:
+    """A few lines for the terminal."""
+    metrics = summary.get("metrics") or {}
+    accuracy = metrics.get("accuracy")
+    lines = [
+        f"Eval accuracy: {accuracy:.4f}" if accuracy is not None else "Eval accuracy: n/a",
+        f"Classes: {', '.join(summary.get('label_names', []))}",
+    ]
+    if summary["pushed_model_dir"]:
+        lines.append(f"Pushed model: {summary['pushed_model_dir']}")
+    else:
+        lines.append(f"Model not pushed: {summary['reason']}")
+    lines.append(f"Summary: {summary_path}")
+    return "\n".join(lines)
