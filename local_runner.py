@@ -15,8 +15,7 @@ from typing import List, Optional
 
 from absl import logging
 
-from pipeline import config as config_lib, demo_data, run_summary
-from pipeline.pipeline import create_pipeline
+from pipeline import config as config_lib
 
 
 def main(argv: Optional[List[str]] = None) -> int:
@@ -26,6 +25,8 @@ def main(argv: Optional[List[str]] = None) -> int:
     from tfx import v1 as tfx
 
     from components.trainer.weights import WeightsUnavailableError, resolve_weights
+    from pipeline import demo_data, run_summary
+    from pipeline.pipeline import create_pipeline
 
     try:
         config = dataclasses.replace(config, output_dir=os.path.abspath(config.output_dir))

@@ -18,7 +18,7 @@ from components.trainer.params import AugmentParams, TrainParams
 # Field metadata: the flag prefix of a nested dataclass's fields ("" for none).
 FLAG_PREFIX = "flag_prefix"
 # Field metadata: the flag's help text.
-HELP = "help"
+HELP = "help"  # the key params._knob uses too
 
 DEFAULT_BEAM_ARGS = ("--direct_running_mode=in_memory", "--direct_num_workers=1")
 
@@ -155,14 +155,15 @@ def build_arg_parser() -> argparse.ArgumentParser:
     for flag, path, field_type in _flag_fields(PipelineConfig):
         dest = ".".join(path)
         default_text = f"full: {full[dest]!r}, demo: {demo[dest]!r}"
-        help_text = f"{_help_for(path)} ({default_text})".strip()
+        help_text = f"{_help_for(path)} ({default_text})".strip().replace("%", "%%")
         parse = _parser_for(field_type)
         if parse is None:
             parser.add_argument(
                 f"--{flag}", dest=dest, action=argparse.BooleanOptionalAction, default=None, help=help_text
             )
         else:
-            parser.add_argument(f"--{flag}", dest=dest, type=parse, default=None, help=help_text)
+            metavar = flag.upper().replace("-", "_")
+            parser.add_argument(f"--{flag}", dest=dest, type=parse, default=None, metavar=metavar, help=help_text)
     # The "(default: None)" argparse would add is misleading: defaults come from the preset.
     parser.formatter_class = argparse.HelpFormatter
     return parser

@@ -4,20 +4,21 @@ import dataclasses
 from typing import Any, Dict
 
 
+def _knob(default, help_text: str):
+    """A field with the help text the runner shows for its flag."""
+    return dataclasses.field(default=default, metadata={"help": help_text})
+
+
 @dataclasses.dataclass(frozen=True)
 class AugmentParams:
     """Training-split augmentation; every magnitude of 0 switches its op off."""
 
-    enabled: bool = True
-    horizontal_flip: bool = True
-    # Largest rotation, as a fraction of a full turn (0.05 is +-18 degrees).
-    rotation: float = 0.05
-    # Largest relative zoom in or out (0.1 is 90%..110%).
-    zoom: float = 0.1
-    # Largest brightness shift, as a fraction of the full pixel range.
-    brightness: float = 0.1
-    # Largest relative contrast change (0.2 is a factor in 0.8..1.2).
-    contrast: float = 0.2
+    enabled: bool = _knob(True, "Augment the training split at all.")
+    horizontal_flip: bool = _knob(True, "Flip half of the training images left-right.")
+    rotation: float = _knob(0.05, "Largest rotation, as a fraction of a full turn (0.05 is +-18 degrees).")
+    zoom: float = _knob(0.1, "Largest relative zoom in or out (0.1 is 90%..110%).")
+    brightness: float = _knob(0.1, "Largest brightness shift, as a fraction of the pixel range.")
+    contrast: float = _knob(0.2, "Largest relative contrast change (0.2 is a factor in 0.8..1.2).")
 
     def __post_init__(self):
         for name in ("rotation", "zoom", "brightness", "contrast"):
@@ -30,20 +31,17 @@ class AugmentParams:
 class TrainParams:
     """Everything ``run_fn`` needs besides the artifacts TFX hands it."""
 
-    image_size: int = 224
-    batch_size: int = 32
-    # Phase 1 trains the head on a frozen backbone; phase 2 fine-tunes its top layers.
-    head_epochs: int = 3
-    finetune_epochs: int = 2
-    head_learning_rate: float = 1e-3
-    finetune_learning_rate: float = 1e-5
-    # "imagenet" (Keras cache), "none" (random init) or a path to a weights file.
-    weights: str = "imagenet"
-    # How many backbone layers, counted from the top, phase 2 unfreezes (-1: all).
-    unfreeze_layers: int = 30
-    dropout: float = 0.2
-    shuffle_buffer: int = 1000
-    seed: int = 42
+    image_size: int = _knob(224, "Side of the square images the model sees, in pixels.")
+    batch_size: int = _knob(32, "Images per training step.")
+    head_epochs: int = _knob(3, "Phase 1: epochs training the head on a frozen backbone.")
+    finetune_epochs: int = _knob(2, "Phase 2: epochs fine-tuning the top backbone layers.")
+    head_learning_rate: float = _knob(1e-3, "Adam learning rate of phase 1.")
+    finetune_learning_rate: float = _knob(1e-5, "Adam learning rate of phase 2.")
+    weights: str = _knob("imagenet", "Backbone weights: 'imagenet' (Keras cache), 'none', or a weights file path.")
+    unfreeze_layers: int = _knob(30, "Backbone layers, counted from the top, that phase 2 unfreezes (-1: all).")
+    dropout: float = _knob(0.2, "Dropout rate before the classification layer.")
+    shuffle_buffer: int = _knob(1000, "Encoded examples held in the training shuffle buffer.")
+    seed: int = _knob(42, "Seed of the shuffle order, augmentation, initialisation and demo data.")
     augment: AugmentParams = dataclasses.field(default_factory=AugmentParams)
 
     def __post_init__(self):

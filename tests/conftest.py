@@ -1,0 +1,77 @@
+"""Shared fixtures: small real image files, a real Transform output, real examples."""
+
+import io
+import os
+import pathlib
+
+import components  # noqa: F401  (sets the Keras choice before TensorFlow loads)
+import numpy as np
+import pytest
+import tensorflow as tf
+import tensorflow_transform as tft
+import tensorflow_transform.beam as tft_beam
+from PIL import Image
+from tensorflow_transform.tf_metadata import dataset_metadata, schema_utils
+
+from components import features
+from components.image_ingest.executor import image_to_example
+from components.label_vocabulary.preprocessing import preprocessing_fn
+
+REPO_ROOT = pathlib.Path(__file__).resolve().parents[1]
+HYMENOPTERA = REPO_ROOT.parent / "shared" / "datasets" / "hymenoptera"
+
+
+def encode_image(colour=(200, 30, 30), size=(40, 30), image_format="JPEG", mode="RGB") -> bytes:
+    """Encoded bytes of a small image: a solid colour with a lighter square in one corner."""
+    width, height = size
+    pixels = np.zeros((height, width, 3), np.uint8)
+    pixels[:] = colour
+    pixels[: height // 2, : width // 2] = np.minimum(np.array(colour) + 50, 255)
+    image = Image.fromarray(pixels, "RGB")
+    if mode != "RGB":
+        image = image.convert(mode)
+    buffer = io.BytesIO()
+    image.save(buffer, format=image_format)
+    return buffer.getvalue()
+
+
+def write_image_folder(root: pathlib.Path, files: dict) -> pathlib.Path:
+    """Writes ``{relative path: bytes}`` under ``root`` and returns ``root``."""
+    for relative, data in files.items():
+        path = root / relative
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(data)
+    return root
+
+
+CLASS_COLOURS = {"red": (200, 30, 30), "green": (30, 200, 30), "blue": (30, 30, 200)}
+
+
+@pytest.fixture(scope="session")
+def transform_output(tmp_path_factory) -> tft.TFTransformOutput:
+    """A real Transform graph learned by tensorflow-transform on Beam over three labels."""
+    output_dir = str(tmp_path_factory.mktemp("transform_output"))
+    raw = [{features.LABEL: [name.encode()]} for name in ("red", "red", "red", "green", "green", "blue")]
+    metadata = dataset_metadata.DatasetMetadata(
+        schema_utils.schema_from_feature_spec({features.LABEL: tf.io.FixedLenFeature([1], tf.string)})
+    )
+    with tft_beam.Context(temp_dir=os.path.join(output_dir, "tmp")):
+        transform_fn = (raw, metadata) | tft_beam.AnalyzeDataset(preprocessing_fn)
+        _ = transform_fn | tft_beam.WriteTransformFn(output_dir)
+    return tft.TFTransformOutput(output_dir)
+
+
+@pytest.fixture(scope="session")
+def examples_file(tmp_path_factory) -> str:
+    """A GZIP TFRecord of ingested examples: 4 images per class, in several formats,
+    plus one file that is not an image."""
+    path = str(tmp_path_factory.mktemp("examples") / "data.tfrecord.gz")
+    formats = ("JPEG", "PNG", "GIF", "BMP")
+    with tf.io.TFRecordWriter(path, options="GZIP") as writer:
+        for label, colour in CLASS_COLOURS.items():
+            for number, image_format in enumerate(formats):
+                data = encode_image(colour, size=(40 + 7 * number, 30 + 5 * number), image_format=image_format)
+                relative = f"{label}/{number}.{image_format.lower()}"
+                writer.write(image_to_example(relative, data).SerializeToString())
+        writer.write(image_to_example("red/notes.jpg", b"this is not an image").SerializeToString())
+    return path

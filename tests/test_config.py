@@ -1,0 +1,89 @@
+"""The typed config, its presets and the runner's flags."""
+
+import dataclasses
+import subprocess
+import sys
+
+import pytest
+
+from components.trainer.params import AugmentParams, TrainParams
+from pipeline import config as config_lib
+from pipeline.config import PipelineConfig
+from tests.conftest import REPO_ROOT
+
+
+def test_without_data_dir_the_demo_preset_is_used():
+    config = config_lib.parse_args([])
+    assert config == PipelineConfig.demo()
+    assert config.data_dir is None and config.train.weights == "none"
+
+
+def test_with_data_dir_the_full_preset_is_used():
+    config = config_lib.parse_args(["--data-dir", "/data"])
+    assert config == dataclasses.replace(PipelineConfig(), data_dir="/data")
+    assert config.train.image_size == 224 and config.train.weights == "imagenet"
+
+
+def test_flags_override_nested_fields():
+    config = config_lib.parse_args(
+        [
+            "--data-dir", "/data", "--image-size", "64", "--epochs", "1", "--weights", "none",
+            "--output-dir", "/tmp/h", "--augment-rotation", "0.2", "--no-augment-horizontal-flip",
+            "--beam-args", "--direct_running_mode=multi_processing --direct_num_workers=2",
+            "--finetune-epochs", "3", "--min-accuracy", "0.7", "--seed", "5",
+        ]
+    )
+    assert config.output_dir == "/tmp/h" and config.min_accuracy == 0.7
+    assert config.train.image_size == 64 and config.train.weights == "none" and config.train.seed == 5
+    # --epochs sets both phases unless one is given explicitly.
+    assert (config.train.head_epochs, config.train.finetune_epochs) == (1, 3)
+    assert config.train.augment.rotation == 0.2 and config.train.augment.horizontal_flip is False
+    assert config.beam_args == ("--direct_running_mode=multi_processing", "--direct_num_workers=2")
+
+
+def test_every_field_has_a_flag():
+    help_text = config_lib.build_arg_parser().format_help()
+    for flag, _, _ in config_lib._flag_fields(PipelineConfig):  # pylint: disable=protected-access
+        assert f"--{flag}" in help_text
+
+
+@pytest.mark.parametrize(
+    "argv, message",
+    [
+        (["--image-size", "8"], "image_size must be at least 32"),
+        (["--min-accuracy", "1.5"], "min_accuracy must be in"),
+        (["--augment-zoom", "2"], "augment.zoom must be in"),
+        (["--batch-size", "many"], "invalid int value"),
+        (["--epochs", "0"], "Nothing would be trained"),
+        (["--no-such-flag"], "unrecognized arguments"),
+    ],
+)
+def test_bad_flags_exit_with_a_clear_message(argv, message, capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        config_lib.parse_args(argv)
+    assert exit_info.value.code == 2
+    assert message in capsys.readouterr().err
+
+
+def test_train_params_round_trip_through_custom_config():
+    params = TrainParams(image_size=96, augment=AugmentParams(zoom=0.3))
+    assert TrainParams.from_custom_config(params.to_custom_config()) == params
+
+
+def test_runner_help_lists_the_flags():
+    result = subprocess.run(
+        [sys.executable, str(REPO_ROOT / "local_runner.py"), "--help"], capture_output=True, text=True, check=True
+    )
+    for flag in ("--data-dir", "--image-size", "--epochs", "--weights", "--output-dir", "--unfreeze-layers",
+                 "--augment-brightness", "--beam-args", "--serving-model-name", "--seed"):
+        assert flag in result.stdout
+
+
+def test_runner_reports_a_missing_data_dir(tmp_path):
+    result = subprocess.run(
+        [sys.executable, str(REPO_ROOT / "local_runner.py"), "--data-dir", str(tmp_path / "missing"),
+         "--output-dir", str(tmp_path / "out"), "--weights", "none"],
+        capture_output=True, text=True,
+    )
+    assert result.returncode == 2
+    assert "does not exist" in result.stderr and str(tmp_path / "missing") in result.stderr

@@ -1,0 +1,178 @@
+"""The ingest component: header reading, folder layouts, and its executor's Do()."""
+
+import glob
+import hashlib
+import os
+
+import pytest
+import tensorflow as tf
+from tfx.proto import example_gen_pb2
+from tfx.types import artifact_utils, standard_artifacts, standard_component_specs
+
+from components import features
+from components.image_ingest.component import create_image_example_gen, detect_split_folders
+from components.image_ingest.executor import Executor, image_to_example, read_header
+from tests.conftest import HYMENOPTERA, encode_image, write_image_folder
+
+
+def _value(example: tf.train.Example, name: str):
+    feature = example.features.feature[name]
+    values = feature.bytes_list.value or feature.int64_list.value
+    return values[0].decode() if isinstance(values[0], bytes) and name != features.IMAGE else values[0]
+
+
+@pytest.mark.parametrize("image_format", ["JPEG", "PNG", "GIF", "BMP"])
+def test_read_header_reports_format_and_size(image_format):
+    assert read_header(encode_image(size=(37, 21), image_format=image_format))[:3] == (image_format.lower(), 21, 37)
+
+
+def test_read_header_channels():
+    assert read_header(encode_image(image_format="PNG", mode="L"))[3] == 1
+    assert read_header(encode_image(image_format="PNG", mode="RGBA"))[3] == 4
+    assert read_header(encode_image(image_format="JPEG"))[3] == 3
+
+
+@pytest.mark.parametrize("data", [b"", b"<html>404 not found</html>", b"\xff\xd8\xff\xe0 truncated"])
+def test_read_header_of_non_images_is_unknown(data):
+    assert read_header(data) == (features.UNKNOWN_FORMAT, 0, 0, 0)
+
+
+def test_image_to_example_keeps_bytes_and_metadata():
+    data = encode_image(size=(50, 20), image_format="PNG")
+    example = image_to_example("train/cats/my cat.png", data)
+    assert _value(example, features.IMAGE) == data  # the encoded bytes, not pixels
+    assert _value(example, features.LABEL) == "cats"
+    assert _value(example, features.RELATIVE_PATH) == "train/cats/my cat.png"
+    assert _value(example, features.FORMAT) == "png"
+    assert (_value(example, features.HEIGHT), _value(example, features.WIDTH)) == (20, 50)
+    assert _value(example, features.CHANNELS) == 3
+    assert _value(example, features.SHA256) == hashlib.sha256(data).hexdigest()
+
+
+def _make_dirs(root, *relative):
+    for path in relative:
+        os.makedirs(os.path.join(root, path), exist_ok=True)
+    return str(root)
+
+
+def test_detect_class_folders(tmp_path):
+    assert detect_split_folders(_make_dirs(tmp_path, "cats", "dogs")) is None
+
+
+def test_a_class_named_like_a_split_is_still_a_class(tmp_path):
+    assert detect_split_folders(_make_dirs(tmp_path, "test", "dogs")) is None
+
+
+def test_detect_split_folders_maps_val_to_eval_and_keeps_test(tmp_path):
+    root = _make_dirs(tmp_path, "train/a", "val/a", "test/a")
+    assert detect_split_folders(root) == {"train": "train", "eval": "val", "test": "test"}
+
+
+def test_detect_split_folders_uses_test_when_no_validation_folder(tmp_path):
+    assert detect_split_folders(_make_dirs(tmp_path, "train/a", "test/a")) == {"train": "train", "eval": "test"}
+
+
+@pytest.mark.parametrize(
+    "folders, message",
+    [
+        (("train/a", "val/a", "cats"), "mixes split folders"),
+        (("train/a", "validation/a", ".hidden", "notes"), "mixes split folders"),
+        (("val/a", "test/a"), "no 'train'"),
+        (("train/a",), "no evaluation folder"),
+        ((), "has no sub-folders"),
+    ],
+)
+def test_detect_split_folders_rejects_bad_layouts(tmp_path, folders, message):
+    with pytest.raises(ValueError, match=message):
+        detect_split_folders(_make_dirs(tmp_path, *folders))
+
+
+def test_missing_data_dir_is_a_clear_error(tmp_path):
+    with pytest.raises(ValueError, match="does not exist"):
+        create_image_example_gen(str(tmp_path / "nope"))
+
+
+def _run_executor(data_dir, output_dir):
+    """Calls the executor's Do() as TFX would, with the component's own configs."""
+    component = create_image_example_gen(str(data_dir))
+    examples = standard_artifacts.Examples()
+    examples.uri = str(output_dir)
+    exec_properties = {
+        standard_component_specs.INPUT_BASE_KEY: str(data_dir),
+        # The component stores its input and output configs as JSON, as TFX passes them.
+        standard_component_specs.INPUT_CONFIG_KEY: component.exec_properties[standard_component_specs.INPUT_CONFIG_KEY],
+        standard_component_specs.OUTPUT_CONFIG_KEY: component.exec_properties[
+            standard_component_specs.OUTPUT_CONFIG_KEY
+        ],
+        standard_component_specs.OUTPUT_DATA_FORMAT_KEY: example_gen_pb2.FORMAT_TF_EXAMPLE,
+        standard_component_specs.OUTPUT_FILE_FORMAT_KEY: example_gen_pb2.FORMAT_TFRECORDS_GZIP,
+    }
+    Executor().Do({}, {standard_component_specs.EXAMPLES_KEY: [examples]}, exec_properties)
+    result = {}
+    for split in artifact_utils.decode_split_names(examples.split_names):
+        files = glob.glob(os.path.join(str(output_dir), f"Split-{split}", "*"))
+        records = tf.data.TFRecordDataset(files, compression_type="GZIP")
+        result[split] = [tf.train.Example.FromString(r.numpy()) for r in records]
+    return result
+
+
+def _paths(examples):
+    return sorted(_value(e, features.RELATIVE_PATH) for e in examples)
+
+
+def test_executor_hash_splits_class_folders_and_keeps_every_file(tmp_path):
+    files = {f"{label}/{n:02d}.jpg": encode_image(colour) for n in range(12) for label, colour in
+             (("cat", (200, 10, 10)), ("dog", (10, 10, 200)))}
+    files["cat/not an image.jpg"] = b"plain text"
+    data_dir = write_image_folder(tmp_path / "data", files)
+
+    splits = _run_executor(data_dir, tmp_path / "out")
+
+    assert set(splits) == {"train", "eval"}
+    assert sorted(_paths(splits["train"]) + _paths(splits["eval"])) == sorted(files)
+    assert splits["train"] and splits["eval"]
+    by_path = {_value(e, features.RELATIVE_PATH): e for e in splits["train"] + splits["eval"]}
+    assert _value(by_path["cat/not an image.jpg"], features.FORMAT) == features.UNKNOWN_FORMAT
+    assert _value(by_path["dog/03.jpg"], features.LABEL) == "dog"
+    assert _value(by_path["dog/03.jpg"], features.IMAGE) == files["dog/03.jpg"]
+
+    # The split follows the relative path only: adding files moves none of the old ones.
+    write_image_folder(data_dir, {f"dog/new_{n}.png": encode_image(image_format="PNG") for n in range(5)})
+    again = _run_executor(data_dir, tmp_path / "out2")
+    assert set(_paths(splits["eval"])) <= set(_paths(again["eval"]))
+    assert set(_paths(splits["train"])) <= set(_paths(again["train"]))
+
+
+def test_executor_keeps_split_folders(tmp_path):
+    files = {
+        "train/a/1.jpg": encode_image(),
+        "train/b/2.png": encode_image(image_format="PNG"),
+        "val/a/3.bmp": encode_image(image_format="BMP"),
+        "val/b/4.gif": encode_image(image_format="GIF"),
+    }
+    splits = _run_executor(write_image_folder(tmp_path / "data", files), tmp_path / "out")
+    assert _paths(splits["train"]) == ["train/a/1.jpg", "train/b/2.png"]
+    assert _paths(splits["eval"]) == ["val/a/3.bmp", "val/b/4.gif"]
+    assert sorted(_value(e, features.FORMAT) for e in splits["eval"]) == ["bmp", "gif"]
+
+
+@pytest.mark.skipif(not HYMENOPTERA.is_dir(), reason="shared hymenoptera dataset not present")
+def test_executor_ingests_hymenoptera_in_place(tmp_path):
+    on_disk = {
+        os.path.relpath(os.path.join(folder, name), HYMENOPTERA)
+        for folder, _, names in os.walk(HYMENOPTERA)
+        for name in names
+    }
+    splits = _run_executor(HYMENOPTERA, tmp_path / "out")
+
+    assert set(splits) == {"train", "eval"}
+    ingested = {_value(e, features.RELATIVE_PATH): e for e in splits["train"] + splits["eval"]}
+    assert set(ingested) == on_disk  # every file, none twice
+    assert len(ingested) == len(splits["train"]) + len(splits["eval"])
+    gif = ingested["train/ants/imageNotFound.gif"]
+    assert _value(gif, features.FORMAT) == "gif"
+    assert _value(gif, features.LABEL) == "ants"
+    spaced = ingested["train/ants/ant photos.jpg"]
+    assert _value(spaced, features.FORMAT) == "jpeg"
+    assert _value(spaced, features.IMAGE) == (HYMENOPTERA / "train/ants/ant photos.jpg").read_bytes()
+    assert {_value(e, features.LABEL) for e in ingested.values()} == {"ants", "bees"}

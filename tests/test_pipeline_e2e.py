@@ -1,0 +1,67 @@
+"""The whole pipeline through LocalDagRunner on tiny generated images, twice."""
+
+import json
+import os
+import re
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+import local_runner
+from components.trainer import export
+
+pytestmark = pytest.mark.e2e
+
+TINY = ["--image-size", "32", "--epochs", "1", "--batch-size", "8", "--demo-images-per-class", "8",
+        "--weights", "none", "--unfreeze-layers", "10"]
+
+
+def _run(output_dir, *extra):
+    assert local_runner.main(TINY + ["--output-dir", str(output_dir), *extra]) == 0
+    with open(os.path.join(output_dir, "summary.json"), encoding="utf-8") as f:
+        return json.load(f)
+
+
+def test_demo_pipeline_pushes_a_model_that_serves_raw_jpeg_bytes_then_reruns_from_cache(tmp_path, capsys):
+    output_dir = tmp_path / "out"
+    summary = _run(output_dir, "--min-accuracy", "0")
+
+    # What the summary promises.
+    assert summary["blessed"] is True and summary["reason"] is None
+    pushed = summary["pushed_model_dir"]
+    assert re.fullmatch(re.escape(str(output_dir / "serving" / "image_classifier")) + r"/\d+", pushed)
+    assert f"Pushed model: {pushed}" in capsys.readouterr().out
+    counts = summary["counts"]
+    assert counts["files_seen"] == 24 and sum(counts["examples"].values()) == 24
+    assert set(counts["examples"]) == {"train", "eval"} and counts["not_decodable"] == {}
+    assert sorted(summary["label_names"]) == ["circle", "square", "triangle"]
+    assert 0.0 <= summary["metrics"]["accuracy"] <= 1.0 and summary["metrics"]["loss"] > 0
+    assert summary["metrics"]["example_count"] == counts["examples"]["eval"]
+    assert summary["cached_components"] == []
+
+    # The pushed SavedModel answers on real JPEG files from the data.
+    model = tf.saved_model.load(pushed)
+    demo_dir = output_dir / "demo_data"
+    files = [demo_dir / name / f"{name}_0000.jpg" for name in ("circle", "square", "triangle")]
+    outputs = model.signatures["serving_default"](image_bytes=tf.constant([f.read_bytes() for f in files]))
+    probabilities = outputs[export.PROBABILITIES].numpy()
+    assert probabilities.shape == (3, 3)
+    np.testing.assert_allclose(probabilities.sum(axis=1), 1.0, atol=1e-5)
+    assert {n.decode() for n in outputs[export.CLASS_NAME].numpy()} <= set(summary["label_names"])
+
+    # Unchanged data and training settings: TFX reuses the cached results; the
+    # stricter threshold re-runs only the Evaluator (against the blessed baseline).
+    rerun = _run(output_dir, "--min-accuracy", "1.0")
+    assert {"ImageExampleGen", "ImportSchemaGen", "StatisticsGen", "Transform", "Trainer"} <= set(
+        rerun["cached_components"]
+    )
+    assert "Evaluator" not in rerun["cached_components"]
+    assert rerun["metrics"]["accuracy"] == pytest.approx(summary["metrics"]["accuracy"])
+    assert rerun["baseline_metrics"]["accuracy"] == pytest.approx(summary["metrics"]["accuracy"])
+    # Blessing follows the threshold exactly; a model short of it is not pushed, with the reason.
+    assert rerun["blessed"] is (rerun["metrics"]["accuracy"] >= 1.0)
+    if not rerun["blessed"]:
+        assert rerun["pushed_model_dir"] is None
+        assert "accuracy" in rerun["reason"] and "at least 1" in rerun["reason"]
+        assert os.listdir(output_dir / "serving" / "image_classifier") == [os.path.basename(pushed)]
