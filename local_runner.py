@@ -11,11 +11,16 @@ the output dir, and ``<output-dir>/summary.json`` records what happened.
 import dataclasses
 import os
 import sys
+import warnings
 from typing import List, Optional
 
 from absl import logging
 
 from pipeline import config as config_lib
+
+
+# TFX 1.16 needs Python 3.10; Google's client libraries warn about it once per module.
+warnings.filterwarnings("ignore", message="You are using a non-supported Python version", category=FutureWarning)
 
 
 def main(argv: Optional[List[str]] = None) -> int:
