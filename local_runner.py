@@ -47,7 +47,12 @@ def main(argv: Optional[List[str]] = None) -> int:
         print(f"error: {error}", file=sys.stderr)
         return 2
 
-    tfx.orchestration.LocalDagRunner().run(pipeline)
+    try:
+        tfx.orchestration.LocalDagRunner().run(pipeline)
+    except Exception as error:  # noqa: BLE001 - any failure still gets its summary.json
+        summary = run_summary.write_summary(config, failure=error)
+        print(run_summary.describe(summary, config.summary_path), file=sys.stderr)
+        return 1
     summary = run_summary.write_summary(config)
     print(run_summary.describe(summary, config.summary_path))
     return 0

@@ -12,12 +12,12 @@ HEIGHT = "height"
 WIDTH = "width"
 CHANNELS = "channels"  # bands stored in the file (a palette image has 1)
 SHA256 = "sha256"  # hex digest of the bytes
+INGEST_ERROR = "ingest_error"  # why the file could not be read ("" when it was)
 
 # Transform's output: the label's index in the learned vocabulary.
 LABEL_ID = "label_id"
 # Name of the vocabulary file Transform writes for the labels.
 LABEL_VOCABULARY = "label"
 
-# Formats that tf.io.decode_image decodes; any other file cannot be trained on.
-DECODABLE_FORMATS = ("jpeg", "png", "gif", "bmp")
+# The format of a file whose header cannot be parsed.
 UNKNOWN_FORMAT = "unknown"

@@ -13,6 +13,7 @@ import shlex
 import typing
 from typing import Any, Dict, List, Optional, Sequence, Tuple
 
+from components.image_validator.policy import ValidationPolicy
 from components.trainer.params import AugmentParams, TrainParams
 
 # Field metadata: the flag prefix of a nested dataclass's fields ("" for none).
@@ -37,6 +38,7 @@ class PipelineConfig:
         default="image_classifier", metadata={HELP: "Model name under <output-dir>/serving/."}
     )
     train: TrainParams = dataclasses.field(default_factory=TrainParams, metadata={FLAG_PREFIX: ""})
+    validation: ValidationPolicy = dataclasses.field(default_factory=ValidationPolicy)
     train_hash_buckets: int = dataclasses.field(
         default=4, metadata={HELP: "Hash buckets of the train split when the data has no split folders."}
     )
@@ -191,6 +193,7 @@ def from_dict(values: Dict[str, Any]) -> PipelineConfig:
     """Inverse of ``dataclasses.asdict`` for PipelineConfig."""
     values = dict(values)
     values["train"] = TrainParams.from_custom_config(values["train"])
+    values["validation"] = ValidationPolicy.from_dict(values["validation"])
     values["beam_args"] = tuple(values["beam_args"])
     return PipelineConfig(**values)
 

@@ -1,8 +1,10 @@
 """``create_pipeline(config)``: the whole image classification pipeline in TFX.
 
-ImageExampleGen -> StatisticsGen -> ExampleValidator (against the curated
-schema from ImportSchemaGen) -> Transform (label vocabulary) -> Trainer ->
-Evaluator (against the latest blessed model) -> Pusher.
+ImageExampleGen -> ImageValidator (every image decoded and checked; only the
+accepted ones go on) -> ImageValidationGate (stops the run when too much is
+rejected or a class is too small) -> StatisticsGen -> ExampleValidator
+(against the curated schema from ImportSchemaGen) -> Transform (label
+vocabulary) -> Trainer -> Evaluator (against the latest blessed model) -> Pusher.
 """
 
 import os
@@ -12,6 +14,8 @@ from tfx import v1 as tfx
 
 from components import features
 from components.image_ingest.component import EVAL, TRAIN, create_image_example_gen
+from components.image_validator.component import ImageValidator
+from components.image_validator.gate import ImageValidationGate
 from components.trainer import export
 from pipeline.config import PipelineConfig
 
@@ -63,11 +67,18 @@ def create_pipeline(config: PipelineConfig) -> tfx.dsl.Pipeline:
     if not config.data_dir:
         raise ValueError("config.data_dir is not set (the runner fills it with the demo data when omitted).")
     example_gen = create_image_example_gen(config.data_dir, config.train_hash_buckets, config.eval_hash_buckets)
-    examples = example_gen.outputs["examples"]
 
     schema_gen = tfx.components.ImportSchemaGen(schema_file=SCHEMA_FILE)
     schema = schema_gen.outputs["schema"]
+    image_validator = ImageValidator(
+        examples=example_gen.outputs["examples"], schema=schema, policy=config.validation
+    )
+    gate = ImageValidationGate(report=image_validator.outputs["report"])
+    # Everything downstream sees only the images the validator accepted, and
+    # waits for the gate.
+    examples = image_validator.outputs["validated_examples"]
     statistics_gen = tfx.components.StatisticsGen(examples=examples, schema=schema)
+    statistics_gen.add_upstream_node(gate)
     example_validator = tfx.components.ExampleValidator(
         statistics=statistics_gen.outputs["statistics"], schema=schema
     )
@@ -82,6 +93,7 @@ def create_pipeline(config: PipelineConfig) -> tfx.dsl.Pipeline:
         disable_statistics=True,
         splits_config=tfx.proto.SplitsConfig(analyze=[TRAIN]),
     )
+    transform.add_upstream_node(gate)
 
     trainer = tfx.components.Trainer(
         run_fn=RUN_FN,
@@ -121,6 +133,8 @@ def create_pipeline(config: PipelineConfig) -> tfx.dsl.Pipeline:
         components=[
             example_gen,
             schema_gen,
+            image_validator,
+            gate,
             statistics_gen,
             example_validator,
             transform,

@@ -12,7 +12,6 @@ from typing import Any, Dict, List, Optional
 
 import ml_metadata as mlmd
 import tensorflow as tf
-import tensorflow_data_validation as tfdv
 import tensorflow_model_analysis as tfma
 import tensorflow_transform as tft
 from ml_metadata.proto import metadata_store_pb2
@@ -20,6 +19,8 @@ from tensorflow_metadata.proto.v0 import anomalies_pb2
 from tfx.types import artifact_utils
 
 from components import features
+from components.image_validator import report as validation_report
+from components.image_validator.gate import ImageValidationError
 from pipeline.config import PipelineConfig
 from pipeline.pipeline import ACCURACY, LOSS
 
@@ -70,24 +71,26 @@ def _int_property(artifact: metadata_store_pb2.Artifact, name: str) -> Optional[
     return None
 
 
-def _split_counts(statistics: metadata_store_pb2.Artifact) -> Dict[str, Any]:
-    """Examples per split, and per split the files that cannot be decoded by format."""
-    per_split, not_decodable = {}, {}
-    split_names = artifact_utils.decode_split_names(statistics.properties["split_names"].string_value)
-    for split in split_names:
-        stats = tfdv.load_stats_binary(os.path.join(statistics.uri, f"Split-{split}", "FeatureStats.pb"))
-        dataset = stats.datasets[0]
-        per_split[split] = int(dataset.num_examples)
-        for feature in dataset.features:
-            if feature.path.step == [features.FORMAT]:
-                for bucket in feature.string_stats.rank_histogram.buckets:
-                    if bucket.label not in features.DECODABLE_FORMATS:
-                        key = f"{split}/{bucket.label}"
-                        not_decodable[key] = not_decodable.get(key, 0) + int(bucket.sample_count)
+def _validation_counts(report_artifact: Optional[metadata_store_pb2.Artifact]) -> Dict[str, Any]:
+    """files_seen = examples used + files rejected, from the image validator's report."""
+    if report_artifact is None:
+        return {}
+    return read_validation_report(os.path.join(report_artifact.uri, validation_report.REPORT_JSON))
+
+
+def read_validation_report(path: str) -> Dict[str, Any]:
+    with tf.io.gfile.GFile(path) as f:
+        report = json.load(f)
+    counts = report["counts"]
     return {
-        "files_seen": sum(per_split.values()),
-        "examples": per_split,
-        "not_decodable": not_decodable,
+        "files_seen": counts["files_seen"],
+        "examples_used": counts["examples_used"],
+        "files_rejected": counts["files_rejected"],
+        "examples": counts["used_per_split"],
+        "rejected_by_reason": counts["rejected_by_reason"],
+        "hidden_ignored": counts["hidden_ignored"],
+        "validation_report": os.path.join(os.path.dirname(path), validation_report.REPORT_MD),
+        "validation_gate": report["gate"],
     }
 
 
@@ -137,12 +140,21 @@ def _anomalies(anomalies: Optional[metadata_store_pb2.Artifact]) -> Dict[str, Li
     return result
 
 
-def build_summary(config: PipelineConfig) -> Dict[str, Any]:
+def _gate_error(error: Optional[BaseException]) -> Optional[ImageValidationError]:
+    while error is not None:
+        if isinstance(error, ImageValidationError):
+            return error
+        error = error.__cause__ or error.__context__
+    return None
+
+
+def build_summary(config: PipelineConfig, failure: Optional[BaseException] = None) -> Dict[str, Any]:
+    """Summarises the latest run; ``failure`` is what stopped it, if anything did."""
     records = _RunRecords(config.metadata_path, config.pipeline_name)
     summary: Dict[str, Any] = {"run_id": records.run_id, "data_dir": config.data_dir}
 
-    statistics = records.output("StatisticsGen", "statistics")
-    summary["counts"] = _split_counts(statistics) if statistics else {}
+    summary["counts"] = _validation_counts(records.output("ImageValidator", "report"))
+    gate_error = _gate_error(failure)
     summary["anomalies"] = _anomalies(records.output("ExampleValidator", "anomalies"))
 
     transform_graph = records.output("Transform", "transform_graph")
@@ -169,7 +181,10 @@ def build_summary(config: PipelineConfig) -> Dict[str, Any]:
     summary["blessed"] = bool(blessing and _int_property(blessing, "blessed") == 1)
 
     pushed = records.output("Pusher", "pushed_model")
-    if pushed is not None and _int_property(pushed, "pushed") == 1:
+    if failure is not None:
+        summary["pushed_model_dir"] = None
+        summary["reason"] = f"The pipeline stopped: {gate_error or failure}"
+    elif pushed is not None and _int_property(pushed, "pushed") == 1:
         summary["pushed_model_dir"] = pushed.custom_properties["pushed_destination"].string_value
         summary["reason"] = None
     else:
@@ -185,8 +200,8 @@ def build_summary(config: PipelineConfig) -> Dict[str, Any]:
     return summary
 
 
-def write_summary(config: PipelineConfig) -> Dict[str, Any]:
-    summary = build_summary(config)
+def write_summary(config: PipelineConfig, failure: Optional[BaseException] = None) -> Dict[str, Any]:
+    summary = build_summary(config, failure)
     with tf.io.gfile.GFile(config.summary_path, "w") as f:
         json.dump(summary, f, indent=2, sort_keys=True)
     return summary

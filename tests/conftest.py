@@ -1,5 +1,6 @@
 """Shared fixtures: small real image files, a real Transform output, real examples."""
 
+import glob
 import io
 import os
 import pathlib
@@ -12,9 +13,12 @@ import tensorflow_transform as tft
 import tensorflow_transform.beam as tft_beam
 from PIL import Image
 from tensorflow_transform.tf_metadata import dataset_metadata, schema_utils
+from tfx.proto import example_gen_pb2
+from tfx.types import artifact_utils, standard_artifacts, standard_component_specs
 
 from components import features
-from components.image_ingest.executor import image_to_example
+from components.image_ingest.component import create_image_example_gen
+from components.image_ingest.executor import Executor as IngestExecutor, image_to_example
 from components.label_vocabulary.preprocessing import preprocessing_fn
 
 REPO_ROOT = pathlib.Path(__file__).resolve().parents[1]
@@ -63,8 +67,7 @@ def transform_output(tmp_path_factory) -> tft.TFTransformOutput:
 
 @pytest.fixture(scope="session")
 def examples_file(tmp_path_factory) -> str:
-    """A GZIP TFRecord of ingested examples: 4 images per class, in several formats,
-    plus one file that is not an image."""
+    """A GZIP TFRecord of validated examples: 4 images per class, in several formats."""
     path = str(tmp_path_factory.mktemp("examples") / "data.tfrecord.gz")
     formats = ("JPEG", "PNG", "GIF", "BMP")
     with tf.io.TFRecordWriter(path, options="GZIP") as writer:
@@ -73,5 +76,32 @@ def examples_file(tmp_path_factory) -> str:
                 data = encode_image(colour, size=(40 + 7 * number, 30 + 5 * number), image_format=image_format)
                 relative = f"{label}/{number}.{image_format.lower()}"
                 writer.write(image_to_example(relative, data).SerializeToString())
-        writer.write(image_to_example("red/notes.jpg", b"this is not an image").SerializeToString())
     return path
+
+
+def run_ingest(data_dir, output_dir, return_artifact=False):
+    """Calls the ingest executor's Do() as TFX would, with the component's own configs.
+
+    Returns {split: [tf.Example]}, or the Examples artifact with ``return_artifact``."""
+    component = create_image_example_gen(str(data_dir))
+    examples = standard_artifacts.Examples()
+    examples.uri = str(output_dir)
+    exec_properties = {
+        standard_component_specs.INPUT_BASE_KEY: str(data_dir),
+        # The component stores its input and output configs as JSON, as TFX passes them.
+        standard_component_specs.INPUT_CONFIG_KEY: component.exec_properties[standard_component_specs.INPUT_CONFIG_KEY],
+        standard_component_specs.OUTPUT_CONFIG_KEY: component.exec_properties[
+            standard_component_specs.OUTPUT_CONFIG_KEY
+        ],
+        standard_component_specs.OUTPUT_DATA_FORMAT_KEY: example_gen_pb2.FORMAT_TF_EXAMPLE,
+        standard_component_specs.OUTPUT_FILE_FORMAT_KEY: example_gen_pb2.FORMAT_TFRECORDS_GZIP,
+    }
+    IngestExecutor().Do({}, {standard_component_specs.EXAMPLES_KEY: [examples]}, exec_properties)
+    if return_artifact:
+        return examples
+    result = {}
+    for split in artifact_utils.decode_split_names(examples.split_names):
+        files = glob.glob(os.path.join(str(output_dir), f"Split-{split}", "*"))
+        records = tf.data.TFRecordDataset(files, compression_type="GZIP")
+        result[split] = [tf.train.Example.FromString(r.numpy()) for r in records]
+    return result

@@ -1,18 +1,15 @@
 """The ingest component: header reading, folder layouts, and its executor's Do()."""
 
-import glob
 import hashlib
 import os
 
 import pytest
 import tensorflow as tf
-from tfx.proto import example_gen_pb2
-from tfx.types import artifact_utils, standard_artifacts, standard_component_specs
 
 from components import features
 from components.image_ingest.component import create_image_example_gen, detect_split_folders
-from components.image_ingest.executor import Executor, image_to_example, read_header
-from tests.conftest import HYMENOPTERA, encode_image, write_image_folder
+from components.image_ingest.executor import image_to_example, read_header
+from tests.conftest import HYMENOPTERA, encode_image, run_ingest, write_image_folder
 
 
 def _value(example: tf.train.Example, name: str):
@@ -92,30 +89,6 @@ def test_missing_data_dir_is_a_clear_error(tmp_path):
         create_image_example_gen(str(tmp_path / "nope"))
 
 
-def _run_executor(data_dir, output_dir):
-    """Calls the executor's Do() as TFX would, with the component's own configs."""
-    component = create_image_example_gen(str(data_dir))
-    examples = standard_artifacts.Examples()
-    examples.uri = str(output_dir)
-    exec_properties = {
-        standard_component_specs.INPUT_BASE_KEY: str(data_dir),
-        # The component stores its input and output configs as JSON, as TFX passes them.
-        standard_component_specs.INPUT_CONFIG_KEY: component.exec_properties[standard_component_specs.INPUT_CONFIG_KEY],
-        standard_component_specs.OUTPUT_CONFIG_KEY: component.exec_properties[
-            standard_component_specs.OUTPUT_CONFIG_KEY
-        ],
-        standard_component_specs.OUTPUT_DATA_FORMAT_KEY: example_gen_pb2.FORMAT_TF_EXAMPLE,
-        standard_component_specs.OUTPUT_FILE_FORMAT_KEY: example_gen_pb2.FORMAT_TFRECORDS_GZIP,
-    }
-    Executor().Do({}, {standard_component_specs.EXAMPLES_KEY: [examples]}, exec_properties)
-    result = {}
-    for split in artifact_utils.decode_split_names(examples.split_names):
-        files = glob.glob(os.path.join(str(output_dir), f"Split-{split}", "*"))
-        records = tf.data.TFRecordDataset(files, compression_type="GZIP")
-        result[split] = [tf.train.Example.FromString(r.numpy()) for r in records]
-    return result
-
-
 def _paths(examples):
     return sorted(_value(e, features.RELATIVE_PATH) for e in examples)
 
@@ -126,7 +99,7 @@ def test_executor_hash_splits_class_folders_and_keeps_every_file(tmp_path):
     files["cat/not an image.jpg"] = b"plain text"
     data_dir = write_image_folder(tmp_path / "data", files)
 
-    splits = _run_executor(data_dir, tmp_path / "out")
+    splits = run_ingest(data_dir, tmp_path / "out")
 
     assert set(splits) == {"train", "eval"}
     assert sorted(_paths(splits["train"]) + _paths(splits["eval"])) == sorted(files)
@@ -138,7 +111,7 @@ def test_executor_hash_splits_class_folders_and_keeps_every_file(tmp_path):
 
     # The split follows the relative path only: adding files moves none of the old ones.
     write_image_folder(data_dir, {f"dog/new_{n}.png": encode_image(image_format="PNG") for n in range(5)})
-    again = _run_executor(data_dir, tmp_path / "out2")
+    again = run_ingest(data_dir, tmp_path / "out2")
     assert set(_paths(splits["eval"])) <= set(_paths(again["eval"]))
     assert set(_paths(splits["train"])) <= set(_paths(again["train"]))
 
@@ -150,7 +123,7 @@ def test_executor_keeps_split_folders(tmp_path):
         "val/a/3.bmp": encode_image(image_format="BMP"),
         "val/b/4.gif": encode_image(image_format="GIF"),
     }
-    splits = _run_executor(write_image_folder(tmp_path / "data", files), tmp_path / "out")
+    splits = run_ingest(write_image_folder(tmp_path / "data", files), tmp_path / "out")
     assert _paths(splits["train"]) == ["train/a/1.jpg", "train/b/2.png"]
     assert _paths(splits["eval"]) == ["val/a/3.bmp", "val/b/4.gif"]
     assert sorted(_value(e, features.FORMAT) for e in splits["eval"]) == ["bmp", "gif"]
@@ -163,7 +136,7 @@ def test_executor_ingests_hymenoptera_in_place(tmp_path):
         for folder, _, names in os.walk(HYMENOPTERA)
         for name in names
     }
-    splits = _run_executor(HYMENOPTERA, tmp_path / "out")
+    splits = run_ingest(HYMENOPTERA, tmp_path / "out")
 
     assert set(splits) == {"train", "eval"}
     ingested = {_value(e, features.RELATIVE_PATH): e for e in splits["train"] + splits["eval"]}

@@ -10,6 +10,7 @@ import tensorflow as tf
 
 import local_runner
 from components.trainer import export
+from tests import bad_corpus
 
 pytestmark = pytest.mark.e2e
 
@@ -33,8 +34,9 @@ def test_demo_pipeline_pushes_a_model_that_serves_raw_jpeg_bytes_then_reruns_fro
     assert re.fullmatch(re.escape(str(output_dir / "serving" / "image_classifier")) + r"/\d+", pushed)
     assert f"Pushed model: {pushed}" in capsys.readouterr().out
     counts = summary["counts"]
-    assert counts["files_seen"] == 24 and sum(counts["examples"].values()) == 24
-    assert set(counts["examples"]) == {"train", "eval"} and counts["not_decodable"] == {}
+    assert counts["files_seen"] == 24 == counts["examples_used"] and sum(counts["examples"].values()) == 24
+    assert set(counts["examples"]) == {"train", "eval"} and counts["files_rejected"] == 0
+    assert counts["validation_gate"]["passed"] is True and os.path.exists(counts["validation_report"])
     assert sorted(summary["label_names"]) == ["circle", "square", "triangle"]
     assert 0.0 <= summary["metrics"]["accuracy"] <= 1.0 and summary["metrics"]["loss"] > 0
     assert summary["metrics"]["example_count"] == counts["examples"]["eval"]
@@ -53,7 +55,7 @@ def test_demo_pipeline_pushes_a_model_that_serves_raw_jpeg_bytes_then_reruns_fro
     # Unchanged data and training settings: TFX reuses the cached results; the
     # stricter threshold re-runs only the Evaluator (against the blessed baseline).
     rerun = _run(output_dir, "--min-accuracy", "1.0")
-    assert {"ImageExampleGen", "ImportSchemaGen", "StatisticsGen", "Transform", "Trainer"} <= set(
+    assert {"ImageExampleGen", "ImageValidator", "ImportSchemaGen", "StatisticsGen", "Transform", "Trainer"} <= set(
         rerun["cached_components"]
     )
     assert "Evaluator" not in rerun["cached_components"]
@@ -65,3 +67,31 @@ def test_demo_pipeline_pushes_a_model_that_serves_raw_jpeg_bytes_then_reruns_fro
         assert rerun["pushed_model_dir"] is None
         assert "accuracy" in rerun["reason"] and "at least 1" in rerun["reason"]
         assert os.listdir(output_dir / "serving" / "image_classifier") == [os.path.basename(pushed)]
+
+
+def test_a_messy_folder_stops_at_the_gate_with_a_summary_that_adds_up(tmp_path, capsys):
+    data_dir = tmp_path / "messy"
+    data_dir.mkdir()
+    expected = bad_corpus.make_bad_corpus(data_dir)
+    output_dir = tmp_path / "out"
+
+    assert local_runner.main(TINY + ["--data-dir", str(data_dir), "--output-dir", str(output_dir)]) == 1
+
+    err = capsys.readouterr().err
+    with open(output_dir / "summary.json", encoding="utf-8") as f:
+        summary = json.load(f)
+    counts = summary["counts"]
+    assert summary["pushed_model_dir"] is None and summary["blessed"] is False
+    assert "Image validation stopped the pipeline before training" in summary["reason"]
+    assert counts["validation_report"] in summary["reason"] and counts["validation_report"] in err
+    assert os.path.exists(counts["validation_report"])
+    assert counts["files_seen"] == len(expected) == counts["examples_used"] + counts["files_rejected"]
+    assert sum(counts["rejected_by_reason"].values()) == counts["files_rejected"]
+    assert counts["validation_gate"]["passed"] is False
+    # Nothing after the gate ran; the published report lists every rejected file.
+    for component in ("StatisticsGen", "Transform", "Trainer"):
+        assert not (output_dir / "pipeline_root" / component).exists()
+    report = counts["validation_report"]
+    with open(report, encoding="utf-8") as f:
+        markdown = f.read()
+    assert all(path in markdown for path, verdict in expected.items() if verdict.reason)

@@ -11,8 +11,8 @@ from components.trainer.params import AugmentParams, TrainParams
 from tests.conftest import CLASS_COLOURS, encode_image
 
 PARAMS = TrainParams(image_size=32, batch_size=4, weights="none", shuffle_buffer=16, seed=7)
-# 4 images per class in the examples file; the non-image is filtered out.
-DECODABLE_EXAMPLES = 4 * len(CLASS_COLOURS)
+# 4 images per class in the examples file.
+NUM_EXAMPLES = 4 * len(CLASS_COLOURS)
 
 
 def _collect(ds):
@@ -30,7 +30,7 @@ def test_batches_have_the_right_shapes_dtypes_and_ranges(examples_file, transfor
         assert images_spec.dtype == tf.float32 and images_spec.shape.as_list() == [None, 32, 32, 3]
         assert labels_spec.dtype == tf.int64
         images, labels = _collect(ds)
-        assert images.shape == (DECODABLE_EXAMPLES, 32, 32, 3)
+        assert images.shape == (NUM_EXAMPLES, 32, 32, 3)
         assert np.isfinite(images).all() and images.min() >= 0.0 and images.max() <= 255.0
         assert set(labels) == {0, 1, 2}  # three labels, none unknown (-1)
 
@@ -48,11 +48,7 @@ def test_labels_follow_the_learned_vocabulary(examples_file, transform_output):
 def test_eval_data_is_not_augmented_and_in_file_order(examples_file, transform_output):
     images, _ = _collect(dataset.make_dataset(examples_file, transform_output, PARAMS, training=False))
     records = [tf.train.Example.FromString(r.numpy()) for r in tf.data.TFRecordDataset(examples_file, "GZIP")]
-    expected = [
-        image_ops.decode_and_resize(r.features.feature["image"].bytes_list.value[0], 32).numpy()
-        for r in records
-        if r.features.feature["format"].bytes_list.value[0] != b"unknown"
-    ]
+    expected = [image_ops.decode_and_resize(r.features.feature["image"].bytes_list.value[0], 32).numpy() for r in records]
     np.testing.assert_array_equal(images, np.stack(expected))
 
 

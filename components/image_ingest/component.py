@@ -22,7 +22,8 @@ from tfx.components import FileBasedExampleGen
 from tfx.dsl.components.base import executor_spec
 
 from components import features
-from components.image_ingest import executor
+from components.image_ingest import executor, listing
+from components.image_ingest.driver import ImageFolderDriver
 
 TRAIN, EVAL, TEST = "train", "eval", "test"
 _EVAL_FOLDERS = ("val", "validation", "eval")
@@ -78,9 +79,15 @@ def detect_split_folders(data_dir: str) -> Optional[Dict[str, str]]:
     return splits
 
 
+class ImageExampleGen(FileBasedExampleGen):
+    """FileBasedExampleGen whose driver fingerprints what the listing policy ingests."""
+
+    DRIVER_CLASS = ImageFolderDriver
+
+
 def create_image_example_gen(
     data_dir: str, train_hash_buckets: int = 4, eval_hash_buckets: int = 1
-) -> FileBasedExampleGen:
+) -> ImageExampleGen:
     """Returns the ingest component for ``data_dir`` (see the module docstring)."""
     if train_hash_buckets < 1 or eval_hash_buckets < 1:
         raise ValueError(
@@ -91,12 +98,12 @@ def create_image_example_gen(
     if split_folders:
         input_config = tfx.proto.Input(
             splits=[
-                tfx.proto.Input.Split(name=name, pattern=f"{folder}/*/*")
+                tfx.proto.Input.Split(name=name, pattern=f"{folder}/{listing.PATTERN_SUFFIX}")
                 for name, folder in split_folders.items()
             ]
         )
     else:
-        input_config = tfx.proto.Input(splits=[tfx.proto.Input.Split(name="single_split", pattern="*/*")])
+        input_config = tfx.proto.Input(splits=[tfx.proto.Input.Split(name="single_split", pattern=listing.PATTERN_SUFFIX)])
         output_config = tfx.proto.Output(
             split_config=tfx.proto.SplitConfig(
                 splits=[
@@ -106,7 +113,7 @@ def create_image_example_gen(
                 partition_feature_name=features.RELATIVE_PATH,
             )
         )
-    return FileBasedExampleGen(
+    return ImageExampleGen(
         input_base=data_dir,
         input_config=input_config,
         output_config=output_config,

@@ -2,30 +2,37 @@
 
 Runs through TFX's ``FileBasedExampleGen``: the base executor handles splits
 (input folders or hash buckets), output shards and the payload format; this
-module only says how a split pattern becomes examples.
+module says how a split's folder becomes examples.
 
-Each file becomes one example holding its encoded bytes (pixels are never
-decoded here), its label (the parent folder), its path relative to the data
-root, and what its header says: format, height, width, channels.  A file whose
-header cannot be read is still written, with format ``unknown`` and zero sizes,
-so no file is lost: the schema's format domain makes ExampleValidator report it.
+The folder is listed by the policy in ``listing.py``.  Each listed file becomes
+one example holding its encoded bytes (pixels are never decoded here), its label
+(the class folder), its path relative to the data root, and what its header
+says: format, height, width, channels.  Nothing is dropped: a file that cannot
+be read becomes an example with empty bytes and the error in ``ingest_error``;
+one whose header cannot be parsed gets format ``unknown``.  What the listing left
+out (hidden entries, files outside class folders, repeated folders) and the
+empty class folders are written to ``ingest_listing.json`` beside the splits.
 """
 
 import hashlib
 import io
+import json
+import os
 import posixpath
-from typing import Any, Dict, Tuple
+from typing import Any, Dict, List, Tuple
 
 import apache_beam as beam
 import tensorflow as tf
 from absl import logging
-from apache_beam.io import fileio
+from apache_beam.io.filesystems import FileSystems
 from PIL import Image
 from tfx.components.example_gen.base_example_gen_executor import BaseExampleGenExecutor
-from tfx.types import standard_component_specs
+from tfx.types import artifact_utils, standard_component_specs
 
 from components import features
+from components.image_ingest import listing as listing_lib
 
+LISTING_FILE = "ingest_listing.json"
 _METRICS_NAMESPACE = "image_ingest"
 
 
@@ -51,10 +58,14 @@ def _int_feature(value: int) -> tf.train.Feature:
     return tf.train.Feature(int64_list=tf.train.Int64List(value=[value]))
 
 
-def image_to_example(relative_path: str, data: bytes) -> tf.train.Example:
-    """Builds the example for one file; ``relative_path`` is ``[split/]class/file``."""
+def image_to_example(relative_path: str, data: bytes, label: str = "", ingest_error: str = "") -> tf.train.Example:
+    """Builds the example for one file.
+
+    ``label`` defaults to the file's parent folder; ``ingest_error`` says why
+    ``data`` is empty when the file could not be read.
+    """
     image_format, height, width, channels = read_header(data)
-    label = posixpath.basename(posixpath.dirname(relative_path))
+    label = label or posixpath.basename(posixpath.dirname(relative_path))
     return tf.train.Example(
         features=tf.train.Features(
             feature={
@@ -66,53 +77,66 @@ def image_to_example(relative_path: str, data: bytes) -> tf.train.Example:
                 features.WIDTH: _int_feature(width),
                 features.CHANNELS: _int_feature(channels),
                 features.SHA256: _bytes_feature(hashlib.sha256(data).hexdigest().encode("ascii")),
+                features.INGEST_ERROR: _bytes_feature(ingest_error.encode("utf-8")),
             }
         )
     )
 
 
 class _ReadImageExample(beam.DoFn):
-    """Reads one matched file and emits its example."""
+    """Reads one listed file and emits its example, whatever the file holds."""
 
-    def __init__(self, input_base: str):
-        self._root = input_base.rstrip("/") + "/"
+    def __init__(self, input_base: str, split_folder: str):
+        self._root = input_base.rstrip("/")
+        # The class is the first folder below the split's folder.
+        self._label_index = len(split_folder.split("/")) if split_folder else 0
         self._files = beam.metrics.Metrics.counter(_METRICS_NAMESPACE, "files")
-        self._unknown = beam.metrics.Metrics.counter(_METRICS_NAMESPACE, "unknown_format")
+        self._unreadable = beam.metrics.Metrics.counter(_METRICS_NAMESPACE, "unreadable")
 
-    def process(self, readable_file: fileio.ReadableFile):
-        path = readable_file.metadata.path
-        if not path.startswith(self._root):
-            raise ValueError(f"Matched file {path} is outside the data root {self._root}")
-        example = image_to_example(path[len(self._root):], readable_file.read())
+    def process(self, relative_path: str):
+        label = relative_path.split("/")[self._label_index]
+        path = posixpath.join(self._root, relative_path)
+        try:
+            with FileSystems.open(path, mime_type="application/octet-stream", compression_type="uncompressed") as f:
+                data, error = f.read(), ""
+        except (OSError, IOError) as read_error:  # permission denied, broken link, vanished file...
+            data, error = b"", f"{type(read_error).__name__}: {read_error}"
+            self._unreadable.inc()
+            logging.warning("Cannot read %s (kept for the report): %s", path, error)
         self._files.inc()
-        if example.features.feature[features.FORMAT].bytes_list.value[0] == b"unknown":
-            self._unknown.inc()
-            logging.warning("Not a readable image (kept, format 'unknown'): %s", path)
-        yield example
-
-
-@beam.ptransform_fn
-@beam.typehints.with_input_types(beam.Pipeline)
-@beam.typehints.with_output_types(tf.train.Example)
-def _ImageFilesToExample(  # pylint: disable=invalid-name
-    pipeline: beam.Pipeline, exec_properties: Dict[str, Any], split_pattern: str
-) -> beam.pvalue.PCollection:
-    """Matches ``<input_base>/<split_pattern>`` and reads every file into an example."""
-    input_base = exec_properties[standard_component_specs.INPUT_BASE_KEY]
-    pattern = posixpath.join(input_base, split_pattern)
-    logging.info("Ingesting images matching %s", pattern)
-    return (
-        pipeline
-        | "MatchFiles" >> fileio.MatchFiles(pattern)
-        | "ReadMatches" >> fileio.ReadMatches()
-        # Spread the reads: a match yields files in folder order.
-        | "Reshuffle" >> beam.Reshuffle()
-        | "ToExample" >> beam.ParDo(_ReadImageExample(input_base))
-    )
+        yield image_to_example(relative_path, data, label=label, ingest_error=error)
 
 
 class Executor(BaseExampleGenExecutor):
-    """ExampleGen executor for ``<root>/[<split>/]<class>/<file>`` image folders."""
+    """ExampleGen executor for ``<root>/[<split>/]<class>/.../<file>`` image folders."""
+
+    def Do(self, input_dict, output_dict, exec_properties) -> None:
+        self._listings: Dict[str, Dict[str, List[str]]] = {}
+        super().Do(input_dict, output_dict, exec_properties)
+        examples = artifact_utils.get_single_instance(output_dict[standard_component_specs.EXAMPLES_KEY])
+        with tf.io.gfile.GFile(os.path.join(examples.uri, LISTING_FILE), "w") as f:
+            json.dump(self._listings, f, indent=1, sort_keys=True)
 
     def GetInputSourceToExamplePTransform(self) -> beam.PTransform:
-        return _ImageFilesToExample
+        @beam.ptransform_fn
+        @beam.typehints.with_input_types(beam.Pipeline)
+        @beam.typehints.with_output_types(tf.train.Example)
+        def image_files_to_examples(pipeline, exec_properties: Dict[str, Any], split_pattern: str):
+            input_base = exec_properties[standard_component_specs.INPUT_BASE_KEY]
+            split_folder = listing_lib.split_folder_of(split_pattern)
+            listing = listing_lib.list_split(input_base, split_folder)
+            self._listings[split_folder or "."] = listing.to_json()
+            logging.info(
+                "Ingesting %d files in %d class folders under %s (%d hidden entries left out)",
+                len(listing.files), len(listing.class_folders),
+                posixpath.join(input_base, split_folder), len(listing.hidden),
+            )
+            return (
+                pipeline
+                | "ListedFiles" >> beam.Create(listing.files)
+                # Spread the reads over workers: the listing is in folder order.
+                | "Reshuffle" >> beam.Reshuffle()
+                | "ToExample" >> beam.ParDo(_ReadImageExample(input_base, split_folder))
+            )
+
+        return image_files_to_examples

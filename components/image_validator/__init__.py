@@ -1,0 +1,1 @@
+"""Image validation: decode every image, check it, keep the clean ones, report the rest."""

@@ -1,0 +1,59 @@
+"""The ImageValidator component: spec, artifact type and component class."""
+
+import json
+from typing import Optional
+
+from tfx import types
+from tfx.dsl.components.base import base_beam_component, executor_spec
+from tfx.types import standard_artifacts
+from tfx.types.component_spec import ChannelParameter, ExecutionParameter
+
+from components.image_validator import executor
+from components.image_validator.policy import ValidationPolicy
+
+
+class ImageValidationReport(types.Artifact):
+    """``report.json`` (machine-readable), ``report.md`` (for people), ``files.jsonl``
+    (one verdict per file)."""
+
+    TYPE_NAME = "ImageValidationReport"
+
+
+class ImageValidatorSpec(types.ComponentSpec):
+    PARAMETERS = {executor.POLICY_KEY: ExecutionParameter(type=str)}
+    INPUTS = {
+        executor.EXAMPLES_KEY: ChannelParameter(type=standard_artifacts.Examples),
+        executor.SCHEMA_KEY: ChannelParameter(type=standard_artifacts.Schema, optional=True),
+    }
+    OUTPUTS = {
+        executor.VALIDATED_EXAMPLES_KEY: ChannelParameter(type=standard_artifacts.Examples),
+        executor.REPORT_KEY: ChannelParameter(type=ImageValidationReport),
+    }
+
+
+class ImageValidator(base_beam_component.BaseBeamComponent):
+    """Decodes and checks every ingested image; passes on only the accepted ones.
+
+    Stops the pipeline (the gate) when too many files are rejected or a class
+    has too few usable training images; the report names every file and reason.
+    """
+
+    SPEC_CLASS = ImageValidatorSpec
+    EXECUTOR_SPEC = executor_spec.BeamExecutorSpec(executor.Executor)
+
+    def __init__(
+        self,
+        examples: types.BaseChannel,
+        policy: ValidationPolicy,
+        schema: Optional[types.BaseChannel] = None,
+    ):
+        if not isinstance(policy, ValidationPolicy):
+            raise ValueError(f"policy must be a ValidationPolicy, got {type(policy).__name__}.")
+        spec = ImageValidatorSpec(
+            examples=examples,
+            schema=schema,
+            policy=json.dumps(policy.to_dict(), sort_keys=True),
+            validated_examples=types.Channel(type=standard_artifacts.Examples),
+            report=types.Channel(type=ImageValidationReport),
+        )
+        super().__init__(spec=spec)

@@ -1,0 +1,215 @@
+"""Beam executor of the image validator.
+
+1. Every example of every split is inspected in parallel (``checks.py``).
+2. Accepted files are grouped by the sha256 of their bytes: copies under two
+   classes are all rejected (a label conflict); copies across splits keep the
+   one in the earliest split (train, then eval, then others) and reject the rest
+   (leakage); copies within one split keep the first path.
+3. Accepted examples (with converted bytes where a conversion was made) are
+   written as the ``validated_examples`` artifact, with the same splits.
+4. A verdict per file goes to ``files.jsonl``; the executor then writes
+   ``report.json`` and ``report.md``, with the gate's verdict, which the
+   ImageValidationGate component enforces (so the report is published
+   whatever the verdict).
+"""
+
+import dataclasses
+import json
+import os
+from typing import Any, Dict, Iterable, List, Optional, Set, Tuple
+
+import apache_beam as beam
+import tensorflow as tf
+from absl import logging
+from tensorflow_metadata.proto.v0 import schema_pb2
+from tfx.dsl.components.base import base_beam_executor
+from tfx.types import artifact_utils
+from tfx.utils import io_utils
+
+from components import features
+from components.image_ingest.executor import LISTING_FILE
+from components.image_validator import checks, report as report_lib
+from components.image_validator.policy import ValidationPolicy
+
+EXAMPLES_KEY = "examples"
+SCHEMA_KEY = "schema"
+VALIDATED_EXAMPLES_KEY = "validated_examples"
+REPORT_KEY = "report"
+POLICY_KEY = "policy"
+FILES_JSONL = "files.jsonl"
+_SPLIT_ORDER = ("train", "eval")
+
+
+@dataclasses.dataclass(frozen=True)
+class Verdict:
+    split: str
+    path: str
+    label: str
+    sha256: str
+    reason: Optional[str]
+    detail: str
+    flags: Tuple[str, ...]
+    # The serialized example to train on; None when rejected.
+    example: Optional[bytes]
+
+    def rejected(self, reason: str, detail: str) -> "Verdict":
+        return dataclasses.replace(self, reason=reason, detail=detail, example=None)
+
+    def to_record(self) -> Dict[str, Any]:
+        record = dataclasses.asdict(self)
+        del record["example"]
+        record["flags"] = list(self.flags)
+        return record
+
+
+def _bytes_value(example: tf.train.Example, name: str) -> bytes:
+    values = example.features.feature[name].bytes_list.value
+    return values[0] if values else b""
+
+
+def _set_bytes(example: tf.train.Example, name: str, value: bytes) -> None:
+    example.features.feature[name].bytes_list.value[:] = [value]
+
+
+def _set_int(example: tf.train.Example, name: str, value: int) -> None:
+    example.features.feature[name].int64_list.value[:] = [value]
+
+
+def inspect_example(
+    serialized: bytes, split: str, policy: ValidationPolicy, label_domain: Optional[Set[str]]
+) -> Verdict:
+    """The per-file verdict for one ingested example."""
+    example = tf.train.Example.FromString(serialized)
+    path = _bytes_value(example, features.RELATIVE_PATH).decode("utf-8")
+    label = _bytes_value(example, features.LABEL).decode("utf-8")
+    inspection = checks.inspect_image(
+        _bytes_value(example, features.IMAGE), path, policy,
+        ingest_error=_bytes_value(example, features.INGEST_ERROR).decode("utf-8"),
+    )
+    verdict = Verdict(split, path, label, _bytes_value(example, features.SHA256).decode("ascii"),
+                      inspection.reason, inspection.detail, inspection.flags, None)
+    if inspection.reason:
+        return verdict
+    if label_domain is not None and label not in label_domain:
+        return verdict.rejected(checks.LABEL_NOT_IN_SCHEMA, f"label {label!r} not in the schema's label domain")
+    # What the trainer reads describes the bytes it gets (converted or not).
+    _set_bytes(example, features.IMAGE, inspection.data)
+    _set_bytes(example, features.FORMAT, inspection.image_format.encode("utf-8"))
+    _set_int(example, features.HEIGHT, inspection.height)
+    _set_int(example, features.WIDTH, inspection.width)
+    _set_int(example, features.CHANNELS, inspection.channels)
+    return dataclasses.replace(verdict, example=example.SerializeToString())
+
+
+def _split_rank(split: str) -> int:
+    return _SPLIT_ORDER.index(split) if split in _SPLIT_ORDER else len(_SPLIT_ORDER)
+
+
+def resolve_duplicates(verdicts: Iterable[Verdict]) -> List[Verdict]:
+    """Decides between accepted files with identical bytes (see the module docstring)."""
+    verdicts = list(verdicts)
+    accepted = sorted((v for v in verdicts if v.reason is None), key=lambda v: (_split_rank(v.split), v.path))
+    result = [v for v in verdicts if v.reason is not None]
+    if len(accepted) < 2:
+        return result + accepted
+    labels = sorted({v.label for v in accepted})
+    if len(labels) > 1:
+        for verdict in accepted:
+            others = [v.path for v in accepted if v is not verdict]
+            result.append(verdict.rejected(checks.LABEL_CONFLICT, f"same bytes as {others} in classes {labels}"))
+        return result
+    keeper = accepted[0]
+    result.append(keeper)
+    for verdict in accepted[1:]:
+        if verdict.split != keeper.split:
+            result.append(verdict.rejected(checks.SPLIT_LEAKAGE, f"same bytes as {keeper.path} in split {keeper.split}"))
+        else:
+            result.append(verdict.rejected(checks.DUPLICATE_IN_CLASS, f"same bytes as {keeper.path}"))
+    return result
+
+
+def label_domain_from_schema(schema: schema_pb2.Schema) -> Optional[Set[str]]:
+    """The label's string domain in the schema, or None when it has none."""
+    for feature in schema.feature:
+        if feature.name != features.LABEL:
+            continue
+        if feature.HasField("string_domain"):
+            return set(feature.string_domain.value)
+        if feature.HasField("domain"):
+            for domain in schema.string_domain:
+                if domain.name == feature.domain:
+                    return set(domain.value)
+    return None
+
+
+class Executor(base_beam_executor.BaseBeamExecutor):
+    """Validates every image and writes the clean examples and the reports."""
+
+    def Do(self, input_dict, output_dict, exec_properties) -> None:
+        self._log_startup(input_dict, output_dict, exec_properties)
+        examples = artifact_utils.get_single_instance(input_dict[EXAMPLES_KEY])
+        validated = artifact_utils.get_single_instance(output_dict[VALIDATED_EXAMPLES_KEY])
+        report_artifact = artifact_utils.get_single_instance(output_dict[REPORT_KEY])
+        policy = ValidationPolicy.from_dict(json.loads(exec_properties[POLICY_KEY]))
+        label_domain = None
+        if input_dict.get(SCHEMA_KEY):
+            schema_uri = artifact_utils.get_single_uri(input_dict[SCHEMA_KEY])
+            label_domain = label_domain_from_schema(io_utils.SchemaReader().read(io_utils.get_only_uri_in_dir(schema_uri)))
+
+        splits = artifact_utils.decode_split_names(examples.split_names)
+        validated.split_names = examples.split_names
+        tf.io.gfile.makedirs(report_artifact.uri)
+        files_jsonl = os.path.join(report_artifact.uri, FILES_JSONL)
+
+        with self._make_beam_pipeline() as pipeline:
+            per_split = []
+            for split in splits:
+                pattern = os.path.join(artifact_utils.get_split_uri([examples], split), "*")
+                per_split.append(
+                    pipeline
+                    | f"Read[{split}]" >> beam.io.ReadFromTFRecord(pattern)
+                    | f"Inspect[{split}]" >> beam.Map(inspect_example, split, policy, label_domain)
+                )
+            verdicts = (
+                per_split
+                | "AllSplits" >> beam.Flatten()
+                | "BySha256" >> beam.Map(lambda v: (v.sha256, v))
+                | "GroupCopies" >> beam.GroupByKey()
+                | "ResolveDuplicates" >> beam.FlatMap(lambda item: resolve_duplicates(item[1]))
+            )
+            for split in splits:
+                _ = (
+                    verdicts
+                    | f"Accepted[{split}]" >> beam.Filter(lambda v, s=split: v.split == s and v.example is not None)
+                    | f"Example[{split}]" >> beam.Map(lambda v: v.example)
+                    | f"Write[{split}]" >> beam.io.WriteToTFRecord(
+                        os.path.join(artifact_utils.get_split_uri([validated], split), "data_tfrecord"),
+                        file_name_suffix=".gz",
+                    )
+                )
+            _ = (
+                verdicts
+                | "Record" >> beam.Map(lambda v: json.dumps(v.to_record(), sort_keys=True))
+                | "WriteVerdicts" >> beam.io.WriteToText(files_jsonl, shard_name_template="")
+            )
+
+        with tf.io.gfile.GFile(files_jsonl) as f:
+            records = [json.loads(line) for line in f if line.strip()]
+        listing = _read_listing(examples.uri)
+        report = report_lib.build_report(records, listing, policy)
+        report_lib.write_reports(report, report_artifact.uri)
+        counts = report["counts"]
+        logging.info(
+            "Image validation: %d files seen, %d used, %d rejected; gate %s. Report: %s",
+            counts["files_seen"], counts["examples_used"], counts["files_rejected"],
+            "passed" if report["gate"]["passed"] else "FAILED",
+            os.path.join(report_artifact.uri, report_lib.REPORT_MD),
+        )
+
+
+def _read_listing(examples_uri: str) -> Dict[str, Dict[str, List[str]]]:
+    path = os.path.join(examples_uri, LISTING_FILE)
+    if not tf.io.gfile.exists(path):
+        return {}
+    with tf.io.gfile.GFile(path) as f:
+        return json.load(f)

@@ -1,0 +1,210 @@
+"""The image validator: per-file checks, its executor's Do() on a bad-input corpus, the gate."""
+
+import json
+import os
+
+import pytest
+import tensorflow as tf
+from tensorflow_metadata.proto.v0 import schema_pb2
+from tfx.types import standard_artifacts
+
+from components import features
+from components.image_validator import checks, report as report_lib
+from components.image_validator.component import ImageValidationReport, ImageValidator
+from components.image_validator.executor import (
+    EXAMPLES_KEY, POLICY_KEY, REPORT_KEY, SCHEMA_KEY, VALIDATED_EXAMPLES_KEY, Executor, label_domain_from_schema,
+)
+from components.image_validator.gate import ImageValidationError, check_gate
+from components.image_validator.policy import ValidationPolicy
+from tests import bad_corpus
+from tests.conftest import HYMENOPTERA, encode_image, run_ingest, write_image_folder
+
+RELAXED = ValidationPolicy(min_examples_per_class=0, max_rejected_fraction=1.0)
+
+
+def run_validator(examples, output_dir, policy=ValidationPolicy(), label_domain=None):
+    """Calls the executor's Do() as TFX would; returns (validated Examples, report dict)."""
+    validated = standard_artifacts.Examples()
+    validated.uri = str(output_dir / "validated")
+    report = ImageValidationReport()
+    report.uri = str(output_dir / "report")
+    inputs = {EXAMPLES_KEY: [examples]}
+    if label_domain is not None:
+        schema_dir = output_dir / "schema"
+        schema_dir.mkdir(parents=True)
+        schema = schema_pb2.Schema()
+        schema.feature.add(name=features.LABEL, type=schema_pb2.BYTES).string_domain.value.extend(label_domain)
+        (schema_dir / "schema.pbtxt").write_text(str(schema))
+        schema_artifact = standard_artifacts.Schema()
+        schema_artifact.uri = str(schema_dir)
+        inputs[SCHEMA_KEY] = [schema_artifact]
+    outputs = {VALIDATED_EXAMPLES_KEY: [validated], REPORT_KEY: [report]}
+    Executor().Do(inputs, outputs, {POLICY_KEY: json.dumps(policy.to_dict())})
+    with open(os.path.join(report.uri, report_lib.REPORT_JSON), encoding="utf-8") as f:
+        return validated, json.load(f)
+
+
+def validated_paths(validated):
+    paths = {}
+    for split in json.loads(validated.split_names):
+        files = tf.io.gfile.glob(os.path.join(validated.uri, f"Split-{split}", "*"))
+        for record in tf.data.TFRecordDataset(files, compression_type="GZIP"):
+            example = tf.train.Example.FromString(record.numpy())
+            paths[example.features.feature[features.RELATIVE_PATH].bytes_list.value[0].decode()] = example
+    return paths
+
+
+@pytest.fixture(scope="module")
+def corpus(tmp_path_factory):
+    root = tmp_path_factory.mktemp("corpus") / "data"
+    root.mkdir()
+    expected = bad_corpus.make_bad_corpus(root)
+    examples = run_ingest(root, tmp_path_factory.mktemp("ingested"), return_artifact=True)
+    return root, expected, examples
+
+
+def test_corpus_has_at_least_15_kinds_of_trouble(corpus):
+    _, expected, _ = corpus
+    kinds = {e.reason for e in expected.values() if e.reason} | {f for e in expected.values() for f in e.flags}
+    assert len(kinds) >= 15
+
+
+def test_gate_stops_on_the_bad_corpus_naming_the_report(corpus, tmp_path):
+    _, expected, examples = corpus
+    _, report = run_validator(examples, tmp_path)
+    with pytest.raises(ImageValidationError) as error:
+        check_gate(str(tmp_path / "report"))
+    message = str(error.value)
+    assert os.path.join(str(tmp_path / "report"), report_lib.REPORT_MD) in message
+    assert "class 'birds' has 0 usable training images" in message
+    assert "were rejected, more than the allowed 20.0%" in message
+    # The reports are complete when the gate fails.
+    assert report["gate"]["passed"] is False
+    assert report["counts"]["files_seen"] == len(expected)
+    markdown = (tmp_path / "report" / report_lib.REPORT_MD).read_text(encoding="utf-8")
+    assert "Gate: FAILED" in markdown and "cats/truncated.jpg" in markdown
+
+
+def test_every_file_gets_the_right_verdict_and_nothing_is_lost(corpus, tmp_path):
+    _, expected, examples = corpus
+    validated, report = run_validator(examples, tmp_path, RELAXED)
+
+    rejected = {r["path"]: r["reason"] for r in report["rejected"]}
+    flagged = {r["path"]: tuple(r["flags"]) for r in report["flagged"]}
+    used = validated_paths(validated)
+    for path, verdict in expected.items():
+        if verdict.reason:
+            assert rejected.get(path) == verdict.reason, path
+            assert path not in used, path
+        else:
+            assert path in used and path not in rejected, path
+            assert flagged.get(path, ()) == verdict.flags, path
+
+    counts = report["counts"]
+    assert counts["files_seen"] == len(expected) == counts["examples_used"] + counts["files_rejected"]
+    assert counts["examples_used"] == len(used) == sum(counts["used_per_split"].values())
+    assert sum(counts["rejected_by_reason"].values()) == counts["files_rejected"]
+    assert report["ignored"]["hidden"] == bad_corpus.HIDDEN
+    assert report["ignored"]["repeated_folders"] == bad_corpus.REPEATED_FOLDERS
+    assert report["empty_class_folders"] == bad_corpus.EMPTY_CLASS_FOLDERS
+    assert report["classes"]["birds"] == {"used": {}, "rejected": 0}
+    assert report["gate"]["passed"] is True
+    check_gate(str(tmp_path / "report"))  # passes: no exception
+
+
+def test_accepted_examples_decode_and_conversions_are_applied(corpus, tmp_path):
+    root, _, examples = corpus
+    validated, _ = run_validator(examples, tmp_path, RELAXED)
+    used = validated_paths(validated)
+    for path, example in used.items():
+        image = tf.io.decode_image(example.features.feature[features.IMAGE].bytes_list.value[0], channels=3,
+                                   expand_animations=False)
+        height = example.features.feature[features.HEIGHT].int64_list.value[0]
+        width = example.features.feature[features.WIDTH].int64_list.value[0]
+        assert image.shape[:2] == (height, width), path
+    # EXIF orientation 6 turns a 64x40 landscape into 40x64 upright pixels.
+    rotated = used["cats/rotated.jpg"].features.feature
+    assert (rotated[features.WIDTH].int64_list.value[0], rotated[features.HEIGHT].int64_list.value[0]) == (40, 64)
+    cmyk = used["cats/cmyk.jpg"].features.feature
+    assert cmyk[features.IMAGE].bytes_list.value[0] != (root / "cats" / "cmyk.jpg").read_bytes()
+    assert cmyk[features.CHANNELS].int64_list.value[0] == 3
+    # Untouched files keep their exact bytes; the label of a nested file is its class folder.
+    assert used["cats/UPPER.JPG"].features.feature[features.IMAGE].bytes_list.value[0] == (
+        root / "cats" / "UPPER.JPG").read_bytes()
+    assert used["cats/2019/nested.jpg"].features.feature[features.LABEL].bytes_list.value[0] == b"cats"
+
+
+def test_copies_across_splits_are_leakage(tmp_path):
+    shared = encode_image((10, 200, 10), size=(40, 40))
+    files = {"train/a/one.jpg": shared, "val/a/one_again.jpg": shared,
+             "train/a/x.jpg": encode_image((1, 2, 3)), "train/b/y.jpg": encode_image((200, 2, 3)),
+             "val/b/z.png": encode_image((9, 9, 250), image_format="PNG")}
+    examples = run_ingest(write_image_folder(tmp_path / "data", files), tmp_path / "ingested", return_artifact=True)
+    validated, report = run_validator(examples, tmp_path / "out", RELAXED)
+    assert {r["path"]: r["reason"] for r in report["rejected"]} == {"val/a/one_again.jpg": checks.SPLIT_LEAKAGE}
+    assert "train/a/one.jpg" in validated_paths(validated)
+
+
+def test_labels_outside_the_schema_domain_are_rejected(tmp_path):
+    files = {"cats/a.jpg": encode_image((1, 2, 3)), "dogs/b.jpg": encode_image((200, 2, 3))}
+    examples = run_ingest(write_image_folder(tmp_path / "data", files), tmp_path / "ingested", return_artifact=True)
+    _, report = run_validator(examples, tmp_path / "out", RELAXED, label_domain=["cats"])
+    assert {r["path"]: r["reason"] for r in report["rejected"]} == {"dogs/b.jpg": checks.LABEL_NOT_IN_SCHEMA}
+
+
+def test_label_domain_is_read_from_inline_or_named_domains():
+    schema = schema_pb2.Schema()
+    schema.feature.add(name=features.LABEL, type=schema_pb2.BYTES, domain="labels")
+    schema.string_domain.add(name="labels", value=["a", "b"])
+    assert label_domain_from_schema(schema) == {"a", "b"}
+    assert label_domain_from_schema(schema_pb2.Schema()) is None
+
+
+@pytest.mark.skipif(not HYMENOPTERA.is_dir(), reason="shared hymenoptera dataset not present")
+def test_hymenoptera_validates_with_its_gif_handled(tmp_path):
+    examples = run_ingest(HYMENOPTERA, tmp_path / "ingested", return_artifact=True)
+    validated, report = run_validator(examples, tmp_path / "out")
+    counts = report["counts"]
+    assert report["gate"]["passed"] is True
+    assert counts["files_seen"] == counts["examples_used"] + counts["files_rejected"] == 398
+    used = validated_paths(validated)
+    gif = used["train/ants/imageNotFound.gif"].features.feature
+    assert gif[features.FORMAT].bytes_list.value[0] == b"gif"
+    assert "train/ants/ant photos.jpg" in used
+
+
+@pytest.mark.parametrize(
+    "policy, reason",
+    [
+        (ValidationPolicy(allowed_formats=("png",)), checks.FORMAT_NOT_ALLOWED),
+        (ValidationPolicy(max_file_bytes=100), checks.FILE_TOO_LARGE),
+        (ValidationPolicy(min_file_bytes=10_000), checks.FILE_TOO_SMALL),
+        (ValidationPolicy(max_width=30), checks.IMAGE_TOO_LARGE),
+        (ValidationPolicy(max_pixels=1000), checks.DECOMPRESSION_BOMB),
+    ],
+)
+def test_policy_bounds(policy, reason):
+    assert checks.inspect_image(encode_image(size=(40, 30)), "a/x.jpg", policy).reason == reason
+
+
+def test_policy_can_reject_instead_of_converting():
+    from tests.bad_corpus import _encode, _image  # pylint: disable=import-outside-toplevel
+
+    cmyk = _encode(_image(mode="CMYK"), "JPEG")
+    assert checks.inspect_image(cmyk, "a/x.jpg", ValidationPolicy(convert_cmyk=False)).reason == (
+        checks.UNSUPPORTED_COLOR_MODE)
+    frames = [_image(seed=s) for s in (1, 2)]
+    animated = _encode(frames[0], "GIF", save_all=True, append_images=frames[1:])
+    assert checks.inspect_image(animated, "a/x.gif", ValidationPolicy(accept_animated=False)).reason == checks.ANIMATED
+
+
+def test_component_rejects_a_bad_policy_argument():
+    with pytest.raises(ValueError, match="ValidationPolicy"):
+        ImageValidator(examples=None, policy={"min_width": 3})
+
+
+def test_policy_validates_its_values():
+    with pytest.raises(ValueError, match="max_rejected_fraction"):
+        ValidationPolicy(max_rejected_fraction=1.5)
+    with pytest.raises(ValueError, match="Minimum image sides"):
+        ValidationPolicy(min_width=100, max_width=50)
