@@ -8,7 +8,7 @@ PYTHON310 ?= $(shell for p in python3.10 $$HOME/.pyenv/versions/3.10*/bin/python
 	"$$p" -c 'import sys; sys.exit(sys.version_info[:2] != (3, 10))' >/dev/null 2>&1 && { echo "$$p"; break; }; done)
 ARGS ?=
 
-.PHONY: setup run test test-fast clean
+.PHONY: setup run test test-fast bench clean
 
 setup: $(VENV)/.installed
 
@@ -29,6 +29,9 @@ test: setup
 # Everything but the end-to-end pipeline runs.
 test-fast: setup
 	$(PY) -m pytest -m "not e2e" $(ARGS)
+
+bench: setup
+	$(PY) -m bench.bench_validation $(ARGS)
 
 clean:
 	rm -rf output .pytest_cache

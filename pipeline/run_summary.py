@@ -211,7 +211,14 @@ def describe(summary: Dict[str, Any], summary_path: str) -> str:
     """A few lines for the terminal."""
     metrics = summary.get("metrics") or {}
     accuracy = metrics.get("accuracy")
-    lines = [
+    counts = summary.get("counts") or {}
+    lines = []
+    if counts:
+        lines.append(
+            f"Images: {counts['files_seen']} files seen, {counts['examples_used']} used, "
+            f"{counts['files_rejected']} rejected (report: {counts['validation_report']})"
+        )
+    lines += [
         f"Eval accuracy: {accuracy:.4f}" if accuracy is not None else "Eval accuracy: n/a",
         f"Classes: {', '.join(summary.get('label_names', []))}",
     ]

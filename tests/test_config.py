@@ -87,3 +87,13 @@ def test_runner_reports_a_missing_data_dir(tmp_path):
     )
     assert result.returncode == 2
     assert "does not exist" in result.stderr and str(tmp_path / "missing") in result.stderr
+
+
+def test_validation_policy_flags():
+    config = config_lib.parse_args(
+        ["--validation-allowed-formats", "jpeg PNG", "--validation-max-rejected-fraction", "0.5",
+         "--no-validation-convert-cmyk", "--validation-min-examples-per-class", "10"]
+    )
+    assert config.validation.allowed_formats == ("jpeg", "png")
+    assert config.validation.max_rejected_fraction == 0.5 and config.validation.convert_cmyk is False
+    assert config.validation.min_examples_per_class == 10

@@ -19,7 +19,7 @@ from components.image_validator.policy import ValidationPolicy
 from tests import bad_corpus
 from tests.conftest import HYMENOPTERA, encode_image, run_ingest, write_image_folder
 
-RELAXED = ValidationPolicy(min_examples_per_class=0, max_rejected_fraction=1.0)
+RELAXED = ValidationPolicy(min_examples_per_class=1, max_rejected_fraction=1.0)
 
 
 def run_validator(examples, output_dir, policy=ValidationPolicy(), label_domain=None):
@@ -48,7 +48,8 @@ def validated_paths(validated):
     paths = {}
     for split in json.loads(validated.split_names):
         files = tf.io.gfile.glob(os.path.join(validated.uri, f"Split-{split}", "*"))
-        for record in tf.data.TFRecordDataset(files, compression_type="GZIP"):
+        assert files and all(f.endswith(".tfrecord") for f in files)  # written uncompressed
+        for record in tf.data.TFRecordDataset(files):
             example = tf.train.Example.FromString(record.numpy())
             paths[example.features.feature[features.RELATIVE_PATH].bytes_list.value[0].decode()] = example
     return paths
@@ -108,8 +109,25 @@ def test_every_file_gets_the_right_verdict_and_nothing_is_lost(corpus, tmp_path)
     assert report["ignored"]["repeated_folders"] == bad_corpus.REPEATED_FOLDERS
     assert report["empty_class_folders"] == bad_corpus.EMPTY_CLASS_FOLDERS
     assert report["classes"]["birds"] == {"used": {}, "rejected": 0}
-    assert report["gate"]["passed"] is True
-    check_gate(str(tmp_path / "report"))  # passes: no exception
+    # Even with every threshold relaxed, a class with no training image stops the run.
+    assert report["gate"]["failures"] == ["class 'birds' has 0 usable training images, fewer than 1"]
+
+
+def test_the_gate_passes_a_clean_folder(tmp_path):
+    files = {f"{label}/{n}.jpg": encode_image((40 * n, 9 * n, 200 if label == "b" else 5)) for n in range(6)
+             for label in ("a", "b")}
+    examples = run_ingest(write_image_folder(tmp_path / "data", files), tmp_path / "ingested", return_artifact=True)
+    _, report = run_validator(examples, tmp_path / "out")
+    assert report["gate"] == {"passed": True, "failures": [], "rejected_fraction": 0.0}
+    check_gate(str(tmp_path / "out" / "report"))  # no exception
+
+
+def test_a_split_left_empty_stops_the_run(tmp_path):
+    files = {"train/a/1.jpg": encode_image((1, 2, 3)), "train/b/2.jpg": encode_image((200, 2, 3)),
+             "val/a/3.jpg": b"not an image at all, just text"}
+    examples = run_ingest(write_image_folder(tmp_path / "data", files), tmp_path / "ingested", return_artifact=True)
+    _, report = run_validator(examples, tmp_path / "out", RELAXED)
+    assert report["gate"]["failures"] == ["split 'eval' has no usable images"]
 
 
 def test_accepted_examples_decode_and_conversions_are_applied(corpus, tmp_path):
@@ -208,3 +226,14 @@ def test_policy_validates_its_values():
         ValidationPolicy(max_rejected_fraction=1.5)
     with pytest.raises(ValueError, match="Minimum image sides"):
         ValidationPolicy(min_width=100, max_width=50)
+
+
+@pytest.mark.skipif(os.geteuid() == 0, reason="root reads a file whatever its permissions")
+def test_a_file_without_read_permission_is_reported_unreadable(tmp_path):
+    files = {"cats/a.jpg": encode_image((1, 2, 3)), "cats/locked.jpg": encode_image((9, 2, 3)),
+             "dogs/b.jpg": encode_image((200, 2, 3))}
+    data_dir = write_image_folder(tmp_path / "data", files)
+    os.chmod(data_dir / "cats" / "locked.jpg", 0)
+    examples = run_ingest(data_dir, tmp_path / "ingested", return_artifact=True)
+    _, report = run_validator(examples, tmp_path / "out", RELAXED)
+    assert {r["path"]: r["reason"] for r in report["rejected"]} == {"cats/locked.jpg": checks.UNREADABLE}

@@ -182,9 +182,12 @@ class Executor(base_beam_executor.BaseBeamExecutor):
                     verdicts
                     | f"Accepted[{split}]" >> beam.Filter(lambda v, s=split: v.split == s and v.example is not None)
                     | f"Example[{split}]" >> beam.Map(lambda v: v.example)
+                    # Uncompressed: the images are compressed already, and gzip
+                    # would cost time here and at every training epoch.
                     | f"Write[{split}]" >> beam.io.WriteToTFRecord(
-                        os.path.join(artifact_utils.get_split_uri([validated], split), "data_tfrecord"),
-                        file_name_suffix=".gz",
+                        os.path.join(artifact_utils.get_split_uri([validated], split), "data"),
+                        file_name_suffix=".tfrecord",
+                        compression_type=beam.io.filesystem.CompressionTypes.UNCOMPRESSED,
                     )
                 )
             _ = (
@@ -196,7 +199,7 @@ class Executor(base_beam_executor.BaseBeamExecutor):
         with tf.io.gfile.GFile(files_jsonl) as f:
             records = [json.loads(line) for line in f if line.strip()]
         listing = _read_listing(examples.uri)
-        report = report_lib.build_report(records, listing, policy)
+        report = report_lib.build_report(records, listing, policy, splits)
         report_lib.write_reports(report, report_artifact.uri)
         counts = report["counts"]
         logging.info(

@@ -25,7 +25,9 @@ class ValidationPolicy:
     convert_cmyk: bool = _knob(True, "Convert CMYK JPEGs to RGB (else reject them).")
     apply_exif_orientation: bool = _knob(True, "Rotate JPEGs by their EXIF orientation (TensorFlow ignores it).")
     accept_animated: bool = _knob(True, "Accept animated GIFs, training on their first frame (else reject them).")
-    min_examples_per_class: int = _knob(2, "Fewest accepted training images a class needs; fewer stops the run.")
+    min_examples_per_class: int = _knob(
+        2, "Fewest accepted training images a class needs (at least 1 always); fewer stops the run."
+    )
     max_class_imbalance: float = _knob(
         20.0, "Largest ratio between the biggest and smallest class in training before it is flagged."
     )

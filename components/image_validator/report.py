@@ -25,9 +25,13 @@ def _outside_class_records(listing: Dict[str, Dict[str, List[str]]]) -> List[Dic
 
 
 def build_report(
-    records: List[Dict[str, Any]], listing: Dict[str, Dict[str, List[str]]], policy: ValidationPolicy
+    records: List[Dict[str, Any]],
+    listing: Dict[str, Dict[str, List[str]]],
+    policy: ValidationPolicy,
+    splits: List[str],
 ) -> Dict[str, Any]:
-    """``records`` holds one verdict per ingested file (``Verdict.to_record``)."""
+    """``records`` holds one verdict per ingested file (``Verdict.to_record``);
+    ``splits`` names the splits of the examples."""
     records = sorted(records + _outside_class_records(listing), key=lambda r: (r["path"], r["split"]))
     used = [r for r in records if r["reason"] is None]
     rejected = [r for r in records if r["reason"] is not None]
@@ -62,19 +66,22 @@ def build_report(
             f"{len(rejected)} of {files_seen} files ({rejected_fraction:.1%}) were rejected, "
             f"more than the allowed {policy.max_rejected_fraction:.1%}"
         )
+    # A class with no training image cannot be learned, whatever the minimum.
+    min_per_class = max(1, policy.min_examples_per_class)
     for label, count in sorted(train_counts.items()):
-        if count < policy.min_examples_per_class:
-            failures.append(
-                f"class {label!r} has {count} usable training images, fewer than {policy.min_examples_per_class}"
-            )
-
+        if count < min_per_class:
+            failures.append(f"class {label!r} has {count} usable training images, fewer than {min_per_class}")
     used_per_split = collections.Counter(r["split"] for r in used)
+    for split in splits:
+        if used and not used_per_split[split]:
+            failures.append(f"split {split!r} has no usable images")
+
     return {
         "counts": {
             "files_seen": files_seen,
             "examples_used": len(used),
             "files_rejected": len(rejected),
-            "used_per_split": dict(sorted(used_per_split.items())),
+            "used_per_split": {split: used_per_split[split] for split in sorted(splits)},
             "rejected_by_reason": dict(sorted(collections.Counter(r["reason"] for r in rejected).items())),
             "flagged_by_flag": dict(sorted(collections.Counter(f for r in used for f in r["flags"]).items())),
             "hidden_ignored": sum(len(e.get("hidden", [])) for e in listing.values()),
@@ -98,6 +105,8 @@ def _cell(value: Any) -> str:
 
 
 def _table(header: List[str], rows: List[List[Any]]) -> List[str]:
+    if not rows:
+        return ["None.", ""]
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     lines += ["| " + " | ".join(_cell(v) for v in row) + " |" for row in rows]
     return lines + [""]

@@ -16,6 +16,15 @@ _PARSE_SPEC = {
 }
 
 
+def _compression_of(file_patterns: Union[str, List[str]]) -> str:
+    """"GZIP" for ``*.gz`` record files (as ExampleGen writes), "" for plain ones."""
+    patterns = [file_patterns] if isinstance(file_patterns, str) else list(file_patterns)
+    files = [f for pattern in patterns for f in tf.io.gfile.glob(pattern)]
+    if not files:
+        raise ValueError(f"No example files match {patterns}.")
+    return "GZIP" if files[0].endswith(".gz") else ""
+
+
 def label_ids(labels: tf.Tensor, tft_output: tft.TFTransformOutput) -> tf.Tensor:
     """Maps ``[batch]`` label strings to vocabulary indices with Transform's own graph."""
     transformed = tft_output.transform_features_layer()({features.LABEL: tf.expand_dims(labels, -1)})
@@ -35,7 +44,7 @@ def make_dataset(
     """
     files = tf.data.Dataset.list_files(file_patterns, shuffle=training, seed=params.seed)
     records = files.interleave(
-        lambda path: tf.data.TFRecordDataset(path, compression_type="GZIP"),
+        lambda path: tf.data.TFRecordDataset(path, compression_type=_compression_of(file_patterns)),
         cycle_length=4,
         num_parallel_calls=_AUTOTUNE,
         deterministic=True,

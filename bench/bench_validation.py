@@ -1,0 +1,137 @@
+"""Image validation throughput, side by side with single-process Pillow loops.
+
+On the same files in the same run (the hymenoptera set, when present beside the
+repository, and a generated set of 224x224 JPEGs), measures files/s of:
+
+  pillow_verify   a single-process loop: Image.open(path).verify() per file
+                  (the baseline the issue names; verify() checks structure only)
+  pillow_load     a single-process loop: Image.open(path).load() per file (a full decode)
+  validator_*     the ImageValidator executor's Do() on the ingested examples
+                  (full TensorFlow decode, header checks, sha256 duplicates, clean
+                  examples and reports written), on Beam's direct runner in one
+                  thread, in 2 threads and in 2 processes; its times include
+                  Beam's start-up (seconds for worker processes, which import
+                  TensorFlow), so small sets understate its steady rate
+
+Each measurement is repeated; medians are printed as ratios against
+pillow_verify and written to bench/results/validation.json.
+
+    .venv/bin/python -m bench.bench_validation [--repeats 3] [--generated 2000]
+"""
+
+import argparse
+import json
+import os
+import pathlib
+import statistics
+import sys
+import tempfile
+import time
+
+import components  # noqa: F401  (sets the Keras choice before TensorFlow loads)
+import numpy as np
+from PIL import Image
+from tfx.types import standard_artifacts
+
+from components.image_validator import executor as validator_executor
+from components.image_validator.component import ImageValidationReport
+from components.image_validator.policy import ValidationPolicy
+from tests.conftest import HYMENOPTERA, run_ingest
+
+RESULTS = pathlib.Path(__file__).resolve().parent / "results" / "validation.json"
+BEAM_RUNNERS = {
+    "validator_in_memory": ["--direct_running_mode=in_memory", "--direct_num_workers=1"],
+    "validator_2_threads": ["--direct_running_mode=multi_threading", "--direct_num_workers=2"],
+    "validator_2_processes": ["--direct_running_mode=multi_processing", "--direct_num_workers=2"],
+}
+
+
+def generate_jpegs(root: pathlib.Path, count: int) -> pathlib.Path:
+    rng = np.random.default_rng(0)
+    for index in range(count):
+        folder = root / f"class_{index % 4}"
+        folder.mkdir(parents=True, exist_ok=True)
+        # Smooth random colour fields compress like photos, unlike pure noise.
+        small = rng.integers(0, 256, (14, 14, 3), dtype=np.uint8)
+        Image.fromarray(small).resize((224, 224), Image.BICUBIC).save(folder / f"{index:05d}.jpg", quality=90)
+    return root
+
+
+def image_files(root: pathlib.Path):
+    return sorted(p for p in root.rglob("*") if p.is_file())
+
+
+def pillow_loop(paths, full_decode: bool) -> None:
+    for path in paths:
+        try:
+            with Image.open(path) as image:
+                image.load() if full_decode else image.verify()
+        except Exception:  # noqa: BLE001 - a broken file counts as checked
+            pass
+
+
+def run_validator(examples, work: pathlib.Path, beam_args) -> None:
+    validated = standard_artifacts.Examples()
+    validated.uri = str(work / "validated")
+    report = ImageValidationReport()
+    report.uri = str(work / "report")
+    context = validator_executor.Executor.Context(beam_pipeline_args=beam_args, tmp_dir=str(work / "tmp"))
+    validator_executor.Executor(context).Do(
+        {validator_executor.EXAMPLES_KEY: [examples]},
+        {validator_executor.VALIDATED_EXAMPLES_KEY: [validated], validator_executor.REPORT_KEY: [report]},
+        {validator_executor.POLICY_KEY: json.dumps(ValidationPolicy().to_dict())},
+    )
+
+
+def timed(fn) -> float:
+    start = time.perf_counter()
+    fn()
+    return time.perf_counter() - start
+
+
+def bench_dataset(name: str, root: pathlib.Path, work: pathlib.Path, repeats: int):
+    paths = image_files(root)
+    examples = run_ingest(root, work / f"{name}_ingested", return_artifact=True)
+    times = {"pillow_verify": [], "pillow_load": []}
+    times.update({key: [] for key in BEAM_RUNNERS})
+    for repeat in range(repeats):
+        times["pillow_verify"].append(timed(lambda: pillow_loop(paths, full_decode=False)))
+        times["pillow_load"].append(timed(lambda: pillow_loop(paths, full_decode=True)))
+        for key, args in BEAM_RUNNERS.items():
+            times[key].append(timed(lambda: run_validator(examples, work / f"{name}_{key}_{repeat}", args)))
+    rates = {key: len(paths) / statistics.median(values) for key, values in times.items()}
+    baseline = rates["pillow_verify"]
+    return {
+        "files": len(paths),
+        "files_per_second": {k: round(v, 1) for k, v in rates.items()},
+        "ratio_to_pillow_verify": {k: round(v / baseline, 3) for k, v in rates.items()},
+        "ratio_to_pillow_load": {k: round(v / rates["pillow_load"], 3) for k, v in rates.items()},
+    }
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--generated", type=int, default=2000, help="How many 224x224 JPEGs to generate.")
+    args = parser.parse_args(argv)
+    results = {"repeats": args.repeats, "cpu_count": os.cpu_count(), "datasets": {}}
+    with tempfile.TemporaryDirectory() as tmp:
+        work = pathlib.Path(tmp)
+        datasets = {"generated_224_jpeg": generate_jpegs(work / "generated", args.generated)}
+        if HYMENOPTERA.is_dir():
+            datasets["hymenoptera"] = HYMENOPTERA
+        for name, root in datasets.items():
+            result = bench_dataset(name, root, work, args.repeats)
+            results["datasets"][name] = result
+            print(f"\n{name}: {result['files']} files, median of {args.repeats}")
+            for key, rate in result["files_per_second"].items():
+                print(f"  {key:24s} {rate:8.1f} files/s   x{result['ratio_to_pillow_verify'][key]:.2f} vs pillow_verify"
+                      f"   x{result['ratio_to_pillow_load'][key]:.2f} vs pillow_load")
+    RESULTS.parent.mkdir(exist_ok=True)
+    RESULTS.write_text(json.dumps(results, indent=1, sort_keys=True) + "\n")
+    print(f"\nWritten to {RESULTS}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
