@@ -6,6 +6,9 @@ repository, and a generated set of 224x224 JPEGs), measures files/s of:
   pillow_verify   a single-process loop: Image.open(path).verify() per file
                   (the baseline the issue names; verify() checks structure only)
   pillow_load     a single-process loop: Image.open(path).load() per file (a full decode)
+  checks_loop     a single-process loop of the validator's per-file check
+                  (inspect_example) on the ingested examples: its cost per file
+                  without Beam
   validator_*     the ImageValidator executor's Do() on the ingested examples
                   (full TensorFlow decode, header checks, sha256 duplicates, clean
                   examples and reports written), on Beam's direct runner in one
@@ -30,19 +33,25 @@ import time
 
 import components  # noqa: F401  (sets the Keras choice before TensorFlow loads)
 import numpy as np
+import tensorflow as tf
 from PIL import Image
 from tfx.types import standard_artifacts
 
 from components.image_validator import executor as validator_executor
 from components.image_validator.component import ImageValidationReport
 from components.image_validator.policy import ValidationPolicy
+from pipeline.pipeline import beam_args_with_dependencies
 from tests.conftest import HYMENOPTERA, run_ingest
 
 RESULTS = pathlib.Path(__file__).resolve().parent / "results" / "validation.json"
+# With the dependency flag the pipeline adds, as the pipeline runs the validator.
 BEAM_RUNNERS = {
-    "validator_in_memory": ["--direct_running_mode=in_memory", "--direct_num_workers=1"],
-    "validator_2_threads": ["--direct_running_mode=multi_threading", "--direct_num_workers=2"],
-    "validator_2_processes": ["--direct_running_mode=multi_processing", "--direct_num_workers=2"],
+    name: beam_args_with_dependencies(args)
+    for name, args in {
+        "validator_in_memory": ["--direct_running_mode=in_memory", "--direct_num_workers=1"],
+        "validator_2_threads": ["--direct_running_mode=multi_threading", "--direct_num_workers=2"],
+        "validator_2_processes": ["--direct_running_mode=multi_processing", "--direct_num_workers=2"],
+    }.items()
 }
 
 
@@ -70,6 +79,17 @@ def pillow_loop(paths, full_decode: bool) -> None:
             pass
 
 
+def read_examples(examples) -> list:
+    files = sorted(pathlib.Path(examples.uri).glob("Split-*/*"))
+    return [(f.parent.name[len("Split-"):], r.numpy()) for f in files for r in tf.data.TFRecordDataset(str(f), "GZIP")]
+
+
+def checks_loop(records) -> None:
+    policy = ValidationPolicy()
+    for split, serialized in records:
+        validator_executor.inspect_example(serialized, split, policy, None)
+
+
 def run_validator(examples, work: pathlib.Path, beam_args) -> None:
     validated = standard_artifacts.Examples()
     validated.uri = str(work / "validated")
@@ -92,11 +112,13 @@ def timed(fn) -> float:
 def bench_dataset(name: str, root: pathlib.Path, work: pathlib.Path, repeats: int):
     paths = image_files(root)
     examples = run_ingest(root, work / f"{name}_ingested", return_artifact=True)
-    times = {"pillow_verify": [], "pillow_load": []}
+    records = read_examples(examples)
+    times = {"pillow_verify": [], "pillow_load": [], "checks_loop": []}
     times.update({key: [] for key in BEAM_RUNNERS})
     for repeat in range(repeats):
         times["pillow_verify"].append(timed(lambda: pillow_loop(paths, full_decode=False)))
         times["pillow_load"].append(timed(lambda: pillow_loop(paths, full_decode=True)))
+        times["checks_loop"].append(timed(lambda: checks_loop(records)))
         for key, args in BEAM_RUNNERS.items():
             times[key].append(timed(lambda: run_validator(examples, work / f"{name}_{key}_{repeat}", args)))
     rates = {key: len(paths) / statistics.median(values) for key, values in times.items()}

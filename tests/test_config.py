@@ -97,3 +97,12 @@ def test_validation_policy_flags():
     assert config.validation.allowed_formats == ("jpeg", "png")
     assert config.validation.max_rejected_fraction == 0.5 and config.validation.convert_cmyk is False
     assert config.validation.min_examples_per_class == 10
+
+
+def test_beam_args_gain_the_setup_file_unless_dependencies_are_given():
+    from pipeline.pipeline import SETUP_FILE, beam_args_with_dependencies  # pylint: disable=import-outside-toplevel
+
+    assert beam_args_with_dependencies(["--direct_num_workers=1"]) == [
+        "--direct_num_workers=1", f"--setup_file={SETUP_FILE}"]
+    given = ["--runner=DataflowRunner", "--sdk_container_image=registry/image:1"]
+    assert beam_args_with_dependencies(given) == given
