@@ -32,6 +32,7 @@ test-fast: setup
 
 bench: setup
 	$(PY) -m bench.bench_validation $(ARGS)
+	$(PY) -m bench.bench_input $(ARGS)
 
 clean:
 	rm -rf output .pytest_cache

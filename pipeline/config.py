@@ -88,7 +88,8 @@ class PipelineConfig:
             weights="none",
             unfreeze_layers=-1,
             shuffle_buffer=256,
-            augment=AugmentParams(rotation=0.03, zoom=0.1, brightness=0.05, contrast=0.1),
+            # The demo's classes differ by colour: no hue or saturation changes.
+            augment=AugmentParams.from_preset("light"),
         )
         return dataclasses.replace(cls(train=train, min_accuracy=0.8, demo_images_per_class=100), **overrides)
 
@@ -209,14 +210,18 @@ def parse_args(argv: Optional[List[str]] = None) -> PipelineConfig:
             if args[phase] is None:
                 args[phase] = epochs
     values = dataclasses.asdict(PipelineConfig.demo() if preset == "demo" else PipelineConfig())
-    for dest, value in args.items():
-        if value is not None:
-            *parents, name = dest.split(".")
-            target = values
-            for parent in parents:
-                target = target[parent]
-            target[name] = value
     try:
+        augment_preset = args.pop("train.augment.preset")
+        if augment_preset is not None:
+            # A preset sets every augment field; the other --augment-* flags then override.
+            values["train"]["augment"] = dataclasses.asdict(AugmentParams.from_preset(augment_preset))
+        for dest, value in args.items():
+            if value is not None:
+                *parents, name = dest.split(".")
+                target = values
+                for parent in parents:
+                    target = target[parent]
+                target[name] = value
         return from_dict(values)
     except (TypeError, ValueError) as error:
         parser.error(str(error))

@@ -51,11 +51,10 @@ def write_image_folder(root: pathlib.Path, files: dict) -> pathlib.Path:
 CLASS_COLOURS = {"red": (200, 30, 30), "green": (30, 200, 30), "blue": (30, 30, 200)}
 
 
-@pytest.fixture(scope="session")
-def transform_output(tmp_path_factory) -> tft.TFTransformOutput:
-    """A real Transform graph learned by tensorflow-transform on Beam over three labels."""
-    output_dir = str(tmp_path_factory.mktemp("transform_output"))
-    raw = [{features.LABEL: [name.encode()]} for name in ("red", "red", "red", "green", "green", "blue")]
+def build_transform_output(labels, output_dir: str) -> tft.TFTransformOutput:
+    """Learns the label vocabulary over ``labels`` with tensorflow-transform on Beam,
+    exactly as the Transform component does, and returns its output."""
+    raw = [{features.LABEL: [label.encode()]} for label in labels]
     metadata = dataset_metadata.DatasetMetadata(
         schema_utils.schema_from_feature_spec({features.LABEL: tf.io.FixedLenFeature([1], tf.string)})
     )
@@ -63,6 +62,13 @@ def transform_output(tmp_path_factory) -> tft.TFTransformOutput:
         transform_fn = (raw, metadata) | tft_beam.AnalyzeDataset(preprocessing_fn)
         _ = transform_fn | tft_beam.WriteTransformFn(output_dir)
     return tft.TFTransformOutput(output_dir)
+
+
+@pytest.fixture(scope="session")
+def transform_output(tmp_path_factory) -> tft.TFTransformOutput:
+    """A real Transform graph over three labels ("red" the most frequent)."""
+    labels = ("red", "red", "red", "green", "green", "blue")
+    return build_transform_output(labels, str(tmp_path_factory.mktemp("transform_output")))
 
 
 @pytest.fixture(scope="session")

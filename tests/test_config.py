@@ -28,7 +28,8 @@ def test_flags_override_nested_fields():
     config = config_lib.parse_args(
         [
             "--data-dir", "/data", "--image-size", "64", "--epochs", "1", "--weights", "none",
-            "--output-dir", "/tmp/h", "--augment-rotation", "0.2", "--no-augment-horizontal-flip",
+            "--output-dir", "/tmp/h", "--augment-rotation", "0.2", "--augment-horizontal-flip", "0",
+            "--augment-preset", "heavy", "--no-augment-color", "--cache", "none",
             "--beam-args", "--direct_running_mode=multi_processing --direct_num_workers=2",
             "--finetune-epochs", "3", "--min-accuracy", "0.7", "--seed", "5",
         ]
@@ -37,7 +38,11 @@ def test_flags_override_nested_fields():
     assert config.train.image_size == 64 and config.train.weights == "none" and config.train.seed == 5
     # --epochs sets both phases unless one is given explicitly.
     assert (config.train.head_epochs, config.train.finetune_epochs) == (1, 3)
-    assert config.train.augment.rotation == 0.2 and config.train.augment.horizontal_flip is False
+    # The preset sets every augment field, then single flags override.
+    augment = config.train.augment
+    assert augment.preset == "heavy" and augment.mixup_prob == 0.3 and augment.color is False
+    assert augment.rotation == 0.2 and augment.horizontal_flip == 0.0
+    assert config.train.cache == "none"
     assert config.beam_args == ("--direct_running_mode=multi_processing", "--direct_num_workers=2")
 
 
@@ -53,6 +58,8 @@ def test_every_field_has_a_flag():
         (["--image-size", "8"], "image_size must be at least 32"),
         (["--min-accuracy", "1.5"], "min_accuracy must be in"),
         (["--augment-zoom", "2"], "augment.zoom must be in"),
+        (["--augment-preset", "sparkly"], "Unknown augmentation preset"),
+        (["--augment-hue-prob", "1.5"], "augment.hue_prob is a probability"),
         (["--batch-size", "many"], "invalid int value"),
         (["--epochs", "0"], "Nothing would be trained"),
         (["--no-such-flag"], "unrecognized arguments"),

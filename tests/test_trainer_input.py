@@ -6,13 +6,14 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from components.trainer import augment, dataset, image_ops
-from components.trainer.params import AugmentParams, TrainParams
-from tests.conftest import CLASS_COLOURS, encode_image
+from components.trainer import augment, dataset, image_ops, preview
+from components.trainer.params import PRESETS, AugmentParams, TrainParams
+from tests.conftest import CLASS_COLOURS, REPO_ROOT, encode_image
 
 PARAMS = TrainParams(image_size=32, batch_size=4, weights="none", shuffle_buffer=16, seed=7)
-# 4 images per class in the examples file.
-NUM_EXAMPLES = 4 * len(CLASS_COLOURS)
+NUM_CLASSES = len(CLASS_COLOURS)
+NUM_EXAMPLES = 4 * NUM_CLASSES  # 4 images per class in the examples file
+NONE = AugmentParams.from_preset("none")
 
 
 def _collect(ds):
@@ -23,89 +24,148 @@ def _collect(ds):
     return np.concatenate(images), np.concatenate(labels)
 
 
-def test_batches_have_the_right_shapes_dtypes_and_ranges(examples_file, transform_output):
+def _dataset(examples_file, transform_output, params=PARAMS, training=True):
+    return dataset.make_dataset(examples_file, transform_output, params, training=training, num_classes=NUM_CLASSES)
+
+
+@pytest.mark.parametrize("cache", ["memory", "none"])
+def test_batches_have_the_right_shapes_dtypes_and_ranges(examples_file, transform_output, cache):
+    params = dataclasses.replace(PARAMS, cache=cache)
     for training in (True, False):
-        ds = dataset.make_dataset(examples_file, transform_output, PARAMS, training=training)
+        ds = _dataset(examples_file, transform_output, params, training)
         images_spec, labels_spec = ds.element_spec
         assert images_spec.dtype == tf.float32 and images_spec.shape.as_list() == [None, 32, 32, 3]
-        assert labels_spec.dtype == tf.int64
+        assert labels_spec.dtype == tf.float32 and labels_spec.shape.as_list() == [None, NUM_CLASSES]
         images, labels = _collect(ds)
         assert images.shape == (NUM_EXAMPLES, 32, 32, 3)
         assert np.isfinite(images).all() and images.min() >= 0.0 and images.max() <= 255.0
-        assert set(labels) == {0, 1, 2}  # three labels, none unknown (-1)
+        # Hard one-hot labels (standard preset: no mixing), every class present.
+        assert set(labels.sum(axis=1)) == {1.0} and set(labels.max(axis=1)) == {1.0}
+        assert set(labels.argmax(axis=1)) == {0, 1, 2}
 
 
 def test_labels_follow_the_learned_vocabulary(examples_file, transform_output):
     vocabulary = [v.decode() for v in transform_output.vocabulary_by_name("label")]
     assert vocabulary[0] == "red"  # most frequent label first
-    images, labels = _collect(dataset.make_dataset(examples_file, transform_output, PARAMS, training=False))
-    # Each class has a dominant colour channel: red, green or blue.
-    channel_of = {"red": 0, "green": 1, "blue": 2}
-    for image, label in zip(images, labels):
+    images, labels = _collect(_dataset(examples_file, transform_output, training=False))
+    channel_of = {"red": 0, "green": 1, "blue": 2}  # each class has a dominant colour channel
+    for image, label in zip(images, labels.argmax(axis=1)):
         assert int(np.argmax(image.mean(axis=(0, 1)))) == channel_of[vocabulary[label]]
 
 
 def test_eval_data_is_not_augmented_and_in_file_order(examples_file, transform_output):
-    images, _ = _collect(dataset.make_dataset(examples_file, transform_output, PARAMS, training=False))
+    images, _ = _collect(_dataset(examples_file, transform_output, training=False))
     records = [tf.train.Example.FromString(r.numpy()) for r in tf.data.TFRecordDataset(examples_file, "GZIP")]
     expected = [image_ops.decode_and_resize(r.features.feature["image"].bytes_list.value[0], 32).numpy() for r in records]
     np.testing.assert_array_equal(images, np.stack(expected))
 
 
+def test_disk_cache_gives_the_same_batches_as_memory(examples_file, transform_output, tmp_path):
+    memory = _collect(_dataset(examples_file, transform_output, dataclasses.replace(PARAMS, cache="memory")))
+    disk_params = dataclasses.replace(PARAMS, cache=str(tmp_path / "cache"))
+    disk = _collect(_dataset(examples_file, transform_output, disk_params))
+    np.testing.assert_array_equal(memory[0], disk[0])
+    assert list(tmp_path.glob("cache*"))  # the cache files were written
+
+
 def test_training_batches_are_reproducible_from_the_seed(examples_file, transform_output):
-    first = _collect(dataset.make_dataset(examples_file, transform_output, PARAMS, training=True))
-    second = _collect(dataset.make_dataset(examples_file, transform_output, PARAMS, training=True))
+    heavy = dataclasses.replace(PARAMS, augment=AugmentParams.from_preset("heavy"))
+    first = _collect(_dataset(examples_file, transform_output, heavy))
+    second = _collect(_dataset(examples_file, transform_output, heavy))
     np.testing.assert_array_equal(first[0], second[0])
     np.testing.assert_array_equal(first[1], second[1])
-    other_seed = dataclasses.replace(PARAMS, seed=8)
-    third = _collect(dataset.make_dataset(examples_file, transform_output, other_seed, training=True))
+    third = _collect(_dataset(examples_file, transform_output, dataclasses.replace(heavy, seed=8)))
     assert not np.array_equal(first[0], third[0])
 
 
-def test_augmentation_changes_images_but_not_labels(examples_file, transform_output):
-    plain = dataclasses.replace(PARAMS, augment=AugmentParams(enabled=False))
-    augmented_images, augmented_labels = _collect(dataset.make_dataset(examples_file, transform_output, PARAMS, True))
-    plain_images, plain_labels = _collect(dataset.make_dataset(examples_file, transform_output, plain, True))
-    # Same seed, same shuffle: the labels line up; the pixels do not.
+def test_augmentation_changes_images_but_not_hard_labels(examples_file, transform_output):
+    plain = dataclasses.replace(PARAMS, augment=NONE)
+    augmented_images, augmented_labels = _collect(_dataset(examples_file, transform_output, PARAMS))
+    plain_images, plain_labels = _collect(_dataset(examples_file, transform_output, plain))
+    # Same seed, same shuffle: the labels line up exactly; the pixels do not.
     np.testing.assert_array_equal(augmented_labels, plain_labels)
     assert not np.allclose(augmented_images, plain_images)
 
 
 def test_each_epoch_draws_new_augmentations(examples_file, transform_output):
-    no_shuffle = dataclasses.replace(PARAMS, shuffle_buffer=1)
-    ds = dataset.make_dataset(examples_file, transform_output, no_shuffle, training=True)
+    ds = _dataset(examples_file, transform_output, dataclasses.replace(PARAMS, shuffle_buffer=1))
     first_epoch, second_epoch = _collect(ds), _collect(ds)
     np.testing.assert_array_equal(first_epoch[1], second_epoch[1])
     assert not np.allclose(first_epoch[0], second_epoch[0])
 
 
 def _batch(size=24):
-    images = [image_ops.decode_and_resize(encode_image(colour, size=(size, size)), size) for colour in
-              [(250, 5, 5), (0, 0, 0), (255, 255, 255), (10, 120, 240)]]
-    return tf.stack(images)
+    colours = [(250, 5, 5), (0, 0, 0), (255, 255, 255), (10, 120, 240)]
+    images = tf.stack([image_ops.decode_and_resize(encode_image(c, size=(size, size)), size) for c in colours])
+    return images, tf.one_hot([0, 1, 2, 0], NUM_CLASSES)
+
+
+def _every_op_always(**overrides) -> AugmentParams:
+    """Every op on every image, at full strength."""
+    always = {name: 1.0 for name in PRESETS["none"]}
+    always.update(mixup_prob=0.5, cutmix_prob=1.0)
+    return AugmentParams.from_preset("heavy", **{**always, **overrides})
 
 
 @pytest.mark.parametrize("seed", [0, 1, 2, 3])
-def test_strong_augmentation_stays_finite_and_in_range(seed):
-    strong = AugmentParams(rotation=0.5, zoom=0.9, brightness=0.9, contrast=0.9)
-    out = augment.augment_batch(_batch(), tf.constant([seed, 99], tf.int64), strong).numpy()
+@pytest.mark.parametrize("preset", ["light", "standard", "heavy", "every_op"])
+def test_augmentation_stays_finite_and_in_range(seed, preset):
+    params = _every_op_always() if preset == "every_op" else AugmentParams.from_preset(preset)
+    images, labels = _batch()
+    out, out_labels = augment.augment_batch(images, labels, tf.constant([seed, 99], tf.int64), params)
     assert out.shape == (4, 24, 24, 3)
-    assert np.isfinite(out).all() and out.min() >= 0.0 and out.max() <= 255.0
+    assert np.isfinite(out.numpy()).all() and out.numpy().min() >= 0.0 and out.numpy().max() <= 255.0
+    np.testing.assert_allclose(out_labels.numpy().sum(axis=1), 1.0, atol=1e-5)
+    assert out_labels.numpy().min() >= 0.0
 
 
-def test_flip_only_mirrors_or_keeps_each_image():
-    images = _batch()
-    flip_only = AugmentParams(horizontal_flip=True, rotation=0, zoom=0, brightness=0, contrast=0)
-    out = augment.augment_batch(images, tf.constant([5, 6], tf.int64), flip_only).numpy()
-    mirrored = images.numpy()[:, :, ::-1, :]
-    for index in range(4):
-        assert np.array_equal(out[index], images.numpy()[index]) or np.array_equal(out[index], mirrored[index])
+def test_mixup_and_cutmix_give_soft_labels_from_the_partner_image():
+    images, labels = _batch()
+    out, soft = augment.augment_batch(images, labels, tf.constant([3, 4], tf.int64), _every_op_always())
+    soft = soft.numpy()
+    partners = labels.numpy()[::-1]
+    assert (soft.max(axis=1) < 1.0).any()  # some labels are mixed
+    for row, label, partner in zip(soft, labels.numpy(), partners):
+        # A convex combination of the image's own label and its partner's.
+        lam = row @ label if not np.array_equal(label, partner) else 1.0
+        np.testing.assert_allclose(row, lam * label + (1 - lam) * partner, atol=1e-5)
 
 
-def test_zero_magnitudes_are_the_identity():
-    none = AugmentParams(horizontal_flip=False, rotation=0, zoom=0, brightness=0, contrast=0)
-    images = _batch()
-    np.testing.assert_array_equal(augment.augment_batch(images, tf.constant([1, 2], tf.int64), none), images)
+def test_no_op_changes_labels_without_mixing():
+    images, labels = _batch()
+    params = _every_op_always(mixup_prob=0.0, cutmix_prob=0.0)
+    _, out_labels = augment.augment_batch(images, labels, tf.constant([5, 6], tf.int64), params)
+    np.testing.assert_array_equal(out_labels.numpy(), labels.numpy())
+
+
+@pytest.mark.parametrize("flip, axis", [("horizontal_flip", 2), ("vertical_flip", 1)])
+def test_flips_mirror_or_keep_each_image(flip, axis):
+    images, labels = _batch()
+    out, _ = augment.augment_batch(images, labels, tf.constant([5, 6], tf.int64), AugmentParams.from_preset(
+        "none", **{flip: 0.5}))
+    mirrored = np.flip(images.numpy(), axis=axis)
+    results = [np.array_equal(o, i) or np.array_equal(o, m) for o, i, m in zip(out.numpy(), images.numpy(), mirrored)]
+    assert all(results)
+
+
+def test_preset_none_is_the_identity_and_standard_is_the_default():
+    images, labels = _batch()
+    out, out_labels = augment.augment_batch(images, labels, tf.constant([1, 2], tf.int64), NONE)
+    np.testing.assert_array_equal(out, images)
+    np.testing.assert_array_equal(out_labels, labels)
+    assert not augment.is_active(NONE) and augment.is_active(AugmentParams())
+    assert AugmentParams() == AugmentParams.from_preset("standard")
+
+
+def test_domain_switches_turn_whole_groups_off():
+    images, labels = _batch()
+    colour_only = AugmentParams.from_preset("heavy", noise_prob=0, blur_prob=0, erase_prob=0, mixup_prob=0,
+                                            cutmix_prob=0, geometric=False)
+    out, _ = augment.augment_batch(images, labels, tf.constant([1, 2], tf.int64), dataclasses.replace(
+        colour_only, color=False))
+    np.testing.assert_array_equal(out, images)
+    changed, _ = augment.augment_batch(images, labels, tf.constant([1, 2], tf.int64), colour_only)
+    assert not np.array_equal(changed, images)
 
 
 def test_decode_and_resize_handles_grayscale_alpha_and_gif():
@@ -117,3 +177,30 @@ def test_decode_and_resize_handles_grayscale_alpha_and_gif():
     ):
         image = image_ops.decode_and_resize(data, 16)
         assert image.shape == (16, 16, 3) and image.dtype == tf.float32
+        np.testing.assert_array_equal(image, np.round(image))  # whole numbers: cacheable as uint8
+
+
+def test_preview_grid_puts_originals_first():
+    images, _ = _batch(size=16)
+    grid = preview.preview_grid(images, AugmentParams.from_preset("heavy"), versions=3, seed=1)
+    assert grid.dtype == tf.uint8 and grid.shape == (4 * 20, 4 * 20, 3)
+    np.testing.assert_array_equal(grid[:16, :16].numpy(), images[0].numpy().astype(np.uint8))
+
+
+def test_preview_command_writes_a_png(tmp_path):
+    data_dir = tmp_path / "data"
+    for label, colour in CLASS_COLOURS.items():
+        (data_dir / label).mkdir(parents=True)
+        for n in range(2):
+            (data_dir / label / f"{n}.jpg").write_bytes(encode_image(colour))
+    output = tmp_path / "preview.png"
+    assert preview.main(["--data-dir", str(data_dir), "--preset", "heavy", "--image-size", "32",
+                         "--count", "4", "--versions", "2", "--output", str(output)]) == 0
+    grid = tf.io.decode_png(output.read_bytes())
+    assert grid.shape == (4 * 36, 3 * 36, 3)
+    assert preview.main(["--data-dir", str(tmp_path / "missing"), "--output", str(output)]) == 2
+
+
+def test_readme_documents_every_preset():
+    readme = (REPO_ROOT / "README.md").read_text(encoding="utf-8")
+    assert all(f"`{name}`" in readme for name in PRESETS)

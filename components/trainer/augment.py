@@ -1,65 +1,232 @@
-"""Batch augmentation in pure TensorFlow, driven by an explicit seed.
+"""Batch augmentation in pure TensorFlow, vectorised over the batch, driven by one seed.
 
 Every random draw is a stateless op keyed by a per-batch seed, so a run is
-reproducible whatever the parallelism of the input pipeline.  Rotation and
-zoom share one projective warp (one resampling instead of two).  Images are
-float32 in [0, 255] in and out; labels are never touched.
+reproducible whatever the parallelism of the input pipeline. Each op is applied
+to each image with its own probability and a random magnitude up to its limit.
+
+* Geometry (flips, rotation, zoom, translation, random resized crop) is composed
+  into one projective transform per image: one resampling, not five.
+* Colour: brightness, contrast, saturation and random grayscale (one gray blend),
+  hue (a rotation in YIQ space, one 3x3 matrix per image).
+* Gaussian noise; Gaussian blur (one depthwise convolution with a kernel per
+  image); random erasing (a noise-filled rectangle per image).
+* Mixup and cutmix pair each image with its neighbour in the reversed batch and
+  mix their one-hot labels in the same proportion (soft labels).
+
+Images are float32 in [0, 255] in and out; labels are one-hot float32.
 """
 
 import math
+from typing import Tuple
 
 import tensorflow as tf
 
 from components.trainer.params import AugmentParams
 
+# RGB <-> YIQ, the colour space where a hue change is a rotation of (I, Q).
+_RGB_TO_YIQ = tf.constant([[0.299, 0.596, 0.211], [0.587, -0.274, -0.523], [0.114, -0.322, 0.312]])
+_YIQ_TO_RGB = tf.linalg.inv(_RGB_TO_YIQ)
+_LUMA = tf.constant([0.299, 0.587, 0.114])
 
-def _uniform(seed, batch, magnitude):
-    return tf.random.stateless_uniform([batch], seed=seed, minval=-magnitude, maxval=magnitude)
+
+class _Draws:
+    """Stateless random draws, each from its own sub-seed of the batch seed."""
+
+    def __init__(self, seed: tf.Tensor, batch: tf.Tensor):
+        self._seed = seed
+        self._count = 0
+        self.batch = batch
+
+    def _next(self):
+        self._count += 1
+        return tf.random.experimental.stateless_fold_in(self._seed, self._count)
+
+    def uniform(self, low=0.0, high=1.0, shape=None):
+        shape = [self.batch] if shape is None else shape
+        return tf.random.stateless_uniform(shape, seed=self._next(), minval=low, maxval=high)
+
+    def symmetric(self, magnitude):
+        return self.uniform(-magnitude, magnitude)
+
+    def applied(self, probability: float) -> tf.Tensor:
+        """1.0 for the images an op applies to, else 0.0."""
+        return tf.cast(self.uniform() < probability, tf.float32)
+
+    def beta(self, alpha: float):
+        seed_a, seed_b = tf.unstack(tf.random.experimental.stateless_split(self._next(), num=2))
+        a = tf.random.stateless_gamma([self.batch], seed=seed_a, alpha=alpha)
+        b = tf.random.stateless_gamma([self.batch], seed=seed_b, alpha=alpha)
+        return a / (a + b)
+
+    def normal(self, shape):
+        return tf.random.stateless_normal(shape, seed=self._next())
 
 
-def _rotation_zoom_transforms(angles, scales, height, width):
-    """Projective transforms mapping output pixels to input pixels about the centre."""
-    cx = (tf.cast(width, tf.float32) - 1.0) / 2.0
-    cy = (tf.cast(height, tf.float32) - 1.0) / 2.0
-    cos, sin = tf.cos(angles) / scales, tf.sin(angles) / scales
-    zeros = tf.zeros_like(angles)
-    return tf.stack(
-        [cos, -sin, cx - cos * cx + sin * cy, sin, cos, cy - sin * cx - cos * cy, zeros, zeros],
+def _geometry(images, draws: _Draws, p: AugmentParams):
+    """One projective warp per image for flips, rotation, zoom, translation and crop."""
+    shape = tf.shape(images)
+    height, width = tf.cast(shape[1], tf.float32), tf.cast(shape[2], tf.float32)
+    ones = tf.ones([draws.batch])
+    # Output-to-input mapping about the centre: input = c + A (output - c) + shift.
+    flip_x = 1.0 - 2.0 * draws.applied(p.horizontal_flip)
+    flip_y = 1.0 - 2.0 * draws.applied(p.vertical_flip)
+    angle = draws.applied(p.rotation_prob) * draws.symmetric(p.rotation * 2.0 * math.pi)
+    zoom = 1.0 + draws.applied(p.zoom_prob) * draws.symmetric(p.zoom)
+    # Random resized crop: a window of a random area and aspect, stretched to full size.
+    crop = draws.applied(p.crop_prob)
+    area = 1.0 - crop * (1.0 - draws.uniform(p.crop_min_area, 1.0))
+    log_aspect = crop * draws.symmetric(math.log(p.crop_aspect))
+    scale_x = tf.minimum(tf.sqrt(area * tf.exp(log_aspect)), 1.0) / zoom
+    scale_y = tf.minimum(tf.sqrt(area / tf.exp(log_aspect)), 1.0) / zoom
+    # The crop window moves anywhere it stays inside the image; translation adds a shift.
+    move = draws.applied(p.translate_prob)
+    shift_x = (draws.symmetric(1.0) * (1.0 - tf.minimum(scale_x, 1.0)) / 2.0
+               + move * draws.symmetric(p.translate)) * width
+    shift_y = (draws.symmetric(1.0) * (1.0 - tf.minimum(scale_y, 1.0)) / 2.0
+               + move * draws.symmetric(p.translate)) * height
+    cos, sin = tf.cos(angle), tf.sin(angle)
+    a00, a01 = flip_x * cos * scale_x, -flip_x * sin * scale_y
+    a10, a11 = flip_y * sin * scale_x, flip_y * cos * scale_y
+    cx, cy = (width - 1.0) / 2.0, (height - 1.0) / 2.0
+    transforms = tf.stack(
+        [a00, a01, cx - a00 * cx - a01 * cy + shift_x,
+         a10, a11, cy - a10 * cx - a11 * cy + shift_y,
+         0.0 * ones, 0.0 * ones],
         axis=1,
     )
-
-
-def augment_batch(images: tf.Tensor, seed: tf.Tensor, params: AugmentParams) -> tf.Tensor:
-    """Returns an augmented copy of ``images`` ``[batch, h, w, 3]``; ``seed`` is int ``[2]``."""
-    batch = tf.shape(images)[0]
-    height, width = tf.shape(images)[1], tf.shape(images)[2]
-    flip_seed, angle_seed, zoom_seed, bright_seed, contrast_seed = tf.unstack(
-        tf.random.experimental.stateless_split(seed, num=5)
+    return tf.raw_ops.ImageProjectiveTransformV3(
+        images=images, transforms=transforms, output_shape=shape[1:3], fill_value=0.0,
+        interpolation="BILINEAR", fill_mode="REFLECT",
     )
 
-    if params.horizontal_flip:
-        flip = tf.random.stateless_uniform([batch], seed=flip_seed) < 0.5
-        images = tf.where(flip[:, None, None, None], tf.reverse(images, axis=[2]), images)
 
-    if params.rotation > 0 or params.zoom > 0:
-        angles = _uniform(angle_seed, batch, params.rotation * 2.0 * math.pi)
-        scales = 1.0 + _uniform(zoom_seed, batch, params.zoom)
-        images = tf.raw_ops.ImageProjectiveTransformV3(
-            images=images,
-            transforms=_rotation_zoom_transforms(angles, scales, height, width),
-            output_shape=tf.stack([height, width]),
-            fill_value=0.0,
-            interpolation="BILINEAR",
-            fill_mode="REFLECT",
-        )
+def _color(images, draws: _Draws, p: AugmentParams):
+    x = images / 255.0
+    x = x + (draws.applied(p.brightness_prob) * draws.symmetric(p.brightness))[:, None, None, None]
+    contrast = 1.0 + draws.applied(p.contrast_prob) * draws.symmetric(p.contrast)
+    mean = tf.reduce_mean(x, axis=[1, 2, 3], keepdims=True)
+    x = (x - mean) * contrast[:, None, None, None] + mean
+    # Saturation and grayscale: one blend towards the gray image (factor 0 is gray).
+    saturation = 1.0 + draws.applied(p.saturation_prob) * draws.symmetric(p.saturation)
+    saturation *= 1.0 - draws.applied(p.grayscale_prob)
+    gray = tf.reduce_sum(x * _LUMA, axis=-1, keepdims=True)
+    x = gray + (x - gray) * saturation[:, None, None, None]
+    if p.hue_prob > 0 and p.hue > 0:
+        angle = draws.applied(p.hue_prob) * draws.symmetric(p.hue * 2.0 * math.pi)
+        cos, sin = tf.cos(angle), tf.sin(angle)
+        zeros, ones = tf.zeros_like(angle), tf.ones_like(angle)
+        rotation = tf.reshape(tf.stack([ones, zeros, zeros, zeros, cos, -sin, zeros, sin, cos], axis=1), [-1, 3, 3])
+        matrices = tf.matmul(tf.matmul(_RGB_TO_YIQ[None], rotation, transpose_b=True), _YIQ_TO_RGB[None])
+        x = tf.einsum("bhwc,bcd->bhwd", x, matrices)
+    return x * 255.0
 
-    if params.brightness > 0:
-        delta = _uniform(bright_seed, batch, params.brightness * 255.0)
-        images = images + delta[:, None, None, None]
 
-    if params.contrast > 0:
-        factor = 1.0 + _uniform(contrast_seed, batch, params.contrast)
-        mean = tf.reduce_mean(images, axis=[1, 2, 3], keepdims=True)
-        images = (images - mean) * factor[:, None, None, None] + mean
+def _noise(images, draws: _Draws, p: AugmentParams):
+    sigma = draws.applied(p.noise_prob) * draws.uniform(0.0, p.noise) * 255.0
+    return images + draws.normal(tf.shape(images)) * sigma[:, None, None, None]
 
-    return tf.clip_by_value(images, 0.0, 255.0)
+
+def _blur(images, draws: _Draws, p: AugmentParams):
+    """Separable Gaussian blur with a sigma per image, as one depthwise convolution."""
+    radius = max(1, int(math.ceil(3.0 * p.blur)))
+    sigma = draws.applied(p.blur_prob) * draws.uniform(0.1, p.blur)
+    offsets = tf.range(-radius, radius + 1, dtype=tf.float32)
+    # Sigma 0 (not applied) gives a delta kernel: the image unchanged.
+    safe_sigma = tf.maximum(sigma, 1e-3)[:, None]
+    kernel = tf.exp(-0.5 * tf.square(offsets[None, :] / safe_sigma))
+    kernel = kernel / tf.reduce_sum(kernel, axis=1, keepdims=True)  # [batch, taps]
+    shape = tf.shape(images)
+    # Batch and channels become channels of one image: one kernel per channel.
+    stacked = tf.reshape(tf.transpose(images, [1, 2, 0, 3]), [1, shape[1], shape[2], -1])
+    per_channel = tf.repeat(kernel, 3, axis=0)  # [batch * 3, taps]
+    taps = 2 * radius + 1
+    horizontal = tf.reshape(tf.transpose(per_channel), [1, taps, -1, 1])
+    vertical = tf.reshape(tf.transpose(per_channel), [taps, 1, -1, 1])
+    padded = tf.pad(stacked, [[0, 0], [radius, radius], [radius, radius], [0, 0]], mode="REFLECT")
+    blurred = tf.nn.depthwise_conv2d(padded, horizontal, strides=[1, 1, 1, 1], padding="VALID")
+    blurred = tf.nn.depthwise_conv2d(blurred, vertical, strides=[1, 1, 1, 1], padding="VALID")
+    return tf.transpose(tf.reshape(blurred, [shape[1], shape[2], shape[0], 3]), [2, 0, 1, 3])
+
+
+def _boxes(draws: _Draws, height, width, area):
+    """A random rectangle mask [batch, h, w, 1] per image, of the given area fraction."""
+    log_ratio = draws.symmetric(math.log(3.0))
+    box_h = tf.sqrt(area * tf.exp(log_ratio)) * height
+    box_w = tf.sqrt(area / tf.exp(log_ratio)) * width
+    centre_y = draws.uniform() * height
+    centre_x = draws.uniform() * width
+    rows = tf.range(height)[None, :, None]
+    cols = tf.range(width)[None, None, :]
+    inside = ((tf.abs(rows - centre_y[:, None, None]) < box_h[:, None, None] / 2)
+              & (tf.abs(cols - centre_x[:, None, None]) < box_w[:, None, None] / 2))
+    return tf.cast(inside, tf.float32)[..., None]
+
+
+def _erase(images, draws: _Draws, p: AugmentParams):
+    shape = tf.shape(images)
+    height, width = tf.cast(shape[1], tf.float32), tf.cast(shape[2], tf.float32)
+    area = draws.applied(p.erase_prob) * draws.uniform(0.02, max(p.erase_area, 0.02))
+    mask = _boxes(draws, height, width, area)
+    fill = draws.uniform(0.0, 255.0, shape=shape)
+    return images * (1.0 - mask) + fill * mask
+
+
+def _mix(images, labels, draws: _Draws, p: AugmentParams) -> Tuple[tf.Tensor, tf.Tensor]:
+    """Mixup or cutmix with the partner image of the reversed batch; labels mixed alike."""
+    partner_images, partner_labels = tf.reverse(images, [0]), tf.reverse(labels, [0])
+    use_mixup = draws.applied(p.mixup_prob)
+    use_cutmix = (1.0 - use_mixup) * draws.applied(p.cutmix_prob)
+    # Mixup: a convex blend with weight lam for the image itself.
+    lam_mixup = draws.beta(p.mixup_alpha)
+    # Cutmix: a partner rectangle covering 1 - lam of the image.
+    shape = tf.shape(images)
+    height, width = tf.cast(shape[1], tf.float32), tf.cast(shape[2], tf.float32)
+    mask = _boxes(draws, height, width, use_cutmix * (1.0 - draws.beta(p.cutmix_alpha)))
+    lam_cutmix = 1.0 - tf.reduce_mean(mask, axis=[1, 2, 3])  # the area actually pasted
+    lam = use_mixup * lam_mixup + use_cutmix * lam_cutmix + (1.0 - use_mixup - use_cutmix)
+    blend = use_mixup[:, None, None, None]
+    images = (1.0 - mask) * images + mask * partner_images
+    images = (1.0 - blend) * images + blend * (lam[:, None, None, None] * images
+                                               + (1.0 - lam[:, None, None, None]) * partner_images)
+    labels = lam[:, None] * labels + (1.0 - lam[:, None]) * partner_labels
+    return images, labels
+
+
+def _geometric_active(p: AugmentParams) -> bool:
+    return p.geometric and any(prob > 0 for prob in (p.horizontal_flip, p.vertical_flip, p.rotation_prob,
+                                                      p.zoom_prob, p.translate_prob, p.crop_prob))
+
+
+def _color_active(p: AugmentParams) -> bool:
+    return p.color and any(prob > 0 for prob in (p.brightness_prob, p.contrast_prob, p.saturation_prob,
+                                                  p.hue_prob, p.grayscale_prob))
+
+
+def is_active(p: AugmentParams) -> bool:
+    """Whether any op can change an image."""
+    return (_geometric_active(p) or _color_active(p) or p.noise_prob > 0 or (p.blur_prob > 0 and p.blur > 0)
+            or p.erase_prob > 0 or p.mixes_labels)
+
+
+def augment_batch(images: tf.Tensor, labels: tf.Tensor, seed: tf.Tensor, p: AugmentParams):
+    """Returns augmented ``(images [b, h, w, 3] float in [0, 255], labels [b, classes])``.
+
+    ``seed`` is an int ``[2]`` tensor; the same seed gives the same result.
+    """
+    static_shape = images.shape
+    draws = _Draws(seed, tf.shape(images)[0])
+    if _geometric_active(p):
+        images = _geometry(images, draws, p)
+    if _color_active(p):
+        images = tf.clip_by_value(_color(images, draws, p), 0.0, 255.0)
+    if p.noise_prob > 0:
+        images = tf.clip_by_value(_noise(images, draws, p), 0.0, 255.0)
+    if p.blur_prob > 0 and p.blur > 0:
+        images = _blur(images, draws, p)
+    if p.erase_prob > 0:
+        images = _erase(images, draws, p)
+    if p.mixes_labels:
+        images, labels = _mix(images, labels, draws, p)
+    images = tf.clip_by_value(images, 0.0, 255.0)
+    images.set_shape(static_shape)  # the warp and the blur lose it
+    return images, labels

@@ -1,4 +1,13 @@
-"""The Trainer's ``tf.data`` input pipeline over the ingested TFRecord examples."""
+"""The Trainer's ``tf.data`` input pipeline over the validated TFRecord examples.
+
+    list shards -> parallel interleaved reads -> parse -> parallel decode+resize
+    -> uint8 -> [cache] -> shuffle -> batch -> label ids (Transform) -> one-hot
+    -> augment (training only, vectorised per batch) -> prefetch
+
+Decoded images are cached as uint8 (a quarter of float32's memory) before
+augmentation, so from the second epoch on only augmentation runs. Without a
+cache, the encoded records are shuffled instead (far smaller than pixels).
+"""
 
 from typing import List, Union
 
@@ -31,44 +40,57 @@ def label_ids(labels: tf.Tensor, tft_output: tft.TFTransformOutput) -> tf.Tensor
     return tf.reshape(transformed[features.LABEL_ID], [-1])
 
 
+def decoded_images(file_patterns: Union[str, List[str]], params: TrainParams, shuffle_files: bool) -> tf.data.Dataset:
+    """Unbatched ``(uint8 image [s, s, 3], label string)`` pairs from example files."""
+    files = tf.data.Dataset.list_files(file_patterns, shuffle=shuffle_files, seed=params.seed)
+    compression = _compression_of(file_patterns)
+    records = files.interleave(
+        lambda path: tf.data.TFRecordDataset(path, compression_type=compression),
+        cycle_length=4,
+        num_parallel_calls=_AUTOTUNE,
+        deterministic=True,
+    )
+    if shuffle_files and params.cache_dir is None:
+        # No cache: shuffle the encoded records, far smaller than decoded pixels.
+        records = records.shuffle(params.shuffle_buffer, seed=params.seed, reshuffle_each_iteration=True)
+
+    def decode(record):
+        example = tf.io.parse_single_example(record, _PARSE_SPEC)
+        image = image_ops.decode_and_resize(example[features.IMAGE], params.image_size)
+        return tf.cast(image, tf.uint8), example[features.LABEL]
+
+    # The examples come from the image validator: every one decodes.
+    return records.map(decode, num_parallel_calls=_AUTOTUNE, deterministic=True)
+
+
 def make_dataset(
     file_patterns: Union[str, List[str]],
     tft_output: tft.TFTransformOutput,
     params: TrainParams,
     training: bool,
+    num_classes: int,
 ) -> tf.data.Dataset:
-    """Returns batches of ``(images float32 [b, s, s, 3] in [0, 255], label ids int64 [b])``.
+    """Returns batches of ``(images float32 [b, s, s, 3] in [0, 255], one-hot labels [b, classes])``.
 
-    Training data is shuffled (files and records) and augmented; evaluation data
-    is read in a fixed order and never augmented.
+    Training data is shuffled and augmented; evaluation data is read in a fixed
+    order and never augmented.
     """
-    files = tf.data.Dataset.list_files(file_patterns, shuffle=training, seed=params.seed)
-    records = files.interleave(
-        lambda path: tf.data.TFRecordDataset(path, compression_type=_compression_of(file_patterns)),
-        cycle_length=4,
-        num_parallel_calls=_AUTOTUNE,
-        deterministic=True,
-    )
-    if training:
-        # Shuffle the encoded records: far smaller than decoded pixels.
-        records = records.shuffle(params.shuffle_buffer, seed=params.seed, reshuffle_each_iteration=True)
+    images = decoded_images(file_patterns, params, shuffle_files=training)
+    if params.cache_dir is not None:
+        images = images.cache(params.cache_dir)
+        if training:
+            images = images.shuffle(params.shuffle_buffer, seed=params.seed, reshuffle_each_iteration=True)
 
-    # The examples come from the image validator: every one decodes.
-    examples = records.map(lambda r: tf.io.parse_single_example(r, _PARSE_SPEC), num_parallel_calls=_AUTOTUNE)
-    decoded = examples.map(
-        lambda ex: (image_ops.decode_and_resize(ex[features.IMAGE], params.image_size), ex[features.LABEL]),
-        num_parallel_calls=_AUTOTUNE,
-        deterministic=True,
-    )
-    batches = decoded.batch(params.batch_size).map(
-        lambda images, labels: (images, label_ids(labels, tft_output)),
-        num_parallel_calls=_AUTOTUNE,
-    )
-    if training and params.augment.enabled:
-        # One seed per batch, drawn from a seeded stream: reproducible augmentation.
+    def to_model_inputs(batch_images, labels):
+        one_hot = tf.one_hot(label_ids(labels, tft_output), num_classes, dtype=tf.float32)
+        return tf.cast(batch_images, tf.float32), one_hot
+
+    batches = images.batch(params.batch_size).map(to_model_inputs, num_parallel_calls=_AUTOTUNE)
+    if training and augment.is_active(params.augment):
+        # One seed per batch from a seeded stream (new each epoch): reproducible augmentation.
         seeds = tf.data.Dataset.random(seed=params.seed, rerandomize_each_iteration=True).batch(2)
         batches = tf.data.Dataset.zip((batches, seeds)).map(
-            lambda batch, seed: (augment.augment_batch(batch[0], seed, params.augment), batch[1]),
+            lambda batch, seed: augment.augment_batch(batch[0], batch[1], seed, params.augment),
             num_parallel_calls=_AUTOTUNE,
         )
     return batches.prefetch(_AUTOTUNE)

@@ -11,20 +11,90 @@ def _knob(default, help_text: str):
 
 @dataclasses.dataclass(frozen=True)
 class AugmentParams:
-    """Training-split augmentation; every magnitude of 0 switches its op off."""
+    """Training-split augmentation: a probability and a magnitude per op.
 
-    enabled: bool = _knob(True, "Augment the training split at all.")
-    horizontal_flip: bool = _knob(True, "Flip half of the training images left-right.")
+    Start from a named preset (``none``, ``light``, ``standard``, ``heavy``) and
+    override single fields. ``geometric`` and ``color`` switch whole groups off
+    (no colour changes for X-rays, say); vertical flips are off in every preset.
+    """
+
+    preset: str = _knob("standard", "Augmentation preset the other augment fields start from.")
+    geometric: bool = _knob(True, "Allow geometric ops (flips, rotation, zoom, translation, crop).")
+    color: bool = _knob(True, "Allow colour ops (brightness, contrast, saturation, hue, grayscale).")
+    horizontal_flip: float = _knob(0.5, "Probability of a left-right flip.")
+    vertical_flip: float = _knob(0.0, "Probability of an up-down flip.")
+    rotation_prob: float = _knob(0.5, "Probability of a rotation.")
     rotation: float = _knob(0.05, "Largest rotation, as a fraction of a full turn (0.05 is +-18 degrees).")
+    zoom_prob: float = _knob(0.5, "Probability of a zoom.")
     zoom: float = _knob(0.1, "Largest relative zoom in or out (0.1 is 90%..110%).")
+    translate_prob: float = _knob(0.5, "Probability of a translation.")
+    translate: float = _knob(0.1, "Largest shift, as a fraction of the image side.")
+    crop_prob: float = _knob(0.5, "Probability of a random resized crop.")
+    crop_min_area: float = _knob(0.6, "Smallest crop area, as a fraction of the image (resized back to full size).")
+    crop_aspect: float = _knob(1.33, "Largest crop aspect-ratio change (and its inverse).")
+    brightness_prob: float = _knob(0.5, "Probability of a brightness change.")
     brightness: float = _knob(0.1, "Largest brightness shift, as a fraction of the pixel range.")
+    contrast_prob: float = _knob(0.5, "Probability of a contrast change.")
     contrast: float = _knob(0.2, "Largest relative contrast change (0.2 is a factor in 0.8..1.2).")
+    saturation_prob: float = _knob(0.5, "Probability of a saturation change.")
+    saturation: float = _knob(0.3, "Largest relative saturation change.")
+    hue_prob: float = _knob(0.3, "Probability of a hue rotation.")
+    hue: float = _knob(0.03, "Largest hue rotation, as a fraction of the colour circle.")
+    grayscale_prob: float = _knob(0.05, "Probability of turning an image gray.")
+    noise_prob: float = _knob(0.0, "Probability of Gaussian noise.")
+    noise: float = _knob(0.03, "Largest noise standard deviation, as a fraction of the pixel range.")
+    blur_prob: float = _knob(0.0, "Probability of a Gaussian blur.")
+    blur: float = _knob(1.5, "Largest blur sigma, in pixels.")
+    erase_prob: float = _knob(0.25, "Probability of erasing a random rectangle (cutout).")
+    erase_area: float = _knob(0.2, "Largest erased area, as a fraction of the image.")
+    mixup_prob: float = _knob(0.0, "Probability that an image is mixed with another (mixup, soft labels).")
+    mixup_alpha: float = _knob(0.2, "Beta(alpha, alpha) parameter of the mixup weight.")
+    cutmix_prob: float = _knob(0.0, "Probability that a patch of another image is pasted in (cutmix, soft labels).")
+    cutmix_alpha: float = _knob(1.0, "Beta(alpha, alpha) parameter of the cutmix area.")
 
     def __post_init__(self):
-        for name in ("rotation", "zoom", "brightness", "contrast"):
-            value = getattr(self, name)
-            if not 0.0 <= value < 1.0:
-                raise ValueError(f"augment.{name} must be in [0, 1), got {value}.")
+        if self.preset not in PRESETS:
+            raise ValueError(f"augment.preset must be one of {sorted(PRESETS)}, got {self.preset!r}.")
+        for field in dataclasses.fields(self):
+            value = getattr(self, field.name)
+            if field.name.endswith("_prob") or field.name in ("horizontal_flip", "vertical_flip"):
+                if not 0.0 <= value <= 1.0:
+                    raise ValueError(f"augment.{field.name} is a probability: it must be in [0, 1], got {value}.")
+        for name in ("rotation", "zoom", "translate", "brightness", "contrast", "saturation", "noise", "erase_area"):
+            if not 0.0 <= getattr(self, name) < 1.0:
+                raise ValueError(f"augment.{name} must be in [0, 1), got {getattr(self, name)}.")
+        if not 0.0 <= self.hue <= 0.5:
+            raise ValueError(f"augment.hue must be in [0, 0.5], got {self.hue}.")
+        if not 0.0 < self.crop_min_area <= 1.0 or self.crop_aspect < 1.0:
+            raise ValueError("augment.crop_min_area must be in (0, 1] and augment.crop_aspect at least 1.")
+        if self.blur < 0 or self.mixup_alpha <= 0 or self.cutmix_alpha <= 0:
+            raise ValueError("augment.blur must be >= 0 and the mixup/cutmix alphas > 0.")
+
+    @classmethod
+    def from_preset(cls, name: str, **overrides) -> "AugmentParams":
+        if name not in PRESETS:
+            raise ValueError(f"Unknown augmentation preset {name!r}; choose from {sorted(PRESETS)}.")
+        return cls(**{**PRESETS[name], "preset": name, **overrides})
+
+    @property
+    def mixes_labels(self) -> bool:
+        return self.mixup_prob > 0 or self.cutmix_prob > 0
+
+
+_OFF = {"horizontal_flip": 0.0, "vertical_flip": 0.0, "rotation_prob": 0.0, "zoom_prob": 0.0, "translate_prob": 0.0,
+        "crop_prob": 0.0, "brightness_prob": 0.0, "contrast_prob": 0.0, "saturation_prob": 0.0, "hue_prob": 0.0,
+        "grayscale_prob": 0.0, "noise_prob": 0.0, "blur_prob": 0.0, "erase_prob": 0.0, "mixup_prob": 0.0,
+        "cutmix_prob": 0.0}
+_LIGHT = {**_OFF, "horizontal_flip": 0.5, "rotation_prob": 0.5, "rotation": 0.03, "zoom_prob": 0.5, "zoom": 0.1,
+          "brightness_prob": 0.5, "brightness": 0.05, "contrast_prob": 0.5, "contrast": 0.1}
+_STANDARD = {**_LIGHT, "rotation": 0.05, "brightness": 0.1, "contrast": 0.2, "translate_prob": 0.5,
+             "translate": 0.1, "crop_prob": 0.5, "crop_min_area": 0.6, "saturation_prob": 0.5, "saturation": 0.3,
+             "hue_prob": 0.3, "hue": 0.03, "grayscale_prob": 0.05, "erase_prob": 0.25, "erase_area": 0.2}
+_HEAVY = {**_STANDARD, "rotation": 0.08, "zoom": 0.2, "translate": 0.15, "crop_min_area": 0.35, "brightness": 0.2,
+          "contrast": 0.35, "saturation": 0.5, "hue": 0.06, "grayscale_prob": 0.1, "noise_prob": 0.3, "noise": 0.03,
+          "blur_prob": 0.2, "blur": 1.5, "erase_prob": 0.4, "erase_area": 0.3, "mixup_prob": 0.3, "mixup_alpha": 0.2,
+          "cutmix_prob": 0.3, "cutmix_alpha": 1.0}
+PRESETS = {"none": _OFF, "light": _LIGHT, "standard": _STANDARD, "heavy": _HEAVY}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -42,6 +112,9 @@ class TrainParams:
     dropout: float = _knob(0.2, "Dropout rate before the classification layer.")
     shuffle_buffer: int = _knob(1000, "Encoded examples held in the training shuffle buffer.")
     seed: int = _knob(42, "Seed of the shuffle order, augmentation, initialisation and demo data.")
+    cache: str = _knob(
+        "memory", "Cache decoded, resized uint8 images before augmentation: 'memory', 'none' or a directory."
+    )
     augment: AugmentParams = dataclasses.field(default_factory=AugmentParams)
 
     def __post_init__(self):
@@ -75,3 +148,10 @@ class TrainParams:
         config = dict(config)
         augment = AugmentParams(**config.pop("augment", {}))
         return cls(augment=augment, **config)
+
+    @property
+    def cache_dir(self):
+        """Where the image cache goes: "" for memory, None for no cache."""
+        if self.cache == "none":
+            return None
+        return "" if self.cache == "memory" else self.cache

@@ -1,20 +1,26 @@
 """``run_fn`` for the TFX Trainer: two-phase fine-tuning of ResNet50, then export."""
 
+import os
+
 import tensorflow as tf
 import tensorflow_transform as tft
 from absl import logging
 from tfx.components.trainer.fn_args_utils import FnArgs
 
 from components import features
-from components.trainer import dataset, export, model as model_lib, weights as weights_lib
+from components.trainer import augment, dataset, export, model as model_lib, preview, weights as weights_lib
 from components.trainer.params import TrainParams
+
+PREVIEW_IMAGES = 8
+PREVIEW_VERSIONS = 5
 
 
 def _fit(model, train_ds, eval_ds, learning_rate, first_epoch, last_epoch, log_dir):
+    # One-hot labels throughout: mixup and cutmix make soft ones.
     model.compile(
         optimizer=tf.keras.optimizers.Adam(learning_rate),
-        loss=tf.keras.losses.SparseCategoricalCrossentropy(),
-        metrics=[tf.keras.metrics.SparseCategoricalAccuracy(name="accuracy")],
+        loss=tf.keras.losses.CategoricalCrossentropy(),
+        metrics=[tf.keras.metrics.CategoricalAccuracy(name="accuracy")],
     )
     return model.fit(
         train_ds,
@@ -24,6 +30,20 @@ def _fit(model, train_ds, eval_ds, learning_rate, first_epoch, last_epoch, log_d
         callbacks=[tf.keras.callbacks.TensorBoard(log_dir=log_dir)],
         verbose=2,
     )
+
+
+def _write_augmentation_preview(train_files, params: TrainParams, run_dir: str) -> None:
+    """Originals beside augmented versions, as a PNG and a TensorBoard image."""
+    if not augment.is_active(params.augment):
+        return
+    sample = dataset.decoded_images(train_files, params, shuffle_files=False).take(PREVIEW_IMAGES)
+    images = tf.stack([image for image, _ in sample])
+    grid = preview.preview_grid(images, params.augment, PREVIEW_VERSIONS, params.seed)
+    path = os.path.join(run_dir, preview.PREVIEW_FILE)
+    preview.write_png(grid, path)
+    with tf.summary.create_file_writer(os.path.join(run_dir, "augmentation")).as_default():
+        tf.summary.image("augmentation_preview", grid[None], step=0)
+    logging.info("Augmentation preview (preset %s): %s", params.augment.preset, path)
 
 
 def run_fn(fn_args: FnArgs) -> None:
@@ -36,8 +56,10 @@ def run_fn(fn_args: FnArgs) -> None:
         raise ValueError(f"Need at least 2 classes to train a classifier, found {label_names}.")
     logging.info("Training on %d classes: %s", len(label_names), label_names)
 
-    train_ds = dataset.make_dataset(fn_args.train_files, tft_output, params, training=True)
-    eval_ds = dataset.make_dataset(fn_args.eval_files, tft_output, params, training=False)
+    num_classes = len(label_names)
+    train_ds = dataset.make_dataset(fn_args.train_files, tft_output, params, training=True, num_classes=num_classes)
+    eval_ds = dataset.make_dataset(fn_args.eval_files, tft_output, params, training=False, num_classes=num_classes)
+    _write_augmentation_preview(fn_args.train_files, params, fn_args.model_run_dir)
     weights = weights_lib.resolve_weights(params.weights)
     model, backbone = model_lib.build_model(len(label_names), params, weights)
 

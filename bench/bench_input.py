@@ -1,0 +1,193 @@
+"""Input pipeline and augmentation throughput, side by side, plus training throughput.
+
+On the same images (the hymenoptera training split, when present beside the
+repository, and a generated set of 224x224 JPEGs), the same batch size (32), the
+same output size (224x224) and the same augmentation set (horizontal flip,
+rotation +-18 degrees, zoom 10%, translation 10%, brightness 10%, contrast 20%;
+ImageDataGenerator has no contrast op), images/s over 3 epochs of:
+
+  input_fn          this product's Trainer input pipeline (components/trainer/dataset.py),
+                    on the ingested TFRecords, with its in-memory uint8 cache
+  image_data_gen    tf-keras ImageDataGenerator(...).flow_from_directory
+  idfd_layers       image_dataset_from_directory + Keras preprocessing layers
+                    (mapped with AUTOTUNE and prefetched, as the Keras guide does)
+  plain_tf_data     tf.data from the files: decode, resize, the same augmentation
+                    ops, no parallel calls, no prefetch, no cache
+
+Each is repeated; medians are printed as ratios and written to
+bench/results/input_pipeline.json. Then the real model (ResNet50, 128x128,
+batch 16, random init) is trained fed by input_fn, and fed by synthetic
+in-memory tensors, and the ratio of their images/s is printed.
+
+    .venv/bin/python -m bench.bench_input [--repeats 3] [--generated 500] [--skip-training]
+"""
+
+import argparse
+import dataclasses
+import json
+import os
+import pathlib
+import statistics
+import sys
+import tempfile
+import time
+
+import components  # noqa: F401  (sets the Keras choice before TensorFlow loads)
+import numpy as np
+import tensorflow as tf
+
+from bench.bench_validation import generate_jpegs
+from components.trainer import augment, dataset, image_ops, model as model_lib
+from components.trainer.params import AugmentParams, TrainParams
+from tests.conftest import HYMENOPTERA, build_transform_output, run_ingest
+
+RESULTS = pathlib.Path(__file__).resolve().parent / "results" / "input_pipeline.json"
+SIZE, BATCH, EPOCHS = 224, 32, 3
+AUGMENT = AugmentParams.from_preset(
+    "none", horizontal_flip=0.5, rotation_prob=1.0, rotation=0.05, zoom_prob=1.0, zoom=0.1,
+    translate_prob=1.0, translate=0.1, brightness_prob=1.0, brightness=0.1, contrast_prob=1.0, contrast=0.2,
+)
+PARAMS = TrainParams(image_size=SIZE, batch_size=BATCH, weights="none", cache="memory", augment=AUGMENT)
+
+
+def count_images(ds) -> int:
+    return sum(int(images.shape[0]) for images, _ in ds)
+
+
+def run_input_fn(examples_pattern, tft_output, num_classes):
+    ds = dataset.make_dataset(examples_pattern, tft_output, PARAMS, training=True, num_classes=num_classes)
+    return sum(count_images(ds) for _ in range(EPOCHS))
+
+
+def run_image_data_generator(folder):
+    generator = tf.keras.preprocessing.image.ImageDataGenerator(
+        horizontal_flip=True, rotation_range=18, zoom_range=0.1, width_shift_range=0.1,
+        height_shift_range=0.1, brightness_range=(0.9, 1.1),
+    )
+    flow = generator.flow_from_directory(str(folder), target_size=(SIZE, SIZE), batch_size=BATCH,
+                                         class_mode="sparse", seed=0, shuffle=True)
+    seen = 0
+    for _ in range(EPOCHS * len(flow)):
+        images, _ = next(flow)
+        seen += images.shape[0]
+    return seen
+
+
+def run_idfd_layers(folder):
+    layers = tf.keras.Sequential([
+        tf.keras.layers.RandomFlip("horizontal", seed=0),
+        tf.keras.layers.RandomRotation(0.05, seed=0),
+        tf.keras.layers.RandomZoom(0.1, seed=0),
+        tf.keras.layers.RandomTranslation(0.1, 0.1, seed=0),
+        tf.keras.layers.RandomBrightness(0.1, value_range=(0, 255), seed=0),
+        tf.keras.layers.RandomContrast(0.2, seed=0),
+    ])
+    ds = tf.keras.utils.image_dataset_from_directory(str(folder), image_size=(SIZE, SIZE), batch_size=BATCH,
+                                                     seed=0, verbose=False)
+    ds = ds.map(lambda x, y: (layers(x, training=True), y), num_parallel_calls=tf.data.AUTOTUNE)
+    ds = ds.prefetch(tf.data.AUTOTUNE)
+    return sum(count_images(ds) for _ in range(EPOCHS))
+
+
+def run_plain_tf_data(folder):
+    files = sorted(str(p) for p in pathlib.Path(folder).glob("*/*"))
+    ds = tf.data.Dataset.from_tensor_slices(files).shuffle(len(files), seed=0)
+    ds = ds.map(lambda path: image_ops.decode_and_resize(tf.io.read_file(path), SIZE)).batch(BATCH)
+    seeds = tf.data.Dataset.random(seed=0, rerandomize_each_iteration=True).batch(2)
+    ds = tf.data.Dataset.zip((ds, seeds)).map(
+        lambda images, seed: augment.augment_batch(images, tf.zeros([tf.shape(images)[0], 1]), seed, AUGMENT))
+    return sum(count_images(ds) for _ in range(EPOCHS))
+
+
+def timed_rate(fn, *args) -> float:
+    start = time.perf_counter()
+    images = fn(*args)
+    return images / (time.perf_counter() - start)
+
+
+def bench_dataset(name, folder, work, repeats):
+    examples = run_ingest(folder, work / f"{name}_ingested", return_artifact=True)
+    pattern = os.path.join(examples.uri, "Split-*", "*")
+    labels = sorted(p.name for p in pathlib.Path(folder).iterdir() if p.is_dir())
+    tft_output = build_transform_output(labels, str(work / f"{name}_transform"))
+    runs = {
+        "input_fn": lambda: timed_rate(run_input_fn, pattern, tft_output, len(labels)),
+        "image_data_gen": lambda: timed_rate(run_image_data_generator, folder),
+        "idfd_layers": lambda: timed_rate(run_idfd_layers, folder),
+        "plain_tf_data": lambda: timed_rate(run_plain_tf_data, folder),
+    }
+    rates = {key: [] for key in runs}
+    for _ in range(repeats):
+        for key, run in runs.items():
+            rates[key].append(run())
+    medians = {key: statistics.median(values) for key, values in rates.items()}
+    return {
+        "images": len(list(pathlib.Path(folder).glob("*/*"))),
+        "images_per_second": {k: round(v, 1) for k, v in medians.items()},
+        "input_fn_speedup": {k: round(medians["input_fn"] / v, 2) for k, v in medians.items() if k != "input_fn"},
+    }, (pattern, tft_output, len(labels))
+
+
+class _EpochTimer(tf.keras.callbacks.Callback):
+    def on_epoch_begin(self, epoch, logs=None):
+        self.start = time.perf_counter()
+
+    def on_epoch_end(self, epoch, logs=None):
+        self.last = time.perf_counter() - self.start
+
+
+def bench_training(pattern, tft_output, num_classes, steps=8):
+    params = dataclasses.replace(PARAMS, image_size=128, batch_size=16)
+    real = dataset.make_dataset(pattern, tft_output, params, training=True, num_classes=num_classes).repeat()
+    images = tf.random.uniform([16, 128, 128, 3], 0, 255)
+    synthetic = tf.data.Dataset.from_tensors((images, tf.one_hot(tf.zeros([16], tf.int32), num_classes))).repeat()
+    rates = {}
+    for name, data in (("synthetic", synthetic), ("input_fn", real)):
+        tf.keras.utils.set_random_seed(0)
+        model, _ = model_lib.build_model(num_classes, params, weights=None)
+        model.compile(tf.keras.optimizers.Adam(1e-3), tf.keras.losses.CategoricalCrossentropy())
+        timer = _EpochTimer()
+        # The first epoch traces the graph and fills the cache; the second is timed.
+        model.fit(data, steps_per_epoch=steps, epochs=2, callbacks=[timer], verbose=0)
+        rates[name] = steps * 16 / timer.last
+    return {
+        "images_per_second": {k: round(v, 1) for k, v in rates.items()},
+        "input_fn_over_synthetic": round(rates["input_fn"] / rates["synthetic"], 3),
+    }
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--generated", type=int, default=500, help="How many 224x224 JPEGs to generate.")
+    parser.add_argument("--skip-training", action="store_true")
+    args = parser.parse_args(argv)
+    results = {"repeats": args.repeats, "epochs": EPOCHS, "batch_size": BATCH, "image_size": SIZE,
+               "cpu_count": os.cpu_count(), "datasets": {}}
+    with tempfile.TemporaryDirectory() as tmp:
+        work = pathlib.Path(tmp)
+        folders = {"generated_224_jpeg": generate_jpegs(work / "generated", args.generated)}
+        if HYMENOPTERA.is_dir():
+            folders["hymenoptera_train"] = HYMENOPTERA / "train"
+        training_inputs = None
+        for name, folder in folders.items():
+            result, inputs = bench_dataset(name, folder, work, args.repeats)
+            training_inputs = training_inputs or inputs
+            results["datasets"][name] = result
+            print(f"\n{name}: {result['images']} images x {EPOCHS} epochs, median of {args.repeats}")
+            for key, rate in result["images_per_second"].items():
+                speedup = result["input_fn_speedup"].get(key)
+                print(f"  {key:16s} {rate:8.1f} img/s" + (f"   input_fn is x{speedup:.2f}" if speedup else ""))
+        if not args.skip_training:
+            results["training"] = bench_training(*training_inputs)
+            training = results["training"]
+            print(f"\ntraining (ResNet50 128x128, batch 16): {training['images_per_second']} img/s; "
+                  f"input_fn / synthetic = {training['input_fn_over_synthetic']:.3f}")
+    RESULTS.parent.mkdir(exist_ok=True)
+    RESULTS.write_text(json.dumps(results, indent=1, sort_keys=True) + "\n")
+    print(f"\nWritten to {RESULTS}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,93 @@
+"""Augmentation previews: a grid of originals beside augmented versions.
+
+The Trainer writes one for its training data (``augmentation_preview.png`` in
+the model run directory, and as a TensorBoard image). To see a preset on your
+own images before training:
+
+    .venv/bin/python -m components.trainer.preview --data-dir PATH --preset heavy --output preview.png
+"""
+
+import argparse
+import os
+import sys
+from typing import List, Optional
+
+import components  # noqa: F401  (sets the Keras choice before TensorFlow loads)
+import tensorflow as tf
+
+from components.image_ingest import listing
+from components.image_ingest.component import detect_split_folders
+from components.trainer import augment, image_ops
+from components.trainer.params import PRESETS, AugmentParams
+
+PREVIEW_FILE = "augmentation_preview.png"
+_GAP = 4  # white pixels between tiles
+
+
+def preview_grid(images: tf.Tensor, params: AugmentParams, versions: int, seed: int) -> tf.Tensor:
+    """uint8 grid: one row per image, the original first, then ``versions`` augmented copies."""
+    images = tf.cast(images, tf.float32)
+    # Mixup and cutmix need labels: give every image its own class.
+    labels = tf.eye(tf.shape(images)[0])
+    columns = [images]
+    for version in range(versions):
+        augmented, _ = augment.augment_batch(images, labels, tf.constant([seed, version], tf.int64), params)
+        columns.append(augmented)
+    tiles = tf.stack(columns, axis=1)  # [rows, columns, h, w, 3]
+    tiles = tf.pad(tiles, [[0, 0], [0, 0], [0, _GAP], [0, _GAP], [0, 0]], constant_values=255.0)
+    rows, cols, height, width = (tf.shape(tiles)[i] for i in range(4))
+    grid = tf.reshape(tf.transpose(tiles, [0, 2, 1, 3, 4]), [rows * height, cols * width, 3])
+    return tf.cast(tf.round(grid), tf.uint8)
+
+
+def write_png(grid: tf.Tensor, path: str) -> None:
+    tf.io.gfile.makedirs(os.path.dirname(path) or ".")
+    tf.io.write_file(path, tf.io.encode_png(grid))
+
+
+def _sample_files(data_dir: str, count: int) -> List[str]:
+    split_folders = detect_split_folders(data_dir)
+    split_listing = listing.list_split(data_dir, split_folders["train"] if split_folders else "")
+    files = split_listing.files
+    if not files:
+        raise ValueError(f"No images found under {data_dir!r}.")
+    # Spread the sample over the classes: every len/count-th file of the sorted listing.
+    step = max(1, len(files) // count)
+    return [os.path.join(data_dir, f) for f in files[::step][:count]]
+
+
+def main(argv: Optional[List[str]] = None) -> int:
+    parser = argparse.ArgumentParser(description="Preview an augmentation preset on your own images.")
+    parser.add_argument("--data-dir", required=True, help="Folder of <class>/<image> or <split>/<class>/<image>.")
+    parser.add_argument("--preset", default="standard", choices=sorted(PRESETS))
+    parser.add_argument("--image-size", type=int, default=224)
+    parser.add_argument("--count", type=int, default=8, help="How many images (rows).")
+    parser.add_argument("--versions", type=int, default=5, help="Augmented copies per image (columns).")
+    parser.add_argument("--seed", type=int, default=42)
+    parser.add_argument("--output", default="augmentation_preview.png")
+    args = parser.parse_args(argv)
+    try:
+        paths = _sample_files(args.data_dir, args.count)
+    except ValueError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    images, skipped = [], []
+    for path in paths:
+        try:
+            images.append(image_ops.decode_and_resize(tf.io.read_file(path), args.image_size))
+        except (tf.errors.InvalidArgumentError, tf.errors.NotFoundError) as error:
+            skipped.append(f"{path}: {type(error).__name__}")
+    if not images:
+        print(f"error: none of the sampled files decodes: {skipped}", file=sys.stderr)
+        return 2
+    grid = preview_grid(tf.stack(images), AugmentParams.from_preset(args.preset), args.versions, args.seed)
+    write_png(grid, args.output)
+    for line in skipped:
+        print(f"skipped (not decodable): {line}", file=sys.stderr)
+    print(f"Wrote {args.output}: {len(images)} images (rows), the original then {args.versions} "
+          f"'{args.preset}' augmentations (columns).")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
