@@ -8,7 +8,7 @@ PYTHON310 ?= $(shell for p in python3.10 $$HOME/.pyenv/versions/3.10*/bin/python
 	"$$p" -c 'import sys; sys.exit(sys.version_info[:2] != (3, 10))' >/dev/null 2>&1 && { echo "$$p"; break; }; done)
 ARGS ?=
 
-.PHONY: setup run test test-fast bench clean
+.PHONY: setup run test test-fast bench preview clean
 
 setup: $(VENV)/.installed
 
@@ -33,6 +33,10 @@ test-fast: setup
 bench: setup
 	$(PY) -m bench.bench_validation $(ARGS)
 	$(PY) -m bench.bench_input $(ARGS)
+
+# An augmentation preview on your own images: make preview ARGS="--data-dir PATH --preset heavy"
+preview: setup
+	$(PY) -m components.trainer.preview $(ARGS)
 
 clean:
 	rm -rf output .pytest_cache

@@ -83,7 +83,7 @@ def run_idfd_layers(folder):
         tf.keras.layers.RandomContrast(0.2, seed=0),
     ])
     ds = tf.keras.utils.image_dataset_from_directory(str(folder), image_size=(SIZE, SIZE), batch_size=BATCH,
-                                                     seed=0, verbose=False)
+                                                     seed=0)
     ds = ds.map(lambda x, y: (layers(x, training=True), y), num_parallel_calls=tf.data.AUTOTUNE)
     ds = ds.prefetch(tf.data.AUTOTUNE)
     return sum(count_images(ds) for _ in range(EPOCHS))

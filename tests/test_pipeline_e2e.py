@@ -42,6 +42,12 @@ def test_demo_pipeline_pushes_a_model_that_serves_raw_jpeg_bytes_then_reruns_fro
     assert summary["metrics"]["example_count"] == counts["examples"]["eval"]
     assert summary["cached_components"] == []
 
+    # The Trainer left its augmentation preview, as a PNG and for TensorBoard.
+    run_dirs = list((output_dir / "pipeline_root" / "Trainer" / "model_run").iterdir())
+    assert len(run_dirs) == 1
+    assert tf.io.decode_png((run_dirs[0] / "augmentation_preview.png").read_bytes()).shape[-1] == 3
+    assert list((run_dirs[0] / "augmentation").glob("events.out.tfevents.*"))
+
     # The pushed SavedModel answers on real JPEG files from the data.
     model = tf.saved_model.load(pushed)
     demo_dir = output_dir / "demo_data"

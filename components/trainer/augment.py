@@ -101,24 +101,33 @@ def _geometry(images, draws: _Draws, p: AugmentParams):
 
 
 def _color(images, draws: _Draws, p: AugmentParams):
-    x = images / 255.0
-    x = x + (draws.applied(p.brightness_prob) * draws.symmetric(p.brightness))[:, None, None, None]
+    """Brightness, contrast, saturation, grayscale and hue as one affine colour map per image.
+
+    All five are linear in the pixel values, so they compose into a 3x3 matrix
+    and an offset per image: one pass over the pixels instead of five.
+    """
+    ones = tf.ones([draws.batch])
+    delta = draws.applied(p.brightness_prob) * draws.symmetric(p.brightness) * 255.0
     contrast = 1.0 + draws.applied(p.contrast_prob) * draws.symmetric(p.contrast)
-    mean = tf.reduce_mean(x, axis=[1, 2, 3], keepdims=True)
-    x = (x - mean) * contrast[:, None, None, None] + mean
-    # Saturation and grayscale: one blend towards the gray image (factor 0 is gray).
-    saturation = 1.0 + draws.applied(p.saturation_prob) * draws.symmetric(p.saturation)
-    saturation *= 1.0 - draws.applied(p.grayscale_prob)
-    gray = tf.reduce_sum(x * _LUMA, axis=-1, keepdims=True)
-    x = gray + (x - gray) * saturation[:, None, None, None]
+    # Saturation blends towards the gray image; grayscale is saturation 0.
+    saturation = (1.0 + draws.applied(p.saturation_prob) * draws.symmetric(p.saturation)) * (
+        1.0 - draws.applied(p.grayscale_prob))
+    luma_columns = tf.tile(_LUMA[:, None], [1, 3])  # x @ this = the gray value in each channel
+    saturate = (saturation[:, None, None] * tf.eye(3)[None]
+                + (1.0 - saturation)[:, None, None] * luma_columns[None])
+    matrix = saturate
     if p.hue_prob > 0 and p.hue > 0:
         angle = draws.applied(p.hue_prob) * draws.symmetric(p.hue * 2.0 * math.pi)
-        cos, sin = tf.cos(angle), tf.sin(angle)
-        zeros, ones = tf.zeros_like(angle), tf.ones_like(angle)
+        cos, sin, zeros = tf.cos(angle), tf.sin(angle), tf.zeros_like(angle)
         rotation = tf.reshape(tf.stack([ones, zeros, zeros, zeros, cos, -sin, zeros, sin, cos], axis=1), [-1, 3, 3])
-        matrices = tf.matmul(tf.matmul(_RGB_TO_YIQ[None], rotation, transpose_b=True), _YIQ_TO_RGB[None])
-        x = tf.einsum("bhwc,bcd->bhwd", x, matrices)
-    return x * 255.0
+        hue = tf.matmul(tf.matmul(_RGB_TO_YIQ[None], rotation, transpose_b=True), _YIQ_TO_RGB[None])
+        matrix = tf.matmul(matrix, hue)
+    # brightness then contrast about the (brightened) mean: c * x + ((delta - m) c + m), m = mean(x) + delta.
+    mean = tf.reduce_mean(images, axis=[1, 2, 3]) + delta
+    offset = (delta - mean) * contrast + mean
+    # The offset is gray (equal in every channel) before the colour matrix: carry it through.
+    bias = tf.matmul(offset[:, None, None] * tf.ones([1, 1, 3]), matrix)  # [batch, 1, 3]
+    return tf.einsum("bhwc,bcd->bhwd", images, contrast[:, None, None] * matrix) + bias[:, None]
 
 
 def _noise(images, draws: _Draws, p: AugmentParams):
