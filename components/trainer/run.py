@@ -36,7 +36,9 @@ def _write_augmentation_preview(train_files, params: TrainParams, run_dir: str) 
     """Originals beside augmented versions, as a PNG and a TensorBoard image."""
     if not augment.is_active(params.augment):
         return
-    sample = dataset.decoded_images(train_files, params, shuffle_files=False).take(PREVIEW_IMAGES)
+    # A seeded shuffle over a few batches' worth: the files are often in class order.
+    sample = dataset.decoded_images(train_files, params, shuffle_files=True).shuffle(
+        8 * PREVIEW_IMAGES, seed=params.seed).take(PREVIEW_IMAGES)
     images = tf.stack([image for image, _ in sample])
     grid = preview.preview_grid(images, params.augment, PREVIEW_VERSIONS, params.seed)
     path = os.path.join(run_dir, preview.PREVIEW_FILE)
