@@ -33,7 +33,6 @@ import tempfile
 import time
 
 import components  # noqa: F401  (sets the Keras choice before TensorFlow loads)
-import numpy as np
 import tensorflow as tf
 
 from bench.bench_validation import generate_jpegs

@@ -103,9 +103,9 @@ def run_validator(examples, work: pathlib.Path, beam_args) -> None:
     )
 
 
-def timed(fn) -> float:
+def timed(fn, *args) -> float:
     start = time.perf_counter()
-    fn()
+    fn(*args)
     return time.perf_counter() - start
 
 
@@ -116,11 +116,11 @@ def bench_dataset(name: str, root: pathlib.Path, work: pathlib.Path, repeats: in
     times = {"pillow_verify": [], "pillow_load": [], "checks_loop": []}
     times.update({key: [] for key in BEAM_RUNNERS})
     for repeat in range(repeats):
-        times["pillow_verify"].append(timed(lambda: pillow_loop(paths, full_decode=False)))
-        times["pillow_load"].append(timed(lambda: pillow_loop(paths, full_decode=True)))
-        times["checks_loop"].append(timed(lambda: checks_loop(records)))
+        times["pillow_verify"].append(timed(pillow_loop, paths, False))
+        times["pillow_load"].append(timed(pillow_loop, paths, True))
+        times["checks_loop"].append(timed(checks_loop, records))
         for key, args in BEAM_RUNNERS.items():
-            times[key].append(timed(lambda: run_validator(examples, work / f"{name}_{key}_{repeat}", args)))
+            times[key].append(timed(run_validator, examples, work / f"{name}_{key}_{repeat}", args))
     rates = {key: len(paths) / statistics.median(values) for key, values in times.items()}
     baseline = rates["pillow_verify"]
     return {

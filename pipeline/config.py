@@ -11,7 +11,7 @@ import dataclasses
 import os
 import shlex
 import typing
-from typing import Any, Dict, List, Optional, Sequence, Tuple
+from typing import Any, Dict, List, Optional, Tuple
 
 from components.image_validator.policy import ValidationPolicy
 from components.trainer.params import AugmentParams, TrainParams

@@ -19,10 +19,11 @@ from components.image_validator.policy import ValidationPolicy
 from tests import bad_corpus
 from tests.conftest import HYMENOPTERA, encode_image, run_ingest, write_image_folder
 
+DEFAULT = ValidationPolicy()
 RELAXED = ValidationPolicy(min_examples_per_class=1, max_rejected_fraction=1.0)
 
 
-def run_validator(examples, output_dir, policy=ValidationPolicy(), label_domain=None):
+def run_validator(examples, output_dir, policy=DEFAULT, label_domain=None):
     """Calls the executor's Do() as TFX would; returns (validated Examples, report dict)."""
     validated = standard_artifacts.Examples()
     validated.uri = str(output_dir / "validated")
