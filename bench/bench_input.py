@@ -24,7 +24,6 @@ in-memory tensors, and the ratio of their images/s is printed.
 
 import argparse
 import dataclasses
-import json
 import os
 import pathlib
 import statistics
@@ -35,12 +34,11 @@ import time
 import components  # noqa: F401  (sets the Keras choice before TensorFlow loads)
 import tensorflow as tf
 
-from bench.bench_validation import generate_jpegs
+from bench.common import generate_jpegs, write_results
 from components.trainer import augment, dataset, image_ops, model as model_lib
 from components.trainer.params import AugmentParams, TrainParams
 from tests.conftest import HYMENOPTERA, build_transform_output, run_ingest
 
-RESULTS = pathlib.Path(__file__).resolve().parent / "results" / "input_pipeline.json"
 SIZE, BATCH, EPOCHS = 224, 32, 3
 AUGMENT = AugmentParams.from_preset(
     "none", horizontal_flip=0.5, rotation_prob=1.0, rotation=0.05, zoom_prob=1.0, zoom=0.1,
@@ -182,9 +180,7 @@ def main(argv=None) -> int:
             training = results["training"]
             print(f"\ntraining (ResNet50 128x128, batch 16): {training['images_per_second']} img/s; "
                   f"input_fn / synthetic = {training['input_fn_over_synthetic']:.3f}")
-    RESULTS.parent.mkdir(exist_ok=True)
-    RESULTS.write_text(json.dumps(results, indent=1, sort_keys=True) + "\n")
-    print(f"\nWritten to {RESULTS}")
+    write_results("input_pipeline.json", results)
     return 0
 
 

@@ -32,18 +32,17 @@ import tempfile
 import time
 
 import components  # noqa: F401  (sets the Keras choice before TensorFlow loads)
-import numpy as np
 import tensorflow as tf
 from PIL import Image
 from tfx.types import standard_artifacts
 
+from bench.common import generate_jpegs, write_results
 from components.image_validator import executor as validator_executor
 from components.image_validator.component import ImageValidationReport
 from components.image_validator.policy import ValidationPolicy
 from pipeline.pipeline import beam_args_with_dependencies
 from tests.conftest import HYMENOPTERA, run_ingest
 
-RESULTS = pathlib.Path(__file__).resolve().parent / "results" / "validation.json"
 # With the dependency flag the pipeline adds, as the pipeline runs the validator.
 BEAM_RUNNERS = {
     name: beam_args_with_dependencies(args)
@@ -53,17 +52,6 @@ BEAM_RUNNERS = {
         "validator_2_processes": ["--direct_running_mode=multi_processing", "--direct_num_workers=2"],
     }.items()
 }
-
-
-def generate_jpegs(root: pathlib.Path, count: int) -> pathlib.Path:
-    rng = np.random.default_rng(0)
-    for index in range(count):
-        folder = root / f"class_{index % 4}"
-        folder.mkdir(parents=True, exist_ok=True)
-        # Smooth random colour fields compress like photos, unlike pure noise.
-        small = rng.integers(0, 256, (14, 14, 3), dtype=np.uint8)
-        Image.fromarray(small).resize((224, 224), Image.BICUBIC).save(folder / f"{index:05d}.jpg", quality=90)
-    return root
 
 
 def image_files(root: pathlib.Path):
@@ -149,9 +137,7 @@ def main(argv=None) -> int:
             for key, rate in result["files_per_second"].items():
                 print(f"  {key:24s} {rate:8.1f} files/s   x{result['ratio_to_pillow_verify'][key]:.2f} vs pillow_verify"
                       f"   x{result['ratio_to_pillow_load'][key]:.2f} vs pillow_load")
-    RESULTS.parent.mkdir(exist_ok=True)
-    RESULTS.write_text(json.dumps(results, indent=1, sort_keys=True) + "\n")
-    print(f"\nWritten to {RESULTS}")
+    write_results("validation.json", results)
     return 0
 
 
