@@ -14,52 +14,34 @@ import typing
 from typing import Any, Dict, List, Optional, Tuple
 
 from components.image_validator.policy import ValidationPolicy
+from components.knobs import HELP, knob
 from components.trainer.params import AugmentParams, TrainParams
 
 # Field metadata: the flag prefix of a nested dataclass's fields ("" for none).
 FLAG_PREFIX = "flag_prefix"
-# Field metadata: the flag's help text.
-HELP = "help"  # the key params._knob uses too
 
 DEFAULT_BEAM_ARGS = ("--direct_running_mode=in_memory", "--direct_num_workers=1")
 
 
 @dataclasses.dataclass(frozen=True)
 class PipelineConfig:
-    pipeline_name: str = dataclasses.field(default="image-classifier", metadata={HELP: "TFX pipeline name."})
-    data_dir: Optional[str] = dataclasses.field(
-        default=None,
-        metadata={HELP: "Folder of <class>/<image> or <split>/<class>/<image>; none: built-in demo data."},
+    pipeline_name: str = knob("image-classifier", "TFX pipeline name.")
+    data_dir: Optional[str] = knob(
+        None, "Folder of <class>/<image> or <split>/<class>/<image>; none: built-in demo data."
     )
-    output_dir: str = dataclasses.field(
-        default="output", metadata={HELP: "Where artifacts, metadata, served models and summary.json go."}
-    )
-    serving_model_name: str = dataclasses.field(
-        default="image_classifier", metadata={HELP: "Model name under <output-dir>/serving/."}
-    )
+    output_dir: str = knob("output", "Where artifacts, metadata, served models and summary.json go.")
+    serving_model_name: str = knob("image_classifier", "Model name under <output-dir>/serving/.")
     train: TrainParams = dataclasses.field(default_factory=TrainParams, metadata={FLAG_PREFIX: ""})
     validation: ValidationPolicy = dataclasses.field(default_factory=ValidationPolicy)
-    train_hash_buckets: int = dataclasses.field(
-        default=4, metadata={HELP: "Hash buckets of the train split when the data has no split folders."}
+    train_hash_buckets: int = knob(4, "Hash buckets of the train split when the data has no split folders.")
+    eval_hash_buckets: int = knob(1, "Hash buckets of the eval split when the data has no split folders.")
+    min_accuracy: float = knob(0.6, "Eval accuracy a model needs to be blessed.")
+    max_accuracy_drop: float = knob(
+        0.0, "Accuracy a model may lose against the last blessed model and still be blessed."
     )
-    eval_hash_buckets: int = dataclasses.field(
-        default=1, metadata={HELP: "Hash buckets of the eval split when the data has no split folders."}
-    )
-    min_accuracy: float = dataclasses.field(
-        default=0.6, metadata={HELP: "Eval accuracy a model needs to be blessed."}
-    )
-    max_accuracy_drop: float = dataclasses.field(
-        default=0.0, metadata={HELP: "Accuracy a model may lose against the last blessed model and still be blessed."}
-    )
-    beam_args: Tuple[str, ...] = dataclasses.field(
-        default=DEFAULT_BEAM_ARGS, metadata={HELP: "Beam pipeline args, as one quoted string."}
-    )
-    enable_cache: bool = dataclasses.field(
-        default=True, metadata={HELP: "Reuse component results when their inputs have not changed."}
-    )
-    demo_images_per_class: int = dataclasses.field(
-        default=60, metadata={HELP: "Images per class in the generated demo data."}
-    )
+    beam_args: Tuple[str, ...] = knob(DEFAULT_BEAM_ARGS, "Beam pipeline args, as one quoted string.")
+    enable_cache: bool = knob(True, "Reuse component results when their inputs have not changed.")
+    demo_images_per_class: int = knob(60, "Images per class in the generated demo data.")
 
     def __post_init__(self):
         if not self.pipeline_name or not self.serving_model_name:

@@ -75,11 +75,7 @@ def _validation_counts(report_artifact: Optional[metadata_store_pb2.Artifact]) -
     """files_seen = examples used + files rejected, from the image validator's report."""
     if report_artifact is None:
         return {}
-    return read_validation_report(os.path.join(report_artifact.uri, validation_report.REPORT_JSON))
-
-
-def read_validation_report(path: str) -> Dict[str, Any]:
-    with tf.io.gfile.GFile(path) as f:
+    with tf.io.gfile.GFile(os.path.join(report_artifact.uri, validation_report.REPORT_JSON)) as f:
         report = json.load(f)
     counts = report["counts"]
     return {
@@ -89,7 +85,7 @@ def read_validation_report(path: str) -> Dict[str, Any]:
         "examples": counts["used_per_split"],
         "rejected_by_reason": counts["rejected_by_reason"],
         "hidden_ignored": counts["hidden_ignored"],
-        "validation_report": os.path.join(os.path.dirname(path), validation_report.REPORT_MD),
+        "validation_report": os.path.join(report_artifact.uri, validation_report.REPORT_MD),
         "validation_gate": report["gate"],
     }
 

@@ -177,10 +177,14 @@ class Executor(base_beam_executor.BaseBeamExecutor):
                 | "GroupCopies" >> beam.GroupByKey()
                 | "ResolveDuplicates" >> beam.FlatMap(lambda item: resolve_duplicates(item[1]))
             )
-            for split in splits:
+            accepted = (
+                verdicts
+                | "Accepted" >> beam.Filter(lambda v: v.example is not None)
+                | "BySplit" >> beam.Partition(lambda v, _: splits.index(v.split), len(splits))
+            )
+            for split, split_verdicts in zip(splits, accepted):
                 _ = (
-                    verdicts
-                    | f"Accepted[{split}]" >> beam.Filter(lambda v, s=split: v.split == s and v.example is not None)
+                    split_verdicts
                     | f"Example[{split}]" >> beam.Map(lambda v: v.example)
                     # Uncompressed: the images are compressed already, and gzip
                     # would cost time here and at every training epoch.

@@ -3,35 +3,33 @@
 import dataclasses
 from typing import Any, Dict, Tuple
 
-
-def _knob(default, help_text: str):
-    return dataclasses.field(default=default, metadata={"help": help_text})
+from components.knobs import knob
 
 
 @dataclasses.dataclass(frozen=True)
 class ValidationPolicy:
-    allowed_formats: Tuple[str, ...] = _knob(
+    allowed_formats: Tuple[str, ...] = knob(
         ("jpeg", "png", "gif", "bmp"), "Image formats accepted (what TensorFlow decodes), space-separated."
     )
-    min_width: int = _knob(16, "Narrowest image accepted, in pixels.")
-    min_height: int = _knob(16, "Shortest image accepted, in pixels.")
-    max_width: int = _knob(20000, "Widest image accepted, in pixels.")
-    max_height: int = _knob(20000, "Tallest image accepted, in pixels.")
-    max_aspect_ratio: float = _knob(10.0, "Largest long-side/short-side ratio accepted.")
-    min_file_bytes: int = _knob(32, "Smallest file accepted, in bytes.")
-    max_file_bytes: int = _knob(50_000_000, "Largest file accepted, in bytes.")
+    min_width: int = knob(16, "Narrowest image accepted, in pixels.")
+    min_height: int = knob(16, "Shortest image accepted, in pixels.")
+    max_width: int = knob(20000, "Widest image accepted, in pixels.")
+    max_height: int = knob(20000, "Tallest image accepted, in pixels.")
+    max_aspect_ratio: float = knob(10.0, "Largest long-side/short-side ratio accepted.")
+    min_file_bytes: int = knob(32, "Smallest file accepted, in bytes.")
+    max_file_bytes: int = knob(50_000_000, "Largest file accepted, in bytes.")
     # Checked from the header, before any pixel is decoded.
-    max_pixels: int = _knob(50_000_000, "Most pixels (width x height) accepted; guards against decompression bombs.")
-    convert_cmyk: bool = _knob(True, "Convert CMYK JPEGs to RGB (else reject them).")
-    apply_exif_orientation: bool = _knob(True, "Rotate JPEGs by their EXIF orientation (TensorFlow ignores it).")
-    accept_animated: bool = _knob(True, "Accept animated GIFs, training on their first frame (else reject them).")
-    min_examples_per_class: int = _knob(
+    max_pixels: int = knob(50_000_000, "Most pixels (width x height) accepted; guards against decompression bombs.")
+    convert_cmyk: bool = knob(True, "Convert CMYK JPEGs to RGB (else reject them).")
+    apply_exif_orientation: bool = knob(True, "Rotate JPEGs by their EXIF orientation (TensorFlow ignores it).")
+    accept_animated: bool = knob(True, "Accept animated GIFs, training on their first frame (else reject them).")
+    min_examples_per_class: int = knob(
         2, "Fewest accepted training images a class needs (at least 1 always); fewer stops the run."
     )
-    max_class_imbalance: float = _knob(
+    max_class_imbalance: float = knob(
         20.0, "Largest ratio between the biggest and smallest class in training before it is flagged."
     )
-    max_rejected_fraction: float = _knob(0.2, "Largest fraction of files rejected before the run stops.")
+    max_rejected_fraction: float = knob(0.2, "Largest fraction of files rejected before the run stops.")
 
     def __post_init__(self):
         if not self.allowed_formats:

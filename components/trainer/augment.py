@@ -66,7 +66,7 @@ def _geometry(images, draws: _Draws, p: AugmentParams):
     """One projective warp per image for flips, rotation, zoom, translation and crop."""
     shape = tf.shape(images)
     height, width = tf.cast(shape[1], tf.float32), tf.cast(shape[2], tf.float32)
-    ones = tf.ones([draws.batch])
+    zeros = tf.zeros([draws.batch])
     # Output-to-input mapping about the centre: input = c + A (output - c) + shift.
     flip_x = 1.0 - 2.0 * draws.applied(p.horizontal_flip)
     flip_y = 1.0 - 2.0 * draws.applied(p.vertical_flip)
@@ -91,7 +91,7 @@ def _geometry(images, draws: _Draws, p: AugmentParams):
     transforms = tf.stack(
         [a00, a01, cx - a00 * cx - a01 * cy + shift_x,
          a10, a11, cy - a10 * cx - a11 * cy + shift_y,
-         0.0 * ones, 0.0 * ones],
+         zeros, zeros],
         axis=1,
     )
     return tf.raw_ops.ImageProjectiveTransformV3(

@@ -3,10 +3,7 @@
 import dataclasses
 from typing import Any, Dict
 
-
-def _knob(default, help_text: str):
-    """A field with the help text the runner shows for its flag."""
-    return dataclasses.field(default=default, metadata={"help": help_text})
+from components.knobs import knob
 
 
 @dataclasses.dataclass(frozen=True)
@@ -18,39 +15,39 @@ class AugmentParams:
     (no colour changes for X-rays, say); vertical flips are off in every preset.
     """
 
-    preset: str = _knob("standard", "Augmentation preset the other augment fields start from.")
-    geometric: bool = _knob(True, "Allow geometric ops (flips, rotation, zoom, translation, crop).")
-    color: bool = _knob(True, "Allow colour ops (brightness, contrast, saturation, hue, grayscale).")
-    horizontal_flip: float = _knob(0.5, "Probability of a left-right flip.")
-    vertical_flip: float = _knob(0.0, "Probability of an up-down flip.")
-    rotation_prob: float = _knob(0.5, "Probability of a rotation.")
-    rotation: float = _knob(0.05, "Largest rotation, as a fraction of a full turn (0.05 is +-18 degrees).")
-    zoom_prob: float = _knob(0.5, "Probability of a zoom.")
-    zoom: float = _knob(0.1, "Largest relative zoom in or out (0.1 is 90%..110%).")
-    translate_prob: float = _knob(0.5, "Probability of a translation.")
-    translate: float = _knob(0.1, "Largest shift, as a fraction of the image side.")
-    crop_prob: float = _knob(0.5, "Probability of a random resized crop.")
-    crop_min_area: float = _knob(0.6, "Smallest crop area, as a fraction of the image (resized back to full size).")
-    crop_aspect: float = _knob(1.33, "Largest crop aspect-ratio change (and its inverse).")
-    brightness_prob: float = _knob(0.5, "Probability of a brightness change.")
-    brightness: float = _knob(0.1, "Largest brightness shift, as a fraction of the pixel range.")
-    contrast_prob: float = _knob(0.5, "Probability of a contrast change.")
-    contrast: float = _knob(0.2, "Largest relative contrast change (0.2 is a factor in 0.8..1.2).")
-    saturation_prob: float = _knob(0.5, "Probability of a saturation change.")
-    saturation: float = _knob(0.3, "Largest relative saturation change.")
-    hue_prob: float = _knob(0.3, "Probability of a hue rotation.")
-    hue: float = _knob(0.03, "Largest hue rotation, as a fraction of the colour circle.")
-    grayscale_prob: float = _knob(0.05, "Probability of turning an image gray.")
-    noise_prob: float = _knob(0.0, "Probability of Gaussian noise.")
-    noise: float = _knob(0.03, "Largest noise standard deviation, as a fraction of the pixel range.")
-    blur_prob: float = _knob(0.0, "Probability of a Gaussian blur.")
-    blur: float = _knob(1.5, "Largest blur sigma, in pixels.")
-    erase_prob: float = _knob(0.25, "Probability of erasing a random rectangle (cutout).")
-    erase_area: float = _knob(0.2, "Largest erased area, as a fraction of the image.")
-    mixup_prob: float = _knob(0.0, "Probability that an image is mixed with another (mixup, soft labels).")
-    mixup_alpha: float = _knob(0.2, "Beta(alpha, alpha) parameter of the mixup weight.")
-    cutmix_prob: float = _knob(0.0, "Probability that a patch of another image is pasted in (cutmix, soft labels).")
-    cutmix_alpha: float = _knob(1.0, "Beta(alpha, alpha) parameter of the cutmix area.")
+    preset: str = knob("standard", "Augmentation preset the other augment fields start from.")
+    geometric: bool = knob(True, "Allow geometric ops (flips, rotation, zoom, translation, crop).")
+    color: bool = knob(True, "Allow colour ops (brightness, contrast, saturation, hue, grayscale).")
+    horizontal_flip: float = knob(0.5, "Probability of a left-right flip.")
+    vertical_flip: float = knob(0.0, "Probability of an up-down flip.")
+    rotation_prob: float = knob(0.5, "Probability of a rotation.")
+    rotation: float = knob(0.05, "Largest rotation, as a fraction of a full turn (0.05 is +-18 degrees).")
+    zoom_prob: float = knob(0.5, "Probability of a zoom.")
+    zoom: float = knob(0.1, "Largest relative zoom in or out (0.1 is 90%..110%).")
+    translate_prob: float = knob(0.5, "Probability of a translation.")
+    translate: float = knob(0.1, "Largest shift, as a fraction of the image side.")
+    crop_prob: float = knob(0.5, "Probability of a random resized crop.")
+    crop_min_area: float = knob(0.6, "Smallest crop area, as a fraction of the image (resized back to full size).")
+    crop_aspect: float = knob(1.33, "Largest crop aspect-ratio change (and its inverse).")
+    brightness_prob: float = knob(0.5, "Probability of a brightness change.")
+    brightness: float = knob(0.1, "Largest brightness shift, as a fraction of the pixel range.")
+    contrast_prob: float = knob(0.5, "Probability of a contrast change.")
+    contrast: float = knob(0.2, "Largest relative contrast change (0.2 is a factor in 0.8..1.2).")
+    saturation_prob: float = knob(0.5, "Probability of a saturation change.")
+    saturation: float = knob(0.3, "Largest relative saturation change.")
+    hue_prob: float = knob(0.3, "Probability of a hue rotation.")
+    hue: float = knob(0.03, "Largest hue rotation, as a fraction of the colour circle.")
+    grayscale_prob: float = knob(0.05, "Probability of turning an image gray.")
+    noise_prob: float = knob(0.0, "Probability of Gaussian noise.")
+    noise: float = knob(0.03, "Largest noise standard deviation, as a fraction of the pixel range.")
+    blur_prob: float = knob(0.0, "Probability of a Gaussian blur.")
+    blur: float = knob(1.5, "Largest blur sigma, in pixels.")
+    erase_prob: float = knob(0.25, "Probability of erasing a random rectangle (cutout).")
+    erase_area: float = knob(0.2, "Largest erased area, as a fraction of the image.")
+    mixup_prob: float = knob(0.0, "Probability that an image is mixed with another (mixup, soft labels).")
+    mixup_alpha: float = knob(0.2, "Beta(alpha, alpha) parameter of the mixup weight.")
+    cutmix_prob: float = knob(0.0, "Probability that a patch of another image is pasted in (cutmix, soft labels).")
+    cutmix_alpha: float = knob(1.0, "Beta(alpha, alpha) parameter of the cutmix area.")
 
     def __post_init__(self):
         if self.preset not in PRESETS:
@@ -101,18 +98,18 @@ PRESETS = {"none": _OFF, "light": _LIGHT, "standard": _STANDARD, "heavy": _HEAVY
 class TrainParams:
     """Everything ``run_fn`` needs besides the artifacts TFX hands it."""
 
-    image_size: int = _knob(224, "Side of the square images the model sees, in pixels.")
-    batch_size: int = _knob(32, "Images per training step.")
-    head_epochs: int = _knob(3, "Phase 1: epochs training the head on a frozen backbone.")
-    finetune_epochs: int = _knob(2, "Phase 2: epochs fine-tuning the top backbone layers.")
-    head_learning_rate: float = _knob(1e-3, "Adam learning rate of phase 1.")
-    finetune_learning_rate: float = _knob(1e-5, "Adam learning rate of phase 2.")
-    weights: str = _knob("imagenet", "Backbone weights: 'imagenet' (Keras cache), 'none', or a weights file path.")
-    unfreeze_layers: int = _knob(30, "Backbone layers, counted from the top, that phase 2 unfreezes (-1: all).")
-    dropout: float = _knob(0.2, "Dropout rate before the classification layer.")
-    shuffle_buffer: int = _knob(1000, "Encoded examples held in the training shuffle buffer.")
-    seed: int = _knob(42, "Seed of the shuffle order, augmentation, initialisation and demo data.")
-    cache: str = _knob(
+    image_size: int = knob(224, "Side of the square images the model sees, in pixels.")
+    batch_size: int = knob(32, "Images per training step.")
+    head_epochs: int = knob(3, "Phase 1: epochs training the head on a frozen backbone.")
+    finetune_epochs: int = knob(2, "Phase 2: epochs fine-tuning the top backbone layers.")
+    head_learning_rate: float = knob(1e-3, "Adam learning rate of phase 1.")
+    finetune_learning_rate: float = knob(1e-5, "Adam learning rate of phase 2.")
+    weights: str = knob("imagenet", "Backbone weights: 'imagenet' (Keras cache), 'none', or a weights file path.")
+    unfreeze_layers: int = knob(30, "Backbone layers, counted from the top, that phase 2 unfreezes (-1: all).")
+    dropout: float = knob(0.2, "Dropout rate before the classification layer.")
+    shuffle_buffer: int = knob(1000, "Encoded examples held in the training shuffle buffer.")
+    seed: int = knob(42, "Seed of the shuffle order, augmentation, initialisation and demo data.")
+    cache: str = knob(
         "memory", "Cache decoded, resized uint8 images before augmentation: 'memory', 'none' or a directory."
     )
     augment: AugmentParams = dataclasses.field(default_factory=AugmentParams)
