@@ -6,10 +6,16 @@ Signatures:
   transform_features  examples: serialized tf.Example [batch] -> label_id
                       (Transform's graph; TFMA uses it to read the labels)
 The first two return ``probabilities`` [batch, classes], ``class_index`` and
-``class_name`` [batch].  Decoding, resizing, normalisation and the label
-vocabulary are all inside the SavedModel.
+``class_name`` [batch], and the ``top_k_class_names`` / ``top_k_probabilities``
+[batch, k].  Decoding, resizing, normalisation and the label vocabulary are all
+inside the SavedModel; ``assets/labels.txt`` lists the class names in index
+order.  Bytes that are not a JPEG, PNG, GIF or BMP image, or that claim too many
+pixels, fail with InvalidArgument before anything is decoded.
 """
 
+import os
+import shutil
+import tempfile
 from typing import Dict, List
 
 import tensorflow as tf
@@ -24,6 +30,15 @@ TRANSFORM_FEATURES = "transform_features"
 PROBABILITIES = "probabilities"
 CLASS_INDEX = "class_index"
 CLASS_NAME = "class_name"
+TOP_K_CLASS_NAMES = "top_k_class_names"
+TOP_K_PROBABILITIES = "top_k_probabilities"
+LABELS_FILE = "labels.txt"
+
+
+def read_labels(saved_model_dir: str) -> List[str]:
+    """The class names of an exported model, in class index order."""
+    with tf.io.gfile.GFile(os.path.join(saved_model_dir, "assets", LABELS_FILE)) as f:
+        return [line.rstrip("\n") for line in f]
 
 
 def export_serving_model(
@@ -32,28 +47,38 @@ def export_serving_model(
     label_names: List[str],
     image_size: int,
     export_dir: str,
+    top_k: int = 5,
+    max_pixels: int = image_ops.DEFAULT_MAX_SERVING_PIXELS,
 ) -> None:
     # Attached to the model so the SavedModel tracks Transform's graph and vocabulary.
     model.tft_layer = tft_output.transform_features_layer()
     class_names = tf.constant(label_names, dtype=tf.string)
+    k = min(top_k, len(label_names))
+    labels_dir = tempfile.mkdtemp()
+    with open(os.path.join(labels_dir, LABELS_FILE), "w", encoding="utf-8") as f:
+        f.writelines(name + "\n" for name in label_names)
+    model.labels_asset = tf.saved_model.Asset(os.path.join(labels_dir, LABELS_FILE))
 
     def classify(images: tf.Tensor) -> Dict[str, tf.Tensor]:
-        probabilities = model(images, training=False)
+        probabilities = tf.cast(model(images, training=False), tf.float32)
         class_index = tf.argmax(probabilities, axis=-1)
+        top_probabilities, top_indices = tf.math.top_k(probabilities, k=k)
         return {
             PROBABILITIES: probabilities,
             CLASS_INDEX: class_index,
             CLASS_NAME: tf.gather(class_names, class_index),
+            TOP_K_PROBABILITIES: top_probabilities,
+            TOP_K_CLASS_NAMES: tf.gather(class_names, top_indices),
         }
 
     @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name="image_bytes")])
     def serve_image_bytes(image_bytes):
-        return classify(image_ops.decode_batch(image_bytes, image_size))
+        return classify(image_ops.decode_batch(image_bytes, image_size, max_pixels))
 
     @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name="examples")])
     def serve_examples(examples):
         parsed = tf.io.parse_example(examples, {features.IMAGE: tf.io.FixedLenFeature([], tf.string)})
-        return classify(image_ops.decode_batch(parsed[features.IMAGE], image_size))
+        return classify(image_ops.decode_batch(parsed[features.IMAGE], image_size, max_pixels))
 
     @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name="examples")])
     def transform_features(examples):
@@ -69,3 +94,4 @@ def export_serving_model(
             TRANSFORM_FEATURES: transform_features,
         },
     )
+    shutil.rmtree(labels_dir, ignore_errors=True)

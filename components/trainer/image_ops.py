@@ -1,6 +1,12 @@
-"""The one decode/resize function shared by training, evaluation and serving."""
+"""The one decode/resize function shared by training, evaluation and serving,
+and the checks serving runs on bytes from the outside world."""
 
 import tensorflow as tf
+
+# Serving refuses images with more pixels than this before decoding them: a
+# 60-byte PNG header can claim 100000 x 100000 pixels (a decompression bomb).
+DEFAULT_MAX_SERVING_PIXELS = 50_000_000
+_HEADER_BYTES = 32
 
 
 def decode_and_resize(encoded: tf.Tensor, image_size: int) -> tf.Tensor:
@@ -17,10 +23,65 @@ def decode_and_resize(encoded: tf.Tensor, image_size: int) -> tf.Tensor:
     return tf.round(tf.clip_by_value(image, 0.0, 255.0))
 
 
-def decode_batch(encoded: tf.Tensor, image_size: int) -> tf.Tensor:
-    """Applies ``decode_and_resize`` to a ``[batch]`` string tensor."""
+def _little_endian(head: tf.Tensor, start: int, size: int) -> tf.Tensor:
+    """The unsigned integer in ``head[start:start + size]``, least significant byte first."""
+    return tf.reduce_sum(head[start:start + size] * tf.constant([256**i for i in range(size)], tf.int64))
+
+
+def _big_endian(head: tf.Tensor, start: int, size: int) -> tf.Tensor:
+    return tf.reduce_sum(head[start:start + size] * tf.constant([256**i for i in reversed(range(size))], tf.int64))
+
+
+def header_pixels(encoded: tf.Tensor) -> tf.Tensor:
+    """Pixels an image's header claims (int64 scalar), -1 when it is no JPEG/PNG/GIF/BMP.
+
+    Reads only the first bytes (JPEG: its frame header), so nothing is decoded.
+    """
+    padded = tf.strings.substr(tf.strings.join([encoded, tf.constant(b"\0" * _HEADER_BYTES)]), 0, _HEADER_BYTES)
+    head = tf.cast(tf.io.decode_raw(padded, tf.uint8), tf.int64)
+    prefix = tf.strings.substr(encoded, 0, 4)
+
+    def jpeg():
+        shape = tf.image.extract_jpeg_shape(encoded)
+        return tf.cast(shape[0], tf.int64) * tf.cast(shape[1], tf.int64)
+
+    def signed(value):  # BMP heights are negative for top-down rows
+        return tf.abs(tf.where(value >= 2**31, value - 2**32, value))
+
+    return tf.case(
+        [
+            (tf.strings.substr(prefix, 0, 3) == b"\xff\xd8\xff", jpeg),
+            (prefix == b"\x89PNG", lambda: _big_endian(head, 16, 4) * _big_endian(head, 20, 4)),
+            (prefix == b"GIF8", lambda: _little_endian(head, 6, 2) * _little_endian(head, 8, 2)),
+            (tf.strings.substr(prefix, 0, 2) == b"BM",
+             lambda: signed(_little_endian(head, 18, 4)) * signed(_little_endian(head, 22, 4))),
+        ],
+        default=lambda: tf.constant(-1, tf.int64),
+        exclusive=True,
+    )
+
+
+def checked_decode_and_resize(encoded: tf.Tensor, image_size: int, max_pixels: int) -> tf.Tensor:
+    """``decode_and_resize`` for untrusted bytes: anything that is not an image of a
+    sane size raises InvalidArgumentError saying so, before any decoding."""
+    pixels = header_pixels(encoded)
+    checks = [
+        tf.debugging.assert_non_negative(
+            pixels, message="Not a JPEG, PNG, GIF or BMP image (unrecognised leading bytes)"
+        ),
+        tf.debugging.assert_less_equal(
+            pixels, tf.constant(max_pixels, tf.int64),
+            message=f"Image has more than {max_pixels} pixels; refusing to decode it",
+        ),
+    ]
+    with tf.control_dependencies(checks):
+        return decode_and_resize(tf.identity(encoded), image_size)
+
+
+def decode_batch(encoded: tf.Tensor, image_size: int, max_pixels: int = DEFAULT_MAX_SERVING_PIXELS) -> tf.Tensor:
+    """Applies ``checked_decode_and_resize`` to a ``[batch]`` string tensor."""
     return tf.map_fn(
-        lambda one: decode_and_resize(one, image_size),
+        lambda one: checked_decode_and_resize(one, image_size, max_pixels),
         encoded,
         fn_output_signature=tf.TensorSpec([image_size, image_size, 3], tf.float32),
     )
