@@ -25,7 +25,7 @@ _PARSE_SPEC = {
 }
 
 
-def _compression_of(file_patterns: Union[str, List[str]]) -> str:
+def compression_of(file_patterns: Union[str, List[str]]) -> str:
     """"GZIP" for ``*.gz`` record files (as ExampleGen writes), "" for plain ones."""
     patterns = [file_patterns] if isinstance(file_patterns, str) else list(file_patterns)
     files = [f for pattern in patterns for f in tf.io.gfile.glob(pattern)]
@@ -43,7 +43,7 @@ def label_ids(labels: tf.Tensor, tft_output: tft.TFTransformOutput) -> tf.Tensor
 def decoded_images(file_patterns: Union[str, List[str]], params: TrainParams, shuffle_files: bool) -> tf.data.Dataset:
     """Unbatched ``(uint8 image [s, s, 3], label string)`` pairs from example files."""
     files = tf.data.Dataset.list_files(file_patterns, shuffle=shuffle_files, seed=params.seed)
-    compression = _compression_of(file_patterns)
+    compression = compression_of(file_patterns)
     records = files.interleave(
         lambda path: tf.data.TFRecordDataset(path, compression_type=compression),
         cycle_length=4,

@@ -22,7 +22,7 @@ import tensorflow as tf
 import tensorflow_transform as tft
 
 from components import features
-from components.trainer import image_ops
+from components.trainer import image_ops, model as model_lib
 
 SERVING_DEFAULT = "serving_default"
 SERVING_EXAMPLES = "serving_examples"
@@ -32,13 +32,8 @@ CLASS_INDEX = "class_index"
 CLASS_NAME = "class_name"
 TOP_K_CLASS_NAMES = "top_k_class_names"
 TOP_K_PROBABILITIES = "top_k_probabilities"
-LABELS_FILE = "labels.txt"
-
-
-def read_labels(saved_model_dir: str) -> List[str]:
-    """The class names of an exported model, in class index order."""
-    with tf.io.gfile.GFile(os.path.join(saved_model_dir, "assets", LABELS_FILE)) as f:
-        return [line.rstrip("\n") for line in f]
+LABELS_FILE = model_lib.LABELS_FILE
+read_labels = model_lib.export_labels
 
 
 def export_serving_model(

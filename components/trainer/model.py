@@ -1,29 +1,36 @@
 """The classifier: a Keras ResNet50 backbone without top, plus a small head."""
 
-from typing import Optional, Tuple
+import os
+from typing import List, Optional, Tuple
 
 import tensorflow as tf
 
 from components.trainer.params import TrainParams
 
 BACKBONE_NAME = "resnet50"
+# Written into the exported SavedModel's assets: the class names in index order.
+LABELS_FILE = "labels.txt"
 SCRATCH_BATCHNORM_MOMENTUM = 0.9
 
 
-def build_model(num_classes: int, params: TrainParams, weights: Optional[str]) -> Tuple[tf.keras.Model, tf.keras.Model]:
+def build_model(
+    num_classes: int, params: TrainParams, weights: Optional[str], pretrained: Optional[bool] = None
+) -> Tuple[tf.keras.Model, tf.keras.Model]:
     """Returns ``(model, backbone)``; the model takes float RGB in [0, 255].
 
-    With pretrained weights the backbone is always called in inference mode, so
-    its BatchNorm layers keep their learned statistics even when unfrozen for
-    fine-tuning (the transfer-learning recipe).  From random init (``weights``
-    None) there are no statistics to keep, so BatchNorm trains normally.
+    With pretrained weights (``weights`` given, or ``pretrained`` when they come
+    from a warm start) the backbone is always called in inference mode, so its
+    BatchNorm layers keep their learned statistics even when unfrozen for
+    fine-tuning (the transfer-learning recipe).  From random init there are no
+    statistics to keep, so BatchNorm trains normally.
     """
+    pretrained = weights is not None if pretrained is None else pretrained
     size = params.image_size
     backbone = tf.keras.applications.ResNet50(
         include_top=False, weights=weights, input_shape=(size, size, 3), pooling="avg"
     )
     backbone._name = BACKBONE_NAME  # pylint: disable=protected-access
-    if weights is None:
+    if not pretrained:
         # From scratch on a short schedule, BatchNorm's moving statistics must
         # catch up within a few hundred steps; Keras' 0.99 momentum lags far behind.
         for layer in backbone.layers:
@@ -31,7 +38,7 @@ def build_model(num_classes: int, params: TrainParams, weights: Optional[str]) -
                 layer.momentum = SCRATCH_BATCHNORM_MOMENTUM
     inputs = tf.keras.Input(shape=(size, size, 3), dtype=tf.float32, name="image")
     x = tf.keras.applications.resnet50.preprocess_input(inputs)
-    x = backbone(x, training=False) if weights is not None else backbone(x)
+    x = backbone(x, training=False) if pretrained else backbone(x)
     x = tf.keras.layers.Dropout(params.dropout, seed=params.seed)(x)
     # float32 output: stable softmax whatever the compute precision.
     outputs = tf.keras.layers.Dense(num_classes, activation="softmax", dtype="float32", name="probabilities")(x)
@@ -58,3 +65,28 @@ def unfreeze_top_layers(backbone: tf.keras.Model, count: int, keep_batchnorm_fro
         layer.trainable = trainable
         unfrozen += int(trainable)
     return unfrozen
+
+
+def warm_start(model: tf.keras.Model, base_model_dir: str, label_names: List[str], params: TrainParams) -> str:
+    """Copies a previously exported model's weights into ``model``; returns what was copied.
+
+    The exported SavedModel's variables are a checkpoint of the Keras model, so
+    a twin of the base model (same class count) restores them by structure.  The
+    backbone is always copied; the head only when the classes are the same, in
+    the same order.
+    """
+    base_labels = export_labels(base_model_dir)
+    twin, twin_backbone = build_model(len(base_labels), params, weights=None)
+    status = tf.train.Checkpoint(root=twin).read(os.path.join(base_model_dir, "variables", "variables"))
+    status.expect_partial().assert_existing_objects_matched()
+    backbone = model.get_layer(BACKBONE_NAME)
+    backbone.set_weights(twin_backbone.get_weights())
+    if base_labels != list(label_names):
+        return f"backbone only (the classes changed from {base_labels} to {list(label_names)})"
+    model.set_weights(twin.get_weights())
+    return "backbone and head"
+
+
+def export_labels(saved_model_dir: str) -> List[str]:
+    with tf.io.gfile.GFile(os.path.join(saved_model_dir, "assets", LABELS_FILE)) as f:
+        return [line.rstrip("\n") for line in f]

@@ -112,6 +112,26 @@ class TrainParams:
     cache: str = knob(
         "memory", "Cache decoded, resized uint8 images before augmentation: 'memory', 'none' or a directory."
     )
+    warm_start: bool = knob(
+        False, "Start from the latest blessed model's weights when there is one (else from --weights)."
+    )
+    lr_schedule: str = knob("cosine", "Learning rate within each phase: 'cosine' (warm-up, then decay) or 'constant'.")
+    warmup_fraction: float = knob(0.1, "Fraction of each phase's steps spent warming the learning rate up (cosine).")
+    label_smoothing: float = knob(0.1, "Label smoothing of the cross-entropy loss.")
+    class_weights: str = knob(
+        "balanced", "Loss weight per class: 'balanced' (inverse to its share of the training split) or 'none'."
+    )
+    early_stopping_patience: int = knob(
+        3, "Epochs without a better validation loss before a phase stops, keeping its best weights (0: off)."
+    )
+    mixed_precision: str = knob("auto", "mixed_float16 compute: 'auto' (on with a GPU), 'on' or 'off'.")
+    xla: str = knob("auto", "XLA-compiled training steps: 'auto' (on with a GPU), 'on' or 'off'.")
+    distribution: str = knob(
+        "auto", "Distribution strategy: 'auto' (mirrored with a GPU, multi_worker under a multi-worker "
+        "TF_CONFIG), 'none', 'mirrored' or 'multi_worker'. batch_size is the global batch."
+    )
+    top_k: int = knob(5, "Classes the serving signatures list in top_k_class_names (at most the class count).")
+    max_serving_pixels: int = knob(50_000_000, "Serving refuses images whose header claims more pixels than this.")
     augment: AugmentParams = dataclasses.field(default_factory=AugmentParams)
 
     def __post_init__(self):
@@ -136,6 +156,20 @@ class TrainParams:
             raise ValueError(f"dropout must be in [0, 1), got {self.dropout}.")
         if not self.weights:
             raise ValueError("weights must be 'imagenet', 'none' or a path to a weights file.")
+        choices = {
+            "lr_schedule": ("cosine", "constant"),
+            "class_weights": ("balanced", "none"),
+            "mixed_precision": ("auto", "on", "off"),
+            "xla": ("auto", "on", "off"),
+            "distribution": ("auto", "none", "mirrored", "multi_worker"),
+        }
+        for name, allowed in choices.items():
+            if getattr(self, name) not in allowed:
+                raise ValueError(f"{name} must be one of {allowed}, got {getattr(self, name)!r}.")
+        if not 0.0 <= self.warmup_fraction < 1.0 or not 0.0 <= self.label_smoothing < 1.0:
+            raise ValueError("warmup_fraction and label_smoothing must be in [0, 1).")
+        if self.early_stopping_patience < 0 or self.top_k < 1 or self.max_serving_pixels < 1:
+            raise ValueError("early_stopping_patience must be >= 0, top_k and max_serving_pixels >= 1.")
 
     def to_custom_config(self) -> Dict[str, Any]:
         return dataclasses.asdict(self)

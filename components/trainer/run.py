@@ -1,6 +1,18 @@
-"""``run_fn`` for the TFX Trainer: two-phase fine-tuning of ResNet50, then export."""
+"""``run_fn`` for the TFX Trainer: two-phase fine-tuning of ResNet50, then export.
 
+Phase 1 trains the head on a frozen backbone, phase 2 unfreezes the top of the
+backbone at a lower learning rate.  Each phase has its own learning-rate
+schedule, early stopping (keeping the best weights) and checkpoints; the loss
+is label-smoothed and class-weighted.  The run directory gets TensorBoard logs,
+``history.json`` (every epoch of both phases), the checkpoints and the
+augmentation preview.
+"""
+
+import collections
+import json
+import math
 import os
+from typing import Dict, List, Optional
 
 import tensorflow as tf
 import tensorflow_transform as tft
@@ -8,28 +20,81 @@ from absl import logging
 from tfx.components.trainer.fn_args_utils import FnArgs
 
 from components import features
-from components.trainer import augment, dataset, export, model as model_lib, preview, weights as weights_lib
+from components.trainer import acceleration, augment, dataset, export, model as model_lib, preview
+from components.trainer import weights as weights_lib
 from components.trainer.params import TrainParams
 
 PREVIEW_IMAGES = 8
 PREVIEW_VERSIONS = 5
+HISTORY_FILE = "history.json"
+CHECKPOINT_DIR = "checkpoints"
 
 
-def _fit(model, train_ds, eval_ds, learning_rate, first_epoch, last_epoch, log_dir):
+def class_counts(file_patterns) -> Dict[str, int]:
+    """Examples per label in the given example files (reads the labels only)."""
+    files = tf.io.gfile.glob(file_patterns)
+    records = tf.data.TFRecordDataset(files, compression_type=dataset.compression_of(file_patterns))
+    labels = records.batch(1024).map(
+        lambda batch: tf.io.parse_example(batch, {features.LABEL: tf.io.FixedLenFeature([], tf.string)})[
+            features.LABEL])
+    counts = collections.Counter()
+    for batch in labels:
+        counts.update(label.decode("utf-8") for label in batch.numpy())
+    return dict(counts)
+
+
+def balanced_class_weights(counts: Dict[str, int], label_names: List[str]) -> Dict[int, float]:
+    """Weight n / (classes * count) per class index: every class adds up to the same total."""
+    total = sum(counts.get(name, 0) for name in label_names)
+    return {index: total / (len(label_names) * counts[name]) if counts.get(name) else 0.0
+            for index, name in enumerate(label_names)}
+
+
+def learning_rate(peak: float, steps: int, params: TrainParams):
+    """A constant rate, or a linear warm-up to ``peak`` then cosine decay over the phase."""
+    if params.lr_schedule == "constant" or steps < 2:
+        return peak
+    warmup = int(steps * params.warmup_fraction)
+    return tf.keras.optimizers.schedules.CosineDecay(
+        initial_learning_rate=0.0 if warmup else peak,
+        decay_steps=steps - warmup,
+        warmup_target=peak if warmup else None,
+        warmup_steps=warmup,
+    )
+
+
+def _fit(model, train_ds, eval_ds, phase: str, peak_rate: float, epochs: range, steps_per_epoch: int,
+         params: TrainParams, plan, class_weight, run_dir: str) -> List[dict]:
     # One-hot labels throughout: mixup and cutmix make soft ones.
     model.compile(
-        optimizer=tf.keras.optimizers.Adam(learning_rate),
-        loss=tf.keras.losses.CategoricalCrossentropy(),
+        optimizer=tf.keras.optimizers.Adam(learning_rate(peak_rate, steps_per_epoch * len(epochs), params)),
+        loss=tf.keras.losses.CategoricalCrossentropy(label_smoothing=params.label_smoothing),
         metrics=[tf.keras.metrics.CategoricalAccuracy(name="accuracy")],
+        jit_compile=plan.xla,
     )
-    return model.fit(
+    callbacks = [
+        tf.keras.callbacks.TensorBoard(log_dir=run_dir),
+        tf.keras.callbacks.ModelCheckpoint(
+            os.path.join(run_dir, CHECKPOINT_DIR, phase, "best"),
+            monitor="val_loss", save_best_only=True, save_weights_only=True,
+        ),
+    ]
+    if params.early_stopping_patience:
+        callbacks.append(tf.keras.callbacks.EarlyStopping(
+            monitor="val_loss", patience=params.early_stopping_patience, restore_best_weights=True, verbose=1))
+    history = model.fit(
         train_ds,
         validation_data=eval_ds,
-        initial_epoch=first_epoch,
-        epochs=last_epoch,
-        callbacks=[tf.keras.callbacks.TensorBoard(log_dir=log_dir)],
+        initial_epoch=epochs.start,
+        epochs=epochs.stop,
+        class_weight=class_weight,
+        callbacks=callbacks,
         verbose=2,
     )
+    return [
+        {"phase": phase, "epoch": epoch + 1, **{name: float(values[i]) for name, values in history.history.items()}}
+        for i, epoch in enumerate(history.epoch)
+    ]
 
 
 def _write_augmentation_preview(train_files, params: TrainParams, run_dir: str) -> None:
@@ -48,6 +113,16 @@ def _write_augmentation_preview(train_files, params: TrainParams, run_dir: str) 
     logging.info("Augmentation preview (preset %s): %s", params.augment.preset, path)
 
 
+def _initial_weights(model, label_names, params: TrainParams, base_model: Optional[str]) -> None:
+    if not params.warm_start:
+        return
+    if not base_model:
+        logging.info("Warm start asked for, but there is no blessed model yet: starting from --weights.")
+        return
+    copied = model_lib.warm_start(model, base_model, label_names, params)
+    logging.info("Warm-started from %s: %s.", base_model, copied)
+
+
 def run_fn(fn_args: FnArgs) -> None:
     """Trains on ``fn_args.train_files``, validates on ``eval_files``, exports the SavedModel."""
     params = TrainParams.from_custom_config(fn_args.custom_config or {})
@@ -56,35 +131,48 @@ def run_fn(fn_args: FnArgs) -> None:
     label_names = [name.decode("utf-8") for name in tft_output.vocabulary_by_name(features.LABEL_VOCABULARY)]
     if len(label_names) < 2:
         raise ValueError(f"Need at least 2 classes to train a classifier, found {label_names}.")
-    logging.info("Training on %d classes: %s", len(label_names), label_names)
+    counts = class_counts(fn_args.train_files)
+    logging.info("Training on %d classes: %s", len(label_names), {name: counts.get(name, 0) for name in label_names})
+    class_weight = balanced_class_weights(counts, label_names) if params.class_weights == "balanced" else None
+    steps_per_epoch = max(1, math.ceil(sum(counts.values()) / params.batch_size))
 
     num_classes = len(label_names)
     train_ds = dataset.make_dataset(fn_args.train_files, tft_output, params, training=True, num_classes=num_classes)
     eval_ds = dataset.make_dataset(fn_args.eval_files, tft_output, params, training=False, num_classes=num_classes)
     _write_augmentation_preview(fn_args.train_files, params, fn_args.model_run_dir)
     weights = weights_lib.resolve_weights(params.weights)
-    model, backbone = model_lib.build_model(len(label_names), params, weights)
+    warm = bool(params.warm_start and fn_args.base_model)
+    plan = acceleration.detect(params.mixed_precision, params.xla, params.distribution)
 
-    epoch = 0
-    if params.head_epochs:
-        model_lib.freeze_backbone(backbone)
-        logging.info("Phase 1: %d epoch(s) training the head on a frozen backbone.", params.head_epochs)
-        _fit(model, train_ds, eval_ds, params.head_learning_rate, 0, params.head_epochs, fn_args.model_run_dir)
-        epoch = params.head_epochs
-    if params.finetune_epochs and params.unfreeze_layers == 0:
-        logging.warning("Skipping phase 2: finetune_epochs=%d but unfreeze_layers=0.", params.finetune_epochs)
-    elif params.finetune_epochs:
-        unfrozen = model_lib.unfreeze_top_layers(
-            backbone, params.unfreeze_layers, keep_batchnorm_frozen=weights is not None
-        )
-        logging.info(
-            "Phase 2: %d epoch(s) fine-tuning %d backbone layers at learning rate %g.",
-            params.finetune_epochs, unfrozen, params.finetune_learning_rate,
-        )
-        _fit(
-            model, train_ds, eval_ds, params.finetune_learning_rate,
-            epoch, epoch + params.finetune_epochs, fn_args.model_run_dir,
-        )
+    history = []
+    with acceleration.precision_policy(plan), acceleration.create_strategy(plan).scope():
+        model, backbone = model_lib.build_model(num_classes, params, weights, pretrained=weights is not None or warm)
+        _initial_weights(model, label_names, params, fn_args.base_model)
+        fit = dict(steps_per_epoch=steps_per_epoch, params=params, plan=plan, class_weight=class_weight,
+                   run_dir=fn_args.model_run_dir)
+        epoch = 0
+        if params.head_epochs:
+            model_lib.freeze_backbone(backbone)
+            logging.info("Phase 1: %d epoch(s) training the head on a frozen backbone.", params.head_epochs)
+            history += _fit(model, train_ds, eval_ds, "head", params.head_learning_rate,
+                            range(0, params.head_epochs), **fit)
+            epoch = params.head_epochs
+        if params.finetune_epochs and params.unfreeze_layers == 0:
+            logging.warning("Skipping phase 2: finetune_epochs=%d but unfreeze_layers=0.", params.finetune_epochs)
+        elif params.finetune_epochs:
+            unfrozen = model_lib.unfreeze_top_layers(
+                backbone, params.unfreeze_layers, keep_batchnorm_frozen=weights is not None or warm
+            )
+            logging.info(
+                "Phase 2: %d epoch(s) fine-tuning %d backbone layers at learning rate %g.",
+                params.finetune_epochs, unfrozen, params.finetune_learning_rate,
+            )
+            history += _fit(model, train_ds, eval_ds, "finetune", params.finetune_learning_rate,
+                            range(epoch, epoch + params.finetune_epochs), **fit)
 
-    export.export_serving_model(model, tft_output, label_names, params.image_size, fn_args.serving_model_dir)
+        with tf.io.gfile.GFile(os.path.join(fn_args.model_run_dir, HISTORY_FILE), "w") as f:
+            json.dump({"label_names": label_names, "class_counts": counts, "acceleration": plan.describe(),
+                       "epochs": history}, f, indent=1)
+        export.export_serving_model(model, tft_output, label_names, params.image_size, fn_args.serving_model_dir,
+                                    top_k=params.top_k, max_pixels=params.max_serving_pixels)
     logging.info("Exported the serving model to %s", fn_args.serving_model_dir)

@@ -1,0 +1,87 @@
+"""How training uses the hardware: distribution strategy, mixed precision, XLA.
+
+Each setting is ``auto`` by default: on when a GPU is present, off on a CPU
+(where float16 and XLA-compiled Keras steps are slower, not faster).  The plan
+is a pure function of the settings and the devices, so the CPU fallback and the
+GPU choice are both testable on a machine without a GPU.
+"""
+
+import contextlib
+import dataclasses
+import json
+import os
+from typing import Sequence
+
+import tensorflow as tf
+from absl import logging
+
+AUTO, ON, OFF = "auto", "on", "off"
+SWITCH_VALUES = (AUTO, ON, OFF)
+# Distribution strategies: none (the default strategy), one machine's devices, several machines.
+NONE, MIRRORED, MULTI_WORKER = "none", "mirrored", "multi_worker"
+DISTRIBUTION_VALUES = (AUTO, NONE, MIRRORED, MULTI_WORKER)
+
+
+@dataclasses.dataclass(frozen=True)
+class AccelerationPlan:
+    distribution: str  # NONE, MIRRORED or MULTI_WORKER
+    mixed_precision: bool
+    xla: bool
+    gpus: int
+
+    def describe(self) -> str:
+        devices = f"{self.gpus} GPU(s)" if self.gpus else "CPU only"
+        return (f"{devices}: distribution={self.distribution}, "
+                f"mixed_precision={'mixed_float16' if self.mixed_precision else 'float32'}, "
+                f"xla={'on' if self.xla else 'off'}")
+
+
+def _switch(value: str, has_gpu: bool, name: str) -> bool:
+    if value not in SWITCH_VALUES:
+        raise ValueError(f"{name} must be one of {SWITCH_VALUES}, got {value!r}.")
+    return has_gpu if value == AUTO else value == ON
+
+
+def plan(mixed_precision: str, xla: str, distribution: str, gpus: Sequence = ()) -> AccelerationPlan:
+    """Decides the strategy and precision for the given settings and visible GPUs."""
+    has_gpu = len(gpus) > 0
+    if distribution not in DISTRIBUTION_VALUES:
+        raise ValueError(f"distribution must be one of {DISTRIBUTION_VALUES}, got {distribution!r}.")
+    if distribution == AUTO:
+        # TF_CONFIG naming several workers means a multi-worker job (as on Kubeflow or Vertex).
+        workers = json.loads(os.environ.get("TF_CONFIG", "{}")).get("cluster", {}).get("worker", [])
+        distribution = MULTI_WORKER if len(workers) > 1 else (MIRRORED if has_gpu else NONE)
+    return AccelerationPlan(
+        distribution=distribution,
+        mixed_precision=_switch(mixed_precision, has_gpu, "mixed_precision"),
+        xla=_switch(xla, has_gpu, "xla"),
+        gpus=len(gpus),
+    )
+
+
+def detect(mixed_precision: str, xla: str, distribution: str) -> AccelerationPlan:
+    """``plan`` for the GPUs this process sees, logged so a run says what it used."""
+    chosen = plan(mixed_precision, xla, distribution, tf.config.list_physical_devices("GPU"))
+    logging.info("Training on %s", chosen.describe())
+    if chosen.mixed_precision and not chosen.gpus:
+        logging.warning("Mixed precision was forced on without a GPU: expect slower training on the CPU.")
+    return chosen
+
+
+def create_strategy(chosen: AccelerationPlan) -> tf.distribute.Strategy:
+    if chosen.distribution == MIRRORED:
+        return tf.distribute.MirroredStrategy()
+    if chosen.distribution == MULTI_WORKER:
+        return tf.distribute.MultiWorkerMirroredStrategy()
+    return tf.distribute.get_strategy()  # the default: no distribution
+
+
+@contextlib.contextmanager
+def precision_policy(chosen: AccelerationPlan):
+    """Sets Keras' global dtype policy for the plan, restoring the previous one after."""
+    previous = tf.keras.mixed_precision.global_policy()
+    tf.keras.mixed_precision.set_global_policy("mixed_float16" if chosen.mixed_precision else "float32")
+    try:
+        yield
+    finally:
+        tf.keras.mixed_precision.set_global_policy(previous)

@@ -1,0 +1,167 @@
+"""Fine-tuning: the hardware plan and its CPU fallback, schedules, class weights,
+warm starts, and run_fn end to end on tiny real data."""
+
+import json
+import os
+
+import numpy as np
+import pytest
+import tensorflow as tf
+from tfx.components.trainer.fn_args_utils import FnArgs
+
+from components.trainer import acceleration, export, model as model_lib, run
+from components.trainer.params import AugmentParams, TrainParams
+from tests.conftest import build_transform_output, encode_image
+
+TINY = TrainParams(
+    image_size=32, batch_size=4, head_epochs=1, finetune_epochs=1, unfreeze_layers=5, weights="none",
+    augment=AugmentParams.from_preset("light"), early_stopping_patience=1,
+)
+
+
+def test_cpu_plan_turns_every_accelerator_feature_off(monkeypatch):
+    monkeypatch.delenv("TF_CONFIG", raising=False)
+    plan = acceleration.plan("auto", "auto", "auto", gpus=[])
+    assert plan == acceleration.AccelerationPlan(distribution="none", mixed_precision=False, xla=False, gpus=0)
+    assert "CPU only" in plan.describe() and "float32" in plan.describe()
+
+
+def test_gpu_plan_turns_mirrored_mixed_precision_and_xla_on(monkeypatch):
+    monkeypatch.delenv("TF_CONFIG", raising=False)
+    plan = acceleration.plan("auto", "auto", "auto", gpus=["/physical_device:GPU:0"])
+    assert plan == acceleration.AccelerationPlan(distribution="mirrored", mixed_precision=True, xla=True, gpus=1)
+    assert acceleration.plan("off", "off", "none", gpus=["gpu"]).describe().endswith(
+        "distribution=none, mixed_precision=float32, xla=off")
+
+
+def test_multi_worker_tf_config_picks_the_multi_worker_strategy(monkeypatch):
+    monkeypatch.setenv("TF_CONFIG", json.dumps(
+        {"cluster": {"worker": ["a:2222", "b:2222"]}, "task": {"type": "worker", "index": 0}}))
+    assert acceleration.plan("auto", "auto", "auto", gpus=[]).distribution == "multi_worker"
+    with pytest.raises(ValueError, match="distribution"):
+        acceleration.plan("auto", "auto", "tpu", gpus=[])
+
+
+def test_this_machine_detects_its_devices():
+    plan = acceleration.detect("auto", "auto", "none")
+    assert plan.gpus == len(tf.config.list_physical_devices("GPU"))
+    assert plan.mixed_precision == (plan.gpus > 0)
+
+
+def test_cosine_schedule_warms_up_then_decays():
+    schedule = run.learning_rate(1e-3, 100, TINY)
+    rates = [float(schedule(step)) for step in (0, 5, 10, 50, 99)]
+    assert rates[0] == 0.0 and rates[1] == pytest.approx(5e-4) and rates[2] == pytest.approx(1e-3)
+    assert rates[2] > rates[3] > rates[4] > 0
+    assert run.learning_rate(1e-3, 100, TrainParams(lr_schedule="constant", weights="none")) == 1e-3
+
+
+def test_balanced_class_weights_equalise_each_classes_total():
+    weights = run.balanced_class_weights({"a": 30, "b": 10, "c": 20}, ["a", "b", "c"])
+    assert weights == pytest.approx({0: 60 / 90, 1: 60 / 30, 2: 60 / 60})
+    assert {i: w * n for (i, w), n in zip(weights.items(), (30, 10, 20))} == pytest.approx({0: 20, 1: 20, 2: 20})
+
+
+def test_class_counts_read_the_labels_of_example_files(examples_file):
+    assert run.class_counts(examples_file) == {"red": 4, "green": 4, "blue": 4}
+
+
+def _export(tmp_path, labels, seed):
+    tf.keras.utils.set_random_seed(seed)
+    model, _ = model_lib.build_model(len(labels), TINY, weights=None)
+    directory = str(tmp_path / f"export_{seed}")
+    export.export_serving_model(model, build_transform_output(labels, str(tmp_path / f"tft_{seed}")),
+                                list(labels), TINY.image_size, directory)
+    return model, directory
+
+
+@pytest.fixture(scope="module")
+def exported_base(tmp_path_factory):
+    return _export(tmp_path_factory.mktemp("base"), ["a", "b", "c"], seed=1)
+
+
+def test_warm_start_copies_backbone_and_head_when_the_classes_match(exported_base):
+    base, base_dir = exported_base
+    tf.keras.utils.set_random_seed(2)
+    fresh, _ = model_lib.build_model(3, TINY, weights=None)
+    assert not np.allclose(fresh.get_weights()[0], base.get_weights()[0])
+    assert model_lib.warm_start(fresh, base_dir, ["a", "b", "c"], TINY) == "backbone and head"
+    for expected, actual in zip(base.get_weights(), fresh.get_weights()):
+        np.testing.assert_array_equal(expected, actual)
+
+
+def test_warm_start_keeps_only_the_backbone_when_the_classes_change(exported_base):
+    base, base_dir = exported_base
+    tf.keras.utils.set_random_seed(3)
+    fresh, _ = model_lib.build_model(2, TINY, weights=None)
+    head_before = fresh.get_layer("probabilities").get_weights()
+    assert "backbone only" in model_lib.warm_start(fresh, base_dir, ["a", "b"], TINY)
+    for expected, actual in zip(base.get_layer(model_lib.BACKBONE_NAME).get_weights(),
+                                fresh.get_layer(model_lib.BACKBONE_NAME).get_weights()):
+        np.testing.assert_array_equal(expected, actual)
+    for before, after in zip(head_before, fresh.get_layer("probabilities").get_weights()):
+        np.testing.assert_array_equal(before, after)
+
+
+@pytest.fixture(scope="module")
+def transform_dir(tmp_path_factory) -> str:
+    directory = str(tmp_path_factory.mktemp("transform_graph"))
+    build_transform_output(("red", "red", "red", "green", "green", "blue"), directory)
+    return directory
+
+
+def _fn_args(tmp_path, examples_file, transform_dir, params: TrainParams, base_model=None) -> FnArgs:
+    return FnArgs(
+        train_files=[examples_file], eval_files=[examples_file],
+        transform_output=transform_dir,
+        serving_model_dir=str(tmp_path / "serving_model"), model_run_dir=str(tmp_path / "model_run"),
+        custom_config=params.to_custom_config(), base_model=base_model,
+    )
+
+
+@pytest.fixture(scope="module")
+def forced_gpu_settings_run(tmp_path_factory, examples_file, transform_dir) -> FnArgs:
+    """run_fn with mixed precision and MirroredStrategy forced on: the code path a GPU takes, on the CPU."""
+    params = TrainParams(**{**TINY.to_custom_config(), "augment": TINY.augment,
+                            "mixed_precision": "on", "distribution": "mirrored"})
+    fn_args = _fn_args(tmp_path_factory.mktemp("forced"), examples_file, transform_dir, params)
+    run.run_fn(fn_args)
+    return fn_args
+
+
+def test_run_fn_trains_checkpoints_and_exports_with_gpu_settings_on_cpu(forced_gpu_settings_run):
+    fn_args = forced_gpu_settings_run
+    assert tf.keras.mixed_precision.global_policy().name == "float32"  # restored afterwards
+    history = json.load(open(os.path.join(fn_args.model_run_dir, run.HISTORY_FILE)))
+    assert [(e["phase"], e["epoch"]) for e in history["epochs"]] == [("head", 1), ("finetune", 2)]
+    assert {"loss", "val_loss", "accuracy", "val_accuracy"} <= set(history["epochs"][0])
+    assert "mixed_float16" in history["acceleration"] and "distribution=mirrored" in history["acceleration"]
+    for phase in ("head", "finetune"):
+        assert tf.io.gfile.glob(os.path.join(fn_args.model_run_dir, run.CHECKPOINT_DIR, phase, "best*"))
+    loaded = tf.saved_model.load(fn_args.serving_model_dir)
+    outputs = loaded.signatures[export.SERVING_DEFAULT](image_bytes=tf.constant([encode_image()]))
+    assert outputs[export.PROBABILITIES].dtype == tf.float32
+    np.testing.assert_allclose(outputs[export.PROBABILITIES].numpy().sum(), 1.0, atol=1e-3)
+    assert export.read_labels(fn_args.serving_model_dir) == ["red", "green", "blue"]  # by frequency
+
+
+def test_run_fn_on_cpu_defaults_warm_starts_from_the_base_model(
+        tmp_path, examples_file, transform_dir, forced_gpu_settings_run):
+    """Auto settings on this CPU train in float32 with no strategy, starting from the base model."""
+    first = forced_gpu_settings_run
+    params = TrainParams(**{**TINY.to_custom_config(), "augment": TINY.augment, "warm_start": True,
+                            "head_epochs": 1, "finetune_epochs": 0})
+    second = _fn_args(tmp_path, examples_file, transform_dir, params, base_model=first.serving_model_dir)
+    run.run_fn(second)
+    history = json.load(open(os.path.join(second.model_run_dir, run.HISTORY_FILE)))
+    if not tf.config.list_physical_devices("GPU"):
+        assert "CPU only" in history["acceleration"] and "float32" in history["acceleration"]
+    base = tf.saved_model.load(first.serving_model_dir)
+    warm = tf.saved_model.load(second.serving_model_dir)
+    # Phase 1 trains the head only: a warm start leaves the backbone exactly as the base model's.
+    def backbone_variables(model):
+        return {v.name: v.numpy() for v in model.variables if "probabilities" not in v.name}
+    base_vars, warm_vars = backbone_variables(base), backbone_variables(warm)
+    assert base_vars.keys() == warm_vars.keys() and len(base_vars) > 100
+    for name in base_vars:
+        np.testing.assert_array_equal(base_vars[name], warm_vars[name], err_msg=name)
