@@ -1,0 +1,173 @@
+"""Versioned, atomic pushes into a TF Serving model directory, with a smoke test."""
+
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+
+import pytest
+import tensorflow as tf
+from google.protobuf import text_format
+from tensorflow_serving.config import model_server_config_pb2
+from tfx.types import standard_artifacts
+
+from components.model_pusher import executor as pusher_executor, smoke, versioning
+from components.trainer import export, model as model_lib
+from components.trainer.params import TrainParams
+from tests.conftest import REPO_ROOT, encode_image
+
+PARAMS = TrainParams(image_size=32, batch_size=4, weights="none")
+
+
+@pytest.fixture(scope="module")
+def saved_model(tmp_path_factory, transform_output) -> str:
+    tf.keras.utils.set_random_seed(5)
+    model, _ = model_lib.build_model(3, PARAMS, weights=None)
+    directory = str(tmp_path_factory.mktemp("model") / "serving_model")
+    export.export_serving_model(model, transform_output, ["red", "green", "blue"], PARAMS.image_size, directory)
+    return directory
+
+
+def _no_smoke(path):
+    assert os.path.exists(os.path.join(path, versioning.SAVED_MODEL_FILE))
+
+
+def test_versions_always_increase_even_after_pruning(tmp_path, saved_model):
+    model_dir = str(tmp_path / "serving" / "clf")
+    pushed = [versioning.push(saved_model, model_dir, f"model-{n}", keep_versions=2, smoke_test=_no_smoke)
+              for n in range(4)]
+    assert [p.version for p in pushed] == [1, 2, 3, 4]  # all within the same second
+    assert versioning.versions(model_dir) == [3, 4]
+    assert pushed[2].removed_versions == [1] and pushed[3].removed_versions == [2]
+    assert sorted(os.listdir(model_dir)) == sorted(["3", "4", versioning.LOCK_FILE, versioning.MANIFEST_FILE])
+    # Every version holds the whole SavedModel.
+    assert sorted(os.listdir(os.path.join(model_dir, "4"))) == sorted(os.listdir(saved_model))
+    manifest = versioning.read_manifest(model_dir)
+    assert manifest["last_version"] == 4 and set(manifest["versions"]) == {"3", "4"}
+    assert manifest["versions"]["4"]["source"] == "model-3"
+
+
+def test_the_model_already_serving_is_not_pushed_again(tmp_path, saved_model):
+    model_dir = str(tmp_path / "clf")
+    first = versioning.push(saved_model, model_dir, "run-1-model", keep_versions=3, smoke_test=_no_smoke)
+    again = versioning.push(saved_model, model_dir, "run-1-model", keep_versions=3, smoke_test=_no_smoke)
+    assert (first.version, first.already_serving) == (1, False)
+    assert (again.version, again.already_serving) == (1, True)
+    assert versioning.versions(model_dir) == [1]
+
+
+def test_a_failed_smoke_test_leaves_nothing_visible(tmp_path, saved_model):
+    model_dir = str(tmp_path / "clf")
+    versioning.push(saved_model, model_dir, "good", keep_versions=3, smoke_test=_no_smoke)
+
+    def broken(path):
+        raise ValueError("no answer")
+
+    with pytest.raises(versioning.PushError, match="Smoke test .* failed.*no answer"):
+        versioning.push(saved_model, model_dir, "bad", keep_versions=3, smoke_test=broken)
+    assert versioning.versions(model_dir) == [1]
+    assert not [n for n in os.listdir(model_dir) if n.startswith(versioning.STAGING_PREFIX)]
+    assert versioning.read_manifest(model_dir)["last_version"] == 1
+
+
+def test_the_smoke_test_loads_the_model_and_classifies_a_real_image(saved_model, tmp_path):
+    smoke.smoke_test(saved_model, encode_image(image_format="PNG"))
+    with pytest.raises(tf.errors.InvalidArgumentError):
+        smoke.smoke_test(saved_model, b"not an image")
+    broken = tmp_path / "broken"
+    shutil.copytree(saved_model, broken)
+    (broken / versioning.SAVED_MODEL_FILE).write_bytes(b"garbage")
+    with pytest.raises(Exception):
+        smoke.smoke_test(str(broken), encode_image())
+
+
+_KILLED_PUSH = textwrap.dedent("""
+    import sys, time
+    from components.model_pusher import versioning
+    source, model_dir, marker = sys.argv[1:4]
+    real_copy = versioning._copy_file
+    def slow_copy(src, dst):
+        real_copy(src, dst)
+        open(marker, "a").close()  # at least one file is in the staging directory
+        time.sleep(0.5)
+    versioning._copy_file = slow_copy
+    versioning.push(source, model_dir, "killed", keep_versions=3, smoke_test=lambda path: None)
+""")
+
+
+def test_a_push_killed_part_way_leaves_no_partial_version(tmp_path, saved_model):
+    model_dir = str(tmp_path / "serving" / "clf")
+    versioning.push(saved_model, model_dir, "before", keep_versions=3, smoke_test=_no_smoke)
+    marker = tmp_path / "copying"
+    process = subprocess.Popen([sys.executable, "-c", _KILLED_PUSH, saved_model, model_dir, str(marker)],
+                               cwd=REPO_ROOT)
+    deadline = time.monotonic() + 120
+    while not marker.exists():
+        assert process.poll() is None, "the push ended before it could be killed"
+        assert time.monotonic() < deadline
+        time.sleep(0.05)
+    process.send_signal(signal.SIGKILL)
+    process.wait()
+
+    staged = [n for n in os.listdir(model_dir) if n.startswith(versioning.STAGING_PREFIX)]
+    assert staged, "the killed push should have been copying into a staging directory"
+    assert versioning.versions(model_dir) == [1]  # what a server sees: only the complete version
+    assert versioning.read_manifest(model_dir)["last_version"] == 1
+
+    after = versioning.push(saved_model, model_dir, "after", keep_versions=3, smoke_test=_no_smoke)
+    assert after.version == 2
+    assert not [n for n in os.listdir(model_dir) if n.startswith(versioning.STAGING_PREFIX)]
+
+
+def test_models_config_lists_every_served_model(tmp_path, saved_model):
+    serving = tmp_path / "serving"
+    for name in ("cats", "dogs"):
+        versioning.push(saved_model, str(serving / name), name, keep_versions=1, smoke_test=_no_smoke)
+    (serving / "empty").mkdir()
+    path = versioning.write_models_config(str(serving))
+    config = text_format.Parse(open(path).read(), model_server_config_pb2.ModelServerConfig())
+    entries = {c.name: c for c in config.model_config_list.config}
+    assert set(entries) == {"cats", "dogs"}
+    assert entries["cats"].base_path == str(serving / "cats") and entries["cats"].model_platform == "tensorflow"
+    assert entries["dogs"].model_version_policy.latest.num_versions == 1
+    in_container = versioning.write_models_config(str(serving), server_base_path="/models")
+    config = text_format.Parse(open(in_container).read(), model_server_config_pb2.ModelServerConfig())
+    assert [c.base_path for c in config.model_config_list.config] == ["/models/cats", "/models/dogs"]
+
+
+def _artifacts(tmp_path, saved_model, examples_file, blessed: bool):
+    model = standard_artifacts.Model()
+    model.uri = str(tmp_path / "model")
+    shutil.copytree(saved_model, os.path.join(model.uri, "Format-Serving"))
+    blessing = standard_artifacts.ModelBlessing()
+    blessing.uri = str(tmp_path / "blessing")
+    blessing.set_int_custom_property("blessed", int(blessed))
+    examples = standard_artifacts.Examples()
+    examples.uri = str(tmp_path / "examples")
+    examples.split_names = '["eval"]'
+    os.makedirs(os.path.join(examples.uri, "Split-eval"))
+    shutil.copy(examples_file, os.path.join(examples.uri, "Split-eval", "data.tfrecord.gz"))
+    pushed = standard_artifacts.PushedModel()
+    pushed.uri = str(tmp_path / "pushed")
+    return {"model": [model], "model_blessing": [blessing], "examples": [examples]}, {"pushed_model": [pushed]}
+
+
+@pytest.mark.parametrize("blessed", [True, False])
+def test_the_executor_pushes_only_a_blessed_model(tmp_path, saved_model, examples_file, blessed):
+    inputs, outputs = _artifacts(tmp_path, saved_model, examples_file, blessed)
+    serving = str(tmp_path / "serving")
+    properties = {"serving_base_dir": serving, "model_name": "clf", "keep_versions": 2,
+                  "server_base_path": "", "smoke_split": "eval"}
+    pusher_executor.Executor().Do(inputs, outputs, properties)
+    pushed = outputs["pushed_model"][0]
+    assert pushed.get_int_custom_property("pushed") == int(blessed)
+    if blessed:
+        assert pushed.get_string_custom_property("pushed_version") == "1"
+        assert pushed.get_string_custom_property("pushed_destination") == os.path.join(serving, "clf", "1")
+        assert tf.saved_model.load(os.path.join(serving, "clf", "1")).signatures[export.SERVING_DEFAULT]
+        assert os.path.exists(os.path.join(serving, versioning.MODELS_CONFIG_FILE))
+    else:
+        assert not os.path.exists(serving)
