@@ -33,6 +33,7 @@ test-fast: setup
 bench: setup
 	$(PY) -m bench.bench_validation $(ARGS)
 	$(PY) -m bench.bench_input $(ARGS)
+	$(PY) -m bench.bench_serving $(ARGS)
 
 # An augmentation preview on your own images: make preview ARGS="--data-dir PATH --preset heavy"
 preview: setup

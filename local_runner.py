@@ -5,7 +5,8 @@
     python local_runner.py --help                # every flag
 
 Beam runs the data components in this process, ML Metadata lives in SQLite under
-the output dir, and ``<output-dir>/summary.json`` records what happened.
+the output dir, ``<output-dir>/summary.json`` records what happened and
+``<output-dir>/run_report.md`` shows it (curves, confusion matrix, per-class metrics).
 """
 
 import dataclasses
@@ -30,7 +31,7 @@ def main(argv: Optional[List[str]] = None) -> int:
     from tfx import v1 as tfx
 
     from components.trainer.weights import WeightsUnavailableError, resolve_weights
-    from pipeline import demo_data, run_summary
+    from pipeline import demo_data, run_report, run_summary
     from pipeline.pipeline import create_pipeline
 
     try:
@@ -49,12 +50,14 @@ def main(argv: Optional[List[str]] = None) -> int:
 
     try:
         tfx.orchestration.LocalDagRunner().run(pipeline)
-    except Exception as error:  # noqa: BLE001 - any failure still gets its summary.json
+    except Exception as error:  # noqa: BLE001 - any failure still gets its summary.json and report
         summary = run_summary.write_summary(config, failure=error)
-        print(run_summary.describe(summary, config.summary_path), file=sys.stderr)
+        report = run_report.write_report(summary, config.output_dir)
+        print(run_summary.describe(summary, config.summary_path) + f"\nReport: {report}", file=sys.stderr)
         return 1
     summary = run_summary.write_summary(config)
-    print(run_summary.describe(summary, config.summary_path))
+    report = run_report.write_report(summary, config.output_dir)
+    print(run_summary.describe(summary, config.summary_path) + f"\nReport: {report}")
     return 0
 
 

@@ -31,6 +31,14 @@ class PipelineConfig:
     )
     output_dir: str = knob("output", "Where artifacts, metadata, served models and summary.json go.")
     serving_model_name: str = knob("image_classifier", "Model name under <output-dir>/serving/.")
+    keep_versions: int = knob(3, "Served versions kept under <output-dir>/serving/<model-name>/; older ones go.")
+    model_server_base_path: Optional[str] = knob(
+        None, "Where TF Serving sees <output-dir>/serving, for models.config (e.g. /models in its container); "
+        "none: the real path."
+    )
+    num_classes: Optional[int] = knob(
+        None, "Class ids the per-class eval metrics cover; none: the class folders counted in --data-dir."
+    )
     train: TrainParams = dataclasses.field(default_factory=TrainParams, metadata={FLAG_PREFIX: ""})
     validation: ValidationPolicy = dataclasses.field(default_factory=ValidationPolicy)
     train_hash_buckets: int = knob(4, "Hash buckets of the train split when the data has no split folders.")
@@ -52,6 +60,8 @@ class PipelineConfig:
             raise ValueError(f"max_accuracy_drop must be in [0, 1], got {self.max_accuracy_drop}.")
         if self.train_hash_buckets < 1 or self.eval_hash_buckets < 1:
             raise ValueError("train_hash_buckets and eval_hash_buckets must be at least 1.")
+        if self.keep_versions < 1 or (self.num_classes is not None and self.num_classes < 2):
+            raise ValueError("keep_versions must be at least 1 and num_classes (when set) at least 2.")
         if self.demo_images_per_class < 4:
             raise ValueError(f"demo_images_per_class must be at least 4, got {self.demo_images_per_class}.")
 
@@ -85,8 +95,13 @@ class PipelineConfig:
         return os.path.join(self.output_dir, "metadata.sqlite")
 
     @property
+    def serving_base_dir(self) -> str:
+        """TF Serving's base: one folder per model, and models.config."""
+        return os.path.join(self.output_dir, "serving")
+
+    @property
     def serving_model_dir(self) -> str:
-        return os.path.join(self.output_dir, "serving", self.serving_model_name)
+        return os.path.join(self.serving_base_dir, self.serving_model_name)
 
     @property
     def demo_data_dir(self) -> str:
@@ -117,6 +132,8 @@ def _parser_for(field_type):
         return None
     if field_type in (int, float, str):
         return field_type
+    if field_type == Optional[int]:
+        return lambda value: None if value.lower() == "none" else int(value)
     if field_type == Optional[str]:
         return lambda value: None if value.lower() == "none" else value
     if field_type == Tuple[str, ...]:

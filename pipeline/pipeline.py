@@ -4,7 +4,9 @@ ImageExampleGen -> ImageValidator (every image decoded and checked; only the
 accepted ones go on) -> ImageValidationGate (stops the run when too much is
 rejected or a class is too small) -> StatisticsGen -> ExampleValidator
 (against the curated schema from ImportSchemaGen) -> Transform (label
-vocabulary) -> Trainer -> Evaluator (against the latest blessed model) -> Pusher.
+vocabulary) -> Trainer (optionally warm-started from the latest blessed model)
+-> Evaluator (against the latest blessed model) -> ServingPusher (a versioned,
+atomic push into the TF Serving model directory).
 """
 
 import os
@@ -13,9 +15,11 @@ import tensorflow_model_analysis as tfma
 from tfx import v1 as tfx
 
 from components import features
-from components.image_ingest.component import EVAL, TRAIN, create_image_example_gen
+from components.image_ingest import listing
+from components.image_ingest.component import EVAL, TRAIN, create_image_example_gen, detect_split_folders
 from components.image_validator.component import ImageValidator
 from components.image_validator.gate import ImageValidationGate
+from components.model_pusher.component import ServingPusher
 from components.trainer import export
 from pipeline.config import PipelineConfig
 
@@ -29,6 +33,10 @@ PREPROCESSING_FN = "components.label_vocabulary.preprocessing.preprocessing_fn"
 RUN_FN = "components.trainer.run.run_fn"
 ACCURACY = "accuracy"
 LOSS = "loss"
+RECALL = "recall"
+PRECISION = "precision"
+CONFUSION_MATRIX = "MultiClassConfusionMatrixPlot"
+_ARGMAX = '"top_k": 1, "thresholds": [0.0]'
 
 
 def beam_args_with_dependencies(beam_args) -> list:
@@ -44,9 +52,22 @@ def beam_args_with_dependencies(beam_args) -> list:
     return args + [f"--setup_file={SETUP_FILE}"]
 
 
-def create_eval_config(min_accuracy: float, max_accuracy_drop: float) -> tfma.EvalConfig:
+def count_classes(data_dir: str) -> int:
+    """Class folders under ``data_dir`` (in any split folder): the ids per-class metrics cover."""
+    splits = detect_split_folders(data_dir) or {"": ""}
+    names = set()
+    for folder in splits.values():
+        names.update(name.split("/")[-1] for name in listing.list_split(data_dir, folder).class_folders)
+    return len(names)
+
+
+def create_eval_config(min_accuracy: float, max_accuracy_drop: float, num_classes: int) -> tfma.EvalConfig:
     """Blessing needs eval accuracy >= ``min_accuracy`` and no more than
-    ``max_accuracy_drop`` lost against the baseline (when there is one)."""
+    ``max_accuracy_drop`` lost against the baseline (when there is one).
+
+    Also computed: recall and precision of each class id (the top class counts
+    as the prediction) and the confusion matrix.
+    """
     accuracy_threshold = tfma.MetricThreshold(
         value_threshold=tfma.GenericValueThreshold(lower_bound={"value": min_accuracy}),
         # The tiny epsilon lets an equally good model through.
@@ -75,8 +96,17 @@ def create_eval_config(min_accuracy: float, max_accuracy_drop: float) -> tfma.Ev
                         threshold=accuracy_threshold,
                     ),
                     tfma.MetricConfig(class_name="SparseCategoricalCrossentropy", config=f'"name": "{LOSS}"'),
+                    tfma.MetricConfig(class_name=CONFUSION_MATRIX),
                 ]
-            )
+            ),
+            tfma.MetricsSpec(
+                metrics=[
+                    # top_k 1: only the top class counts as predicted (its probability > 0).
+                    tfma.MetricConfig(class_name="Recall", config=f'"name": "{RECALL}", {_ARGMAX}'),
+                    tfma.MetricConfig(class_name="Precision", config=f'"name": "{PRECISION}", {_ARGMAX}'),
+                ],
+                binarize=tfma.BinarizationOptions(class_ids={"values": list(range(num_classes))}),
+            ),
         ],
     )
 
@@ -113,36 +143,43 @@ def create_pipeline(config: PipelineConfig) -> tfx.dsl.Pipeline:
     )
     transform.add_upstream_node(gate)
 
-    trainer = tfx.components.Trainer(
-        run_fn=RUN_FN,
-        examples=examples,
-        transform_graph=transform.outputs["transform_graph"],
-        schema=schema,
-        train_args=tfx.proto.TrainArgs(splits=[TRAIN]),
-        eval_args=tfx.proto.EvalArgs(splits=[EVAL]),
-        custom_config=config.train.to_custom_config(),
-    )
-
+    # The latest blessed model: the Evaluator's baseline, and the Trainer's warm start.
     model_resolver = tfx.dsl.Resolver(
         strategy_class=tfx.dsl.experimental.LatestBlessedModelStrategy,
         model=tfx.dsl.Channel(type=tfx.types.standard_artifacts.Model),
         model_blessing=tfx.dsl.Channel(type=tfx.types.standard_artifacts.ModelBlessing),
     ).with_id("latest_blessed_model_resolver")
 
+    trainer = tfx.components.Trainer(
+        run_fn=RUN_FN,
+        examples=examples,
+        transform_graph=transform.outputs["transform_graph"],
+        schema=schema,
+        base_model=model_resolver.outputs["model"] if config.train.warm_start else None,
+        train_args=tfx.proto.TrainArgs(splits=[TRAIN]),
+        eval_args=tfx.proto.EvalArgs(splits=[EVAL]),
+        custom_config=config.train.to_custom_config(),
+    )
+
     evaluator = tfx.components.Evaluator(
         examples=examples,
         model=trainer.outputs["model"],
         baseline_model=model_resolver.outputs["model"],
-        eval_config=create_eval_config(config.min_accuracy, config.max_accuracy_drop),
+        eval_config=create_eval_config(
+            config.min_accuracy, config.max_accuracy_drop, config.num_classes or count_classes(config.data_dir)
+        ),
         example_splits=[EVAL],
     )
 
-    pusher = tfx.components.Pusher(
+    pusher = ServingPusher(
         model=trainer.outputs["model"],
         model_blessing=evaluator.outputs["blessing"],
-        push_destination=tfx.proto.PushDestination(
-            filesystem=tfx.proto.PushDestination.Filesystem(base_directory=config.serving_model_dir)
-        ),
+        examples=examples,
+        serving_base_dir=config.serving_base_dir,
+        model_name=config.serving_model_name,
+        keep_versions=config.keep_versions,
+        server_base_path=config.model_server_base_path,
+        smoke_split=EVAL,
     )
 
     return tfx.dsl.Pipeline(

@@ -21,10 +21,12 @@ from tfx.types import artifact_utils
 from components import features
 from components.image_validator import report as validation_report
 from components.image_validator.gate import ImageValidationError
+from components.model_pusher import versioning
 from pipeline.config import PipelineConfig
-from pipeline.pipeline import ACCURACY, LOSS
+from pipeline.pipeline import ACCURACY, LOSS, PRECISION, RECALL
 
 _OUTPUT_EVENTS = (metadata_store_pb2.Event.OUTPUT, metadata_store_pb2.Event.DECLARED_OUTPUT)
+PUSHER = "ServingPusher"
 _CANDIDATE = "candidate"
 _BASELINE = "baseline"
 
@@ -102,6 +104,45 @@ def _overall_metrics(evaluation_uri: str, model_name: str) -> Dict[str, float]:
     return {}
 
 
+def _candidate_result(evaluation_uri: str):
+    """The candidate's TFMA result (named "candidate" only when there was a baseline)."""
+    for model_name in (_CANDIDATE, ""):
+        try:
+            result = tfma.load_eval_result(evaluation_uri, model_name=model_name or None)
+        except Exception:  # noqa: BLE001 - not under this name
+            continue
+        if result.slicing_metrics:
+            return result
+    return None
+
+
+def _number(value: Dict[str, Any]) -> Optional[float]:
+    number = value.get("doubleValue")
+    return None if number is None or number == "NaN" else float(number)
+
+
+def per_class_evaluation(evaluation_uri: str, label_names: List[str]) -> Dict[str, Any]:
+    """Recall, precision and eval examples per class, and the confusion matrix, by class name."""
+    result = _candidate_result(evaluation_uri)
+    if result is None or not label_names:
+        return {}
+    overall = dict(result.slicing_metrics).get((), {}).get("", {})
+    per_class = {}
+    for index, name in enumerate(label_names):
+        values = next((v for key, v in overall.items() if key.split(" ")[0] == f"classId:{index}"), {})
+        per_class[name] = {metric: _number(values.get(metric, {})) for metric in (RECALL, PRECISION)}
+    matrix = [[0.0] * len(label_names) for _ in label_names]
+    plots = dict(result.plots).get((), {}).get("", {}).get("", {})
+    for table in plots.get("multiClassConfusionMatrixAtThresholds", {}).get("matrices", [])[:1]:
+        for entry in table.get("entries", []):
+            actual, predicted = entry.get("actualClassId", 0), entry.get("predictedClassId", 0)
+            if 0 <= actual < len(label_names) and 0 <= predicted < len(label_names):
+                matrix[actual][predicted] += entry.get("numWeightedExamples", 0.0)
+    for name, row in zip(label_names, matrix):
+        per_class[name]["eval_examples"] = int(sum(row))
+    return {"per_class": per_class, "confusion_matrix": {"labels": label_names, "counts": matrix}}
+
+
 def _validation_failures(evaluation_uri: str) -> List[str]:
     validation = tfma.load_validation_result(evaluation_uri)
     failures = []
@@ -160,6 +201,9 @@ def build_summary(config: PipelineConfig, failure: Optional[BaseException] = Non
         else []
     )
 
+    model_run = records.output("Trainer", "model_run")
+    summary["model_run_dir"] = model_run.uri if model_run else None
+
     evaluation = records.output("Evaluator", "evaluation")
     blessing = records.output("Evaluator", "blessing")
     summary["metrics"], summary["baseline_metrics"], failures = {}, {}, []
@@ -174,14 +218,18 @@ def build_summary(config: PipelineConfig, failure: Optional[BaseException] = Non
             k: v for k, v in _overall_metrics(evaluation.uri, _BASELINE).items() if k in (ACCURACY, LOSS)
         }
         failures = _validation_failures(evaluation.uri)
+        summary.update(per_class_evaluation(evaluation.uri, summary["label_names"]))
     summary["blessed"] = bool(blessing and _int_property(blessing, "blessed") == 1)
 
-    pushed = records.output("Pusher", "pushed_model")
+    pushed = records.output(PUSHER, "pushed_model")
     if failure is not None:
         summary["pushed_model_dir"] = None
         summary["reason"] = f"The pipeline stopped: {gate_error or failure}"
     elif pushed is not None and _int_property(pushed, "pushed") == 1:
         summary["pushed_model_dir"] = pushed.custom_properties["pushed_destination"].string_value
+        summary["pushed_version"] = int(pushed.custom_properties["pushed_version"].string_value)
+        # A rerun that trained nothing new finds its model already serving: nothing copied.
+        summary["already_serving"] = _int_property(pushed, "already_serving") == 1
         summary["reason"] = None
     else:
         summary["pushed_model_dir"] = None
@@ -190,9 +238,10 @@ def build_summary(config: PipelineConfig, failure: Optional[BaseException] = Non
         elif not summary["blessed"]:
             summary["reason"] = "Not blessed by the Evaluator."
         else:
-            summary["reason"] = "The Pusher did not push the blessed model."
+            summary["reason"] = "The ServingPusher did not push the blessed model."
     summary["cached_components"] = records.cached_components()
     summary["serving_model_base"] = config.serving_model_dir
+    summary["models_config"] = os.path.join(config.serving_base_dir, versioning.MODELS_CONFIG_FILE)
     return summary
 
 

@@ -113,3 +113,31 @@ def test_beam_args_gain_the_setup_file_unless_dependencies_are_given():
         "--direct_num_workers=1", f"--setup_file={SETUP_FILE}"]
     given = ["--runner=DataflowRunner", "--sdk_container_image=registry/image:1"]
     assert beam_args_with_dependencies(given) == given
+
+
+def test_blessing_needs_the_absolute_threshold_and_no_regression():
+    import tensorflow_model_analysis as tfma
+
+    from pipeline.pipeline import ACCURACY, RECALL, create_eval_config
+
+    config = create_eval_config(min_accuracy=0.7, max_accuracy_drop=0.01, num_classes=4)
+    thresholds = {m.class_name: m.threshold for spec in config.metrics_specs for m in spec.metrics
+                  if m.HasField("threshold")}
+    accuracy = thresholds["SparseCategoricalAccuracy"]
+    assert accuracy.value_threshold.lower_bound.value == 0.7
+    assert accuracy.change_threshold.absolute.value == pytest.approx(-0.01)
+    assert accuracy.change_threshold.direction == tfma.MetricDirection.HIGHER_IS_BETTER
+    per_class = [spec for spec in config.metrics_specs if spec.HasField("binarize")]
+    assert list(per_class[0].binarize.class_ids.values) == [0, 1, 2, 3]
+    assert {f'"name": "{RECALL}"' in m.config for m in per_class[0].metrics} == {True, False}
+    assert any(f'"name": "{ACCURACY}"' in m.config for spec in config.metrics_specs for m in spec.metrics)
+
+
+def test_new_flags_reach_the_config():
+    config = config_lib.parse_args(["--keep-versions", "5", "--num-classes", "7", "--warm-start", "--label-smoothing", "0",
+                         "--class-weights", "none", "--mixed-precision", "off", "--model-server-base-path", "/models"])
+    assert (config.keep_versions, config.num_classes, config.model_server_base_path) == (5, 7, "/models")
+    assert config.train.warm_start and config.train.label_smoothing == 0 and config.train.class_weights == "none"
+    assert config.train.mixed_precision == "off"
+    with pytest.raises(SystemExit):
+        config_lib.parse_args(["--keep-versions", "0"])

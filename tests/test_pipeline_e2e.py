@@ -9,6 +9,7 @@ import pytest
 import tensorflow as tf
 
 import local_runner
+from components.model_pusher import versioning
 from components.trainer import export
 from tests import bad_corpus
 
@@ -41,6 +42,25 @@ def test_demo_pipeline_pushes_a_model_that_serves_raw_jpeg_bytes_then_reruns_fro
     assert 0.0 <= summary["metrics"]["accuracy"] <= 1.0 and summary["metrics"]["loss"] > 0
     assert summary["metrics"]["example_count"] == counts["examples"]["eval"]
     assert summary["cached_components"] == []
+    assert summary["pushed_version"] == 1 and summary["already_serving"] is False
+    labels = summary["label_names"]
+    assert set(summary["per_class"]) == set(labels)
+    matrix = np.array(summary["confusion_matrix"]["counts"])
+    assert summary["confusion_matrix"]["labels"] == labels and matrix.shape == (3, 3)
+    assert matrix.sum() == counts["examples"]["eval"]
+    assert [summary["per_class"][name]["eval_examples"] for name in labels] == matrix.sum(axis=1).tolist()
+    for index, name in enumerate(labels):  # TFMA's per-class recall agrees with its confusion matrix
+        recall = summary["per_class"][name]["recall"]
+        if matrix[index].sum():
+            assert recall == pytest.approx(matrix[index, index] / matrix[index].sum())
+
+    # The run report: curves, confusion matrix and preview images, and where the model went.
+    report = (output_dir / "run_report.md").read_text()
+    for image in ("training_curves.png", "confusion_matrix.png", "augmentation_preview.png"):
+        assert f"(run_report_files/{image})" in report
+        assert tf.io.decode_png((output_dir / "run_report_files" / image).read_bytes()).shape[-1] in (3, 4)
+    assert pushed in report and "| class | recall | precision |" in report
+    assert "models.config" in report and (output_dir / "serving" / "models.config").exists()
 
     # The Trainer left its augmentation preview, as a PNG and for TensorBoard.
     run_dirs = list((output_dir / "pipeline_root" / "Trainer" / "model_run").iterdir())
@@ -58,6 +78,13 @@ def test_demo_pipeline_pushes_a_model_that_serves_raw_jpeg_bytes_then_reruns_fro
     np.testing.assert_allclose(probabilities.sum(axis=1), 1.0, atol=1e-5)
     assert {n.decode() for n in outputs[export.CLASS_NAME].numpy()} <= set(summary["label_names"])
 
+    # Unchanged data: the cached Trainer gives the same model, now also the
+    # baseline; it is blessed (no regression) but already serving: no new version.
+    same = _run(output_dir, "--min-accuracy", "0")
+    assert same["blessed"] is True and same["already_serving"] is True
+    assert same["pushed_model_dir"] == pushed and same["pushed_version"] == 1
+    assert versioning.versions(str(output_dir / "serving" / "image_classifier")) == [1]
+
     # Unchanged data and training settings: TFX reuses the cached results; the
     # stricter threshold re-runs only the Evaluator (against the blessed baseline).
     rerun = _run(output_dir, "--min-accuracy", "1.0")
@@ -72,7 +99,7 @@ def test_demo_pipeline_pushes_a_model_that_serves_raw_jpeg_bytes_then_reruns_fro
     if not rerun["blessed"]:
         assert rerun["pushed_model_dir"] is None
         assert "accuracy" in rerun["reason"] and "at least 1" in rerun["reason"]
-        assert os.listdir(output_dir / "serving" / "image_classifier") == [os.path.basename(pushed)]
+        assert versioning.versions(str(output_dir / "serving" / "image_classifier")) == [1]
 
 
 def test_a_messy_folder_stops_at_the_gate_with_a_summary_that_adds_up(tmp_path, capsys):
