@@ -80,6 +80,9 @@ class PipelineConfig:
             weights="none",
             unfreeze_layers=-1,
             shuffle_buffer=256,
+            # From random init BatchNorm trains, so the eval loss swings for the
+            # first epochs: early stopping would keep an early, worse model.
+            early_stopping_patience=0,
             # The demo's classes differ by colour: no hue or saturation changes.
             augment=AugmentParams.from_preset("light"),
         )
