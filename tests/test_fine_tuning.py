@@ -3,6 +3,8 @@ warm starts, and run_fn end to end on tiny real data."""
 
 import json
 import os
+import subprocess
+import sys
 
 import numpy as np
 import pytest
@@ -11,7 +13,7 @@ from tfx.components.trainer.fn_args_utils import FnArgs
 
 from components.trainer import acceleration, export, model as model_lib, run
 from components.trainer.params import AugmentParams, TrainParams
-from tests.conftest import build_transform_output, encode_image
+from tests.conftest import REPO_ROOT, build_transform_output, encode_image
 
 TINY = TrainParams(
     image_size=32, batch_size=4, head_epochs=1, finetune_epochs=1, unfreeze_layers=5, weights="none",
@@ -119,23 +121,39 @@ def _fn_args(tmp_path, examples_file, transform_dir, params: TrainParams, base_m
     )
 
 
+_TWO_CPU_DEVICES_RUN = """
+import json, sys
+import components  # noqa: F401  (the Keras choice, before TensorFlow loads)
+import tensorflow as tf
+# Two logical devices on the one CPU, set before TensorFlow initialises them.
+tf.config.set_logical_device_configuration(
+    tf.config.list_physical_devices("CPU")[0], [tf.config.LogicalDeviceConfiguration()] * 2)
+from tfx.components.trainer.fn_args_utils import FnArgs
+from components.trainer import run
+run.run_fn(FnArgs(**json.loads(sys.argv[1])))
+"""
+
+
 @pytest.fixture(scope="module")
 def forced_gpu_settings_run(tmp_path_factory, examples_file, transform_dir) -> FnArgs:
-    """run_fn with mixed precision and MirroredStrategy forced on: the code path a GPU takes, on the CPU."""
+    """run_fn with mixed precision and MirroredStrategy forced on, over two logical CPU devices:
+    the code path a multi-GPU machine takes, on the CPU (in its own process, to split the CPU)."""
     params = TrainParams(**{**TINY.to_custom_config(), "augment": TINY.augment,
                             "mixed_precision": "on", "distribution": "mirrored"})
     fn_args = _fn_args(tmp_path_factory.mktemp("forced"), examples_file, transform_dir, params)
-    run.run_fn(fn_args)
+    arguments = {name: getattr(fn_args, name) for name in (
+        "train_files", "eval_files", "transform_output", "serving_model_dir", "model_run_dir", "custom_config")}
+    subprocess.run([sys.executable, "-c", _TWO_CPU_DEVICES_RUN, json.dumps(arguments)], cwd=REPO_ROOT, check=True)
     return fn_args
 
 
 def test_run_fn_trains_checkpoints_and_exports_with_gpu_settings_on_cpu(forced_gpu_settings_run):
     fn_args = forced_gpu_settings_run
-    assert tf.keras.mixed_precision.global_policy().name == "float32"  # restored afterwards
     history = json.load(open(os.path.join(fn_args.model_run_dir, run.HISTORY_FILE)))
     assert [(e["phase"], e["epoch"]) for e in history["epochs"]] == [("head", 1), ("finetune", 2)]
     assert {"loss", "val_loss", "accuracy", "val_accuracy"} <= set(history["epochs"][0])
     assert "mixed_float16" in history["acceleration"] and "distribution=mirrored" in history["acceleration"]
+    assert history["replicas"] == 2
     for phase in ("head", "finetune"):
         assert tf.io.gfile.glob(os.path.join(fn_args.model_run_dir, run.CHECKPOINT_DIR, phase, "best*"))
     loaded = tf.saved_model.load(fn_args.serving_model_dir)
@@ -165,3 +183,12 @@ def test_run_fn_on_cpu_defaults_warm_starts_from_the_base_model(
     assert base_vars.keys() == warm_vars.keys() and len(base_vars) > 100
     for name in base_vars:
         np.testing.assert_array_equal(base_vars[name], warm_vars[name], err_msg=name)
+
+
+def test_precision_policy_is_restored_after_training():
+    mixed = acceleration.AccelerationPlan(distribution="none", mixed_precision=True, xla=False, gpus=0)
+    with acceleration.precision_policy(mixed):
+        assert tf.keras.mixed_precision.global_policy().name == "mixed_float16"
+    assert tf.keras.mixed_precision.global_policy().name == "float32"
+    assert acceleration.create_strategy(
+        acceleration.plan("off", "off", "none", gpus=[])).num_replicas_in_sync == 1

@@ -70,7 +70,10 @@ def detect(mixed_precision: str, xla: str, distribution: str) -> AccelerationPla
 
 def create_strategy(chosen: AccelerationPlan) -> tf.distribute.Strategy:
     if chosen.distribution == MIRRORED:
-        return tf.distribute.MirroredStrategy()
+        # Every GPU; without one, every (logical) CPU device, so a CPU-only
+        # machine split into devices exercises the same replica logic.
+        devices = tf.config.list_logical_devices("GPU") or tf.config.list_logical_devices("CPU")
+        return tf.distribute.MirroredStrategy(devices=[device.name for device in devices])
     if chosen.distribution == MULTI_WORKER:
         return tf.distribute.MultiWorkerMirroredStrategy()
     return tf.distribute.get_strategy()  # the default: no distribution

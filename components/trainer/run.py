@@ -145,7 +145,9 @@ def run_fn(fn_args: FnArgs) -> None:
     plan = acceleration.detect(params.mixed_precision, params.xla, params.distribution)
 
     history = []
-    with acceleration.precision_policy(plan), acceleration.create_strategy(plan).scope():
+    strategy = acceleration.create_strategy(plan)
+    logging.info("%d replica(s) in sync.", strategy.num_replicas_in_sync)
+    with acceleration.precision_policy(plan), strategy.scope():
         model, backbone = model_lib.build_model(num_classes, params, weights, pretrained=weights is not None or warm)
         _initial_weights(model, label_names, params, fn_args.base_model)
         fit = dict(steps_per_epoch=steps_per_epoch, params=params, plan=plan, class_weight=class_weight,
@@ -172,7 +174,7 @@ def run_fn(fn_args: FnArgs) -> None:
 
         with tf.io.gfile.GFile(os.path.join(fn_args.model_run_dir, HISTORY_FILE), "w") as f:
             json.dump({"label_names": label_names, "class_counts": counts, "acceleration": plan.describe(),
-                       "epochs": history}, f, indent=1)
+                       "replicas": strategy.num_replicas_in_sync, "epochs": history}, f, indent=1)
         export.export_serving_model(model, tft_output, label_names, params.image_size, fn_args.serving_model_dir,
                                     top_k=params.top_k, max_pixels=params.max_serving_pixels)
     logging.info("Exported the serving model to %s", fn_args.serving_model_dir)
