@@ -118,12 +118,10 @@ def _remove_stale_staging(model_dir: str) -> None:
             tf.io.gfile.rmtree(os.path.join(model_dir, name.rstrip("/")))
 
 
-def _prune(model_dir: str, keep: int, newest: int) -> List[int]:
-    """Removes all but the newest ``keep`` versions; each disappears in one rename first."""
+def _prune(model_dir: str, keep: int) -> List[int]:
+    """Removes all but the newest ``keep`` (at least 1) versions; each disappears in one rename first."""
     removed = []
-    for version in versions(model_dir)[:-keep] if keep > 0 else []:
-        if version == newest:
-            continue
+    for version in versions(model_dir)[:-max(keep, 1)]:
         path = os.path.join(model_dir, str(version))
         doomed = os.path.join(model_dir, f"{STAGING_PREFIX}removed-{version}")
         if is_local(model_dir):
@@ -182,7 +180,7 @@ def push(
             "source": source_id,
             "pushed_at": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
         }
-        removed = _prune(model_dir, keep_versions, version)
+        removed = _prune(model_dir, keep_versions)
         for old in removed:
             manifest["versions"].pop(str(old), None)
         _write_atomically(os.path.join(model_dir, MANIFEST_FILE), json.dumps(manifest, indent=1))

@@ -14,7 +14,6 @@ pixels, fail with InvalidArgument before anything is decoded.
 """
 
 import os
-import shutil
 import tempfile
 from typing import Dict, List
 
@@ -22,7 +21,7 @@ import tensorflow as tf
 import tensorflow_transform as tft
 
 from components import features
-from components.trainer import image_ops, model as model_lib
+from components.trainer import image_ops
 
 SERVING_DEFAULT = "serving_default"
 SERVING_EXAMPLES = "serving_examples"
@@ -32,8 +31,14 @@ CLASS_INDEX = "class_index"
 CLASS_NAME = "class_name"
 TOP_K_CLASS_NAMES = "top_k_class_names"
 TOP_K_PROBABILITIES = "top_k_probabilities"
-LABELS_FILE = model_lib.LABELS_FILE
-read_labels = model_lib.export_labels
+# In the SavedModel's assets: the class names, one per line, in class index order.
+LABELS_FILE = "labels.txt"
+
+
+def read_labels(saved_model_dir: str) -> List[str]:
+    """The class names of an exported model, in class index order."""
+    with tf.io.gfile.GFile(os.path.join(saved_model_dir, "assets", LABELS_FILE)) as f:
+        return [line.rstrip("\n") for line in f]
 
 
 def export_serving_model(
@@ -49,10 +54,10 @@ def export_serving_model(
     model.tft_layer = tft_output.transform_features_layer()
     class_names = tf.constant(label_names, dtype=tf.string)
     k = min(top_k, len(label_names))
-    labels_dir = tempfile.mkdtemp()
-    with open(os.path.join(labels_dir, LABELS_FILE), "w", encoding="utf-8") as f:
+    labels_dir = tempfile.TemporaryDirectory()  # saving copies the file into assets/
+    with open(os.path.join(labels_dir.name, LABELS_FILE), "w", encoding="utf-8") as f:
         f.writelines(name + "\n" for name in label_names)
-    model.labels_asset = tf.saved_model.Asset(os.path.join(labels_dir, LABELS_FILE))
+    model.labels_asset = tf.saved_model.Asset(os.path.join(labels_dir.name, LABELS_FILE))
 
     def classify(images: tf.Tensor) -> Dict[str, tf.Tensor]:
         probabilities = tf.cast(model(images, training=False), tf.float32)
@@ -80,13 +85,13 @@ def export_serving_model(
         parsed = tf.io.parse_example(examples, {features.LABEL: tf.io.FixedLenFeature([1], tf.string)})
         return model.tft_layer(parsed)
 
-    tf.saved_model.save(
-        model,
-        export_dir,
-        signatures={
-            SERVING_DEFAULT: serve_image_bytes,
-            SERVING_EXAMPLES: serve_examples,
-            TRANSFORM_FEATURES: transform_features,
-        },
-    )
-    shutil.rmtree(labels_dir, ignore_errors=True)
+    with labels_dir:
+        tf.saved_model.save(
+            model,
+            export_dir,
+            signatures={
+                SERVING_DEFAULT: serve_image_bytes,
+                SERVING_EXAMPLES: serve_examples,
+                TRANSFORM_FEATURES: transform_features,
+            },
+        )

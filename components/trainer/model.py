@@ -5,11 +5,10 @@ from typing import List, Optional, Tuple
 
 import tensorflow as tf
 
+from components.trainer.export import read_labels
 from components.trainer.params import TrainParams
 
 BACKBONE_NAME = "resnet50"
-# Written into the exported SavedModel's assets: the class names in index order.
-LABELS_FILE = "labels.txt"
 SCRATCH_BATCHNORM_MOMENTUM = 0.9
 
 
@@ -75,7 +74,7 @@ def warm_start(model: tf.keras.Model, base_model_dir: str, label_names: List[str
     backbone is always copied; the head only when the classes are the same, in
     the same order.
     """
-    base_labels = export_labels(base_model_dir)
+    base_labels = read_labels(base_model_dir)
     twin, twin_backbone = build_model(len(base_labels), params, weights=None)
     status = tf.train.Checkpoint(root=twin).read(os.path.join(base_model_dir, "variables", "variables"))
     status.expect_partial().assert_existing_objects_matched()
@@ -86,7 +85,3 @@ def warm_start(model: tf.keras.Model, base_model_dir: str, label_names: List[str
     model.set_weights(twin.get_weights())
     return "backbone and head"
 
-
-def export_labels(saved_model_dir: str) -> List[str]:
-    with tf.io.gfile.GFile(os.path.join(saved_model_dir, "assets", LABELS_FILE)) as f:
-        return [line.rstrip("\n") for line in f]
