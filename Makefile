@@ -8,7 +8,9 @@ PYTHON310 ?= $(shell for p in python3.10 $$HOME/.pyenv/versions/3.10*/bin/python
 	"$$p" -c 'import sys; sys.exit(sys.version_info[:2] != (3, 10))' >/dev/null 2>&1 && { echo "$$p"; break; }; done)
 ARGS ?=
 
-.PHONY: setup run test test-fast bench preview clean
+IMAGE ?= tfx-image-classifier:0.1.0
+
+.PHONY: setup run test test-fast bench preview kfp image clean
 
 setup: $(VENV)/.installed
 
@@ -39,5 +41,13 @@ bench: setup
 preview: setup
 	$(PY) -m components.trainer.preview $(ARGS)
 
+# The Kubeflow Pipelines v2 spec: make kfp ARGS="--data-dir gs://B/images --output-dir gs://B/run --kfp-image R/I:T"
+kfp: setup
+	$(PY) kubeflow_runner.py --output pipeline.json $(ARGS)
+
+# The image every Kubeflow step runs in (needs Docker): make image IMAGE=registry/name:tag
+image:
+	docker build -t $(IMAGE) .
+
 clean:
-	rm -rf output .pytest_cache
+	rm -rf output .pytest_cache pipeline.json

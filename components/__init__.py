@@ -16,3 +16,15 @@ if os.environ["TF_USE_LEGACY_KERAS"] not in ("1", "true", "True"):
         f"{os.environ['TF_USE_LEGACY_KERAS']!r}; this product needs tf-keras "
         "(Keras 2), which tensorflow-transform 1.16 requires. Unset it or set it to 1."
     )
+
+
+def __getattr__(name):
+    # Kubeflow recreates a custom artifact type from its type name, which must
+    # read "<module>.<Class>" with a one-word module: "components.ImageValidationReport".
+    if name == "ImageValidationReport":
+        from components.image_validator.component import (  # pylint: disable=import-outside-toplevel
+            ImageValidationReport,
+        )
+
+        return ImageValidationReport
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -20,7 +20,42 @@ from components.trainer.params import AugmentParams, TrainParams
 # Field metadata: the flag prefix of a nested dataclass's fields ("" for none).
 FLAG_PREFIX = "flag_prefix"
 
-DEFAULT_BEAM_ARGS = ("--direct_running_mode=in_memory", "--direct_num_workers=1")
+# The component image kubeflow_runner.py names by default (`make image` builds it).
+DEFAULT_IMAGE = "tfx-image-classifier:0.1.0"
+# Where the Dockerfile puts this project inside the image.
+IMAGE_PROJECT_DIR = "/pipeline"
+
+
+@dataclasses.dataclass(frozen=True)
+class KubeflowParams:
+    """What only ``kubeflow_runner.py`` reads: the image the steps run in, where they
+    write, and what the Trainer step asks the cluster for."""
+
+    image: str = knob(DEFAULT_IMAGE, "Container image of every step (built from the Dockerfile).")
+    pipeline_root: Optional[str] = knob(
+        None, "Where the steps write artifacts: gs://..., s3://... or a path every pod mounts; "
+        "none: <output-dir>/pipeline_root."
+    )
+    project_dir: str = knob(IMAGE_PROJECT_DIR, "Where the image holds this project (the Dockerfile's WORKDIR).")
+    trainer_gpus: int = knob(1, "GPUs the Trainer step requests; 0: none.")
+    gpu_type: str = knob(
+        "nvidia.com/gpu", "Accelerator type of those GPUs: the resource name on Kubeflow (nvidia.com/gpu), "
+        "the accelerator on Vertex AI (e.g. NVIDIA_TESLA_T4)."
+    )
+    trainer_cpus: float = knob(0.0, "CPUs the Trainer step may use; 0: the cluster's default.")
+    trainer_memory_gb: float = knob(0.0, "Memory (GB) the Trainer step may use; 0: the cluster's default.")
+
+    def __post_init__(self):
+        if not self.image:
+            raise ValueError("kubeflow.image must not be empty.")
+        if self.trainer_gpus < 0 or self.trainer_cpus < 0 or self.trainer_memory_gb < 0:
+            raise ValueError("kubeflow trainer_gpus, trainer_cpus and trainer_memory_gb must not be negative.")
+        if self.trainer_gpus and not self.gpu_type:
+            raise ValueError("kubeflow.gpu_type must be set when trainer_gpus is.")
+
+    @classmethod
+    def from_dict(cls, values: Dict[str, Any]) -> "KubeflowParams":
+        return cls(**values)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -47,9 +82,17 @@ class PipelineConfig:
     max_accuracy_drop: float = knob(
         0.0, "Accuracy a model may lose against the last blessed model and still be blessed."
     )
-    beam_args: Tuple[str, ...] = knob(DEFAULT_BEAM_ARGS, "Beam pipeline args, as one quoted string.")
+    beam_workers: int = knob(
+        1, "Worker processes of the local Beam runner (its multi-processing mode); 0: one per CPU core; "
+        "1: Beam runs in the pipeline's own process."
+    )
+    beam_args: Tuple[str, ...] = knob(
+        (), "More Beam pipeline args, as one quoted string: e.g. '--runner=DataflowRunner --project=P "
+        "--region=R --temp_location=gs://B/tmp' (then --beam-workers does not apply)."
+    )
     enable_cache: bool = knob(True, "Reuse component results when their inputs have not changed.")
     demo_images_per_class: int = knob(60, "Images per class in the generated demo data.")
+    kubeflow: KubeflowParams = dataclasses.field(default_factory=KubeflowParams, metadata={FLAG_PREFIX: "kfp-"})
 
     def __post_init__(self):
         if not self.pipeline_name or not self.serving_model_name:
@@ -62,6 +105,8 @@ class PipelineConfig:
             raise ValueError("train_hash_buckets and eval_hash_buckets must be at least 1.")
         if self.keep_versions < 1 or (self.num_classes is not None and self.num_classes < 2):
             raise ValueError("keep_versions must be at least 1 and num_classes (when set) at least 2.")
+        if self.beam_workers < 0:
+            raise ValueError(f"beam_workers must be 0 (one per core) or more, got {self.beam_workers}.")
         if self.demo_images_per_class < 4:
             raise ValueError(f"demo_images_per_class must be at least 4, got {self.demo_images_per_class}.")
 
@@ -144,11 +189,12 @@ def _parser_for(field_type):
     raise TypeError(f"No flag parser for config field type {field_type}")
 
 
-def build_arg_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        description="Run the image classification pipeline locally (LocalDagRunner, Beam, ML Metadata in SQLite).",
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
-    )
+LOCAL_DESCRIPTION = "Run the image classification pipeline locally (LocalDagRunner, Beam, ML Metadata in SQLite)."
+
+
+def build_arg_parser(description: str = LOCAL_DESCRIPTION, kubeflow: bool = False) -> argparse.ArgumentParser:
+    """Flags of every config field; the ``--kfp-*`` ones only when ``kubeflow``."""
+    parser = argparse.ArgumentParser(description=description)
     parser.add_argument(
         "--preset",
         choices=("demo", "full"),
@@ -158,6 +204,8 @@ def build_arg_parser() -> argparse.ArgumentParser:
     parser.add_argument("--epochs", type=int, help="Shorthand: sets both --head-epochs and --finetune-epochs.")
     full, demo = _defaults(PipelineConfig()), _defaults(PipelineConfig.demo())
     for flag, path, field_type in _flag_fields(PipelineConfig):
+        if path[0] == "kubeflow" and not kubeflow:
+            continue
         dest = ".".join(path)
         default_text = f"full: {full[dest]!r}, demo: {demo[dest]!r}"
         help_text = f"{_help_for(path)} ({default_text})".strip().replace("%", "%%")
@@ -169,8 +217,6 @@ def build_arg_parser() -> argparse.ArgumentParser:
         else:
             metavar = flag.upper().replace("-", "_")
             parser.add_argument(f"--{flag}", dest=dest, type=parse, default=None, metavar=metavar, help=help_text)
-    # The "(default: None)" argparse would add is misleading: defaults come from the preset.
-    parser.formatter_class = argparse.HelpFormatter
     return parser
 
 
@@ -197,14 +243,22 @@ def from_dict(values: Dict[str, Any]) -> PipelineConfig:
     values = dict(values)
     values["train"] = TrainParams.from_custom_config(values["train"])
     values["validation"] = ValidationPolicy.from_dict(values["validation"])
+    values["kubeflow"] = KubeflowParams.from_dict(values["kubeflow"])
     values["beam_args"] = tuple(values["beam_args"])
     return PipelineConfig(**values)
 
 
-def parse_args(argv: Optional[List[str]] = None) -> PipelineConfig:
-    """Builds the config from flags; invalid values exit with a usage error."""
-    parser = build_arg_parser()
-    args = vars(parser.parse_args(argv))
+def parse_args(
+    argv: Optional[List[str]] = None, parser: Optional[argparse.ArgumentParser] = None
+) -> PipelineConfig:
+    """Builds the config from flags; invalid values exit with a usage error.
+
+    ``parser`` (from ``build_arg_parser``) may carry more arguments; their values
+    are ignored here.
+    """
+    parser = parser or build_arg_parser()
+    known = set(_defaults(PipelineConfig())) | {"preset", "epochs"}
+    args = {dest: value for dest, value in vars(parser.parse_args(argv)).items() if dest in known}
     preset = args.pop("preset") or ("demo" if args.get("data_dir") is None else "full")
     epochs = args.pop("epochs")
     if epochs is not None:

@@ -88,3 +88,24 @@ def ensure_demo_dataset(data_dir: str, images_per_class: int, seed: int) -> str:
         raise
     logging.info("Generated %d demo images in %s", images_per_class * len(CLASSES), data_dir)
     return data_dir
+
+
+def main(argv=None) -> int:
+    """``python -m pipeline.demo_data DIR``: the demo preset's dataset in DIR (the Dockerfile bakes it in)."""
+    import argparse  # pylint: disable=import-outside-toplevel
+
+    from pipeline.config import PipelineConfig  # pylint: disable=import-outside-toplevel
+
+    demo = PipelineConfig.demo()
+    parser = argparse.ArgumentParser(description=main.__doc__)
+    parser.add_argument("data_dir")
+    parser.add_argument("--images-per-class", type=int, default=demo.demo_images_per_class)
+    parser.add_argument("--seed", type=int, default=demo.train.seed)
+    args = parser.parse_args(argv)
+    logging.set_verbosity(logging.INFO)
+    ensure_demo_dataset(args.data_dir, args.images_per_class, args.seed)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -10,6 +10,7 @@ atomic push into the TF Serving model directory).
 """
 
 import os
+from typing import Optional
 
 import tensorflow_model_analysis as tfma
 from tfx import v1 as tfx
@@ -24,8 +25,10 @@ from components.trainer import export
 from pipeline.config import PipelineConfig
 
 REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-SCHEMA_FILE = os.path.join(REPO_ROOT, "schemas", "image_examples.pbtxt")
-SETUP_FILE = os.path.join(REPO_ROOT, "setup.py")
+# Relative to the project folder: the repository here, the image's copy on Kubeflow.
+SCHEMA_PATH = os.path.join("schemas", "image_examples.pbtxt")
+SETUP_PATH = "setup.py"
+SETUP_FILE = os.path.join(REPO_ROOT, SETUP_PATH)
 # Beam flags that already say how workers get the code.
 _DEPENDENCY_FLAGS = ("--setup_file", "--extra_package", "--extra_packages", "--requirements_file",
                      "--sdk_container_image", "--worker_harness_container_image")
@@ -39,17 +42,40 @@ CONFUSION_MATRIX = "MultiClassConfusionMatrixPlot"
 _ARGMAX = '"top_k": 1, "thresholds": [0.0]'
 
 
-def beam_args_with_dependencies(beam_args) -> list:
+def _flag_names(args) -> set:
+    return {arg.split("=", 1)[0] for arg in args}
+
+
+def beam_args_with_dependencies(beam_args, setup_file: str = SETUP_FILE) -> list:
     """Adds ``--setup_file`` (this project) unless the args already say how workers get code.
 
     Remote Beam runners need the components package on their workers; and without
     such a flag TFX builds a throw-away sdist of itself before every Beam step
-    (about a second each, for nothing on the local runner).
+    (about a second each, for nothing on the local runner).  ``setup_file`` is
+    where the machine running the components sees it (inside the image on Kubeflow).
     """
     args = list(beam_args)
-    if any(arg.split("=", 1)[0] in _DEPENDENCY_FLAGS for arg in args) or not os.path.exists(SETUP_FILE):
+    if _flag_names(args) & set(_DEPENDENCY_FLAGS) or (setup_file == SETUP_FILE and not os.path.exists(SETUP_FILE)):
         return args
-    return args + [f"--setup_file={SETUP_FILE}"]
+    return args + [f"--setup_file={setup_file}"]
+
+
+def beam_pipeline_args(beam_args, beam_workers: int, setup_file: str = SETUP_FILE) -> list:
+    """The Beam args every Beam-powered component gets.
+
+    Without another ``--runner`` Beam's direct runner runs the data components:
+    in ``beam_workers`` processes (its multi-processing mode; 0 means one per
+    core of the machine that runs the step), or in the component's own process
+    for 1 worker, which spares starting workers that each import TensorFlow.
+    ``--direct_*`` flags given in ``beam_args`` win.
+    """
+    args = list(beam_args)
+    runner = next((arg.split("=", 1)[1] for arg in args if arg.startswith("--runner=")), "DirectRunner")
+    direct_flags = {"--direct_running_mode", "--direct_num_workers"}
+    if runner in ("DirectRunner", "direct") and not _flag_names(args) & direct_flags:
+        mode = "in_memory" if beam_workers == 1 else "multi_processing"
+        args = [f"--direct_running_mode={mode}", f"--direct_num_workers={beam_workers}"] + args
+    return beam_args_with_dependencies(args, setup_file)
 
 
 def count_classes(data_dir: str) -> int:
@@ -111,12 +137,30 @@ def create_eval_config(min_accuracy: float, max_accuracy_drop: float, num_classe
     )
 
 
-def create_pipeline(config: PipelineConfig) -> tfx.dsl.Pipeline:
+def create_pipeline(
+    config: PipelineConfig,
+    project_dir: str = REPO_ROOT,
+    pipeline_root: Optional[str] = None,
+    layout_dir: Optional[str] = None,
+    local_metadata: bool = True,
+) -> tfx.dsl.Pipeline:
+    """The pipeline for ``config``; the same for every runner.
+
+    ``project_dir``: where the components find this project's schema and setup
+    file (the image's copy on Kubeflow).  ``pipeline_root``: where artifacts go
+    (default ``config.pipeline_root``).  ``layout_dir``: a local copy of the data
+    folder to read its split folders and classes from when the pipeline is built
+    (default ``config.data_dir`` itself).  ``local_metadata``: ML Metadata in
+    SQLite under the output dir; off where the orchestrator keeps its own (Kubeflow).
+    """
     if not config.data_dir:
         raise ValueError("config.data_dir is not set (the runner fills it with the demo data when omitted).")
-    example_gen = create_image_example_gen(config.data_dir, config.train_hash_buckets, config.eval_hash_buckets)
+    layout_dir = layout_dir or config.data_dir
+    example_gen = create_image_example_gen(
+        config.data_dir, config.train_hash_buckets, config.eval_hash_buckets, layout_dir=layout_dir
+    )
 
-    schema_gen = tfx.components.ImportSchemaGen(schema_file=SCHEMA_FILE)
+    schema_gen = tfx.components.ImportSchemaGen(schema_file=os.path.join(project_dir, SCHEMA_PATH))
     schema = schema_gen.outputs["schema"]
     image_validator = ImageValidator(
         examples=example_gen.outputs["examples"], schema=schema, policy=config.validation
@@ -166,7 +210,7 @@ def create_pipeline(config: PipelineConfig) -> tfx.dsl.Pipeline:
         model=trainer.outputs["model"],
         baseline_model=model_resolver.outputs["model"],
         eval_config=create_eval_config(
-            config.min_accuracy, config.max_accuracy_drop, config.num_classes or count_classes(config.data_dir)
+            config.min_accuracy, config.max_accuracy_drop, config.num_classes or count_classes(layout_dir)
         ),
         example_splits=[EVAL],
     )
@@ -184,7 +228,7 @@ def create_pipeline(config: PipelineConfig) -> tfx.dsl.Pipeline:
 
     return tfx.dsl.Pipeline(
         pipeline_name=config.pipeline_name,
-        pipeline_root=config.pipeline_root,
+        pipeline_root=pipeline_root or config.pipeline_root,
         components=[
             example_gen,
             schema_gen,
@@ -199,8 +243,12 @@ def create_pipeline(config: PipelineConfig) -> tfx.dsl.Pipeline:
             pusher,
         ],
         enable_cache=config.enable_cache,
-        metadata_connection_config=tfx.orchestration.metadata.sqlite_metadata_connection_config(
-            config.metadata_path
+        metadata_connection_config=(
+            tfx.orchestration.metadata.sqlite_metadata_connection_config(config.metadata_path)
+            if local_metadata
+            else None
         ),
-        beam_pipeline_args=beam_args_with_dependencies(config.beam_args),
+        beam_pipeline_args=beam_pipeline_args(
+            config.beam_args, config.beam_workers, os.path.join(project_dir, SETUP_PATH)
+        ),
     )

@@ -46,10 +46,12 @@ def test_flags_override_nested_fields():
     assert config.beam_args == ("--direct_running_mode=multi_processing", "--direct_num_workers=2")
 
 
-def test_every_field_has_a_flag():
-    help_text = config_lib.build_arg_parser().format_help()
-    for flag, _, _ in config_lib._flag_fields(PipelineConfig):  # pylint: disable=protected-access
-        assert f"--{flag}" in help_text
+def test_every_field_has_a_flag_and_kubeflow_settings_only_in_the_kubeflow_runner():
+    local_help = config_lib.build_arg_parser().format_help()
+    kubeflow_help = config_lib.build_arg_parser(kubeflow=True).format_help()
+    for flag, path, _ in config_lib._flag_fields(PipelineConfig):  # pylint: disable=protected-access
+        assert f"--{flag}" in kubeflow_help
+        assert (f"--{flag}" in local_help) == (path[0] != "kubeflow"), flag
 
 
 @pytest.mark.parametrize(
@@ -113,6 +115,30 @@ def test_beam_args_gain_the_setup_file_unless_dependencies_are_given():
         "--direct_num_workers=1", f"--setup_file={SETUP_FILE}"]
     given = ["--runner=DataflowRunner", "--sdk_container_image=registry/image:1"]
     assert beam_args_with_dependencies(given) == given
+
+
+@pytest.mark.parametrize(
+    "workers, extra, expected",
+    [
+        (1, [], ["--direct_running_mode=in_memory", "--direct_num_workers=1"]),
+        (2, [], ["--direct_running_mode=multi_processing", "--direct_num_workers=2"]),
+        (0, [], ["--direct_running_mode=multi_processing", "--direct_num_workers=0"]),
+        # Direct-runner flags given by hand win; another runner gets none.
+        (2, ["--direct_running_mode=multi_threading"], ["--direct_running_mode=multi_threading"]),
+        (2, ["--runner=FlinkRunner", "--flink_master=host:8081"], ["--runner=FlinkRunner", "--flink_master=host:8081"]),
+    ],
+)
+def test_beam_workers_choose_the_direct_runner_mode(workers, extra, expected):
+    from pipeline.pipeline import beam_pipeline_args  # pylint: disable=import-outside-toplevel
+
+    args = beam_pipeline_args(extra, workers, setup_file="/p/setup.py")
+    assert args == expected + ["--setup_file=/p/setup.py"]
+
+
+def test_beam_workers_must_not_be_negative(capsys):
+    with pytest.raises(SystemExit):
+        config_lib.parse_args(["--beam-workers", "-1"])
+    assert "beam_workers must be 0 (one per core) or more" in capsys.readouterr().err
 
 
 def test_blessing_needs_the_absolute_threshold_and_no_regression():

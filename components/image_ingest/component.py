@@ -86,14 +86,18 @@ class ImageExampleGen(FileBasedExampleGen):
 
 
 def create_image_example_gen(
-    data_dir: str, train_hash_buckets: int = 4, eval_hash_buckets: int = 1
+    data_dir: str, train_hash_buckets: int = 4, eval_hash_buckets: int = 1, layout_dir: Optional[str] = None
 ) -> ImageExampleGen:
-    """Returns the ingest component for ``data_dir`` (see the module docstring)."""
+    """Returns the ingest component for ``data_dir`` (see the module docstring).
+
+    The split folders are read from ``layout_dir`` (default ``data_dir``): a
+    local copy of a folder the machine building the pipeline cannot see.
+    """
     if train_hash_buckets < 1 or eval_hash_buckets < 1:
         raise ValueError(
             f"Hash buckets must be positive, got train={train_hash_buckets}, eval={eval_hash_buckets}."
         )
-    split_folders = detect_split_folders(data_dir)
+    split_folders = detect_split_folders(layout_dir or data_dir)
     output_config = None
     if split_folders:
         input_config = tfx.proto.Input(

@@ -16,7 +16,9 @@ class ImageValidationReport(types.Artifact):
     """``report.json`` (machine-readable), ``report.md`` (for people), ``files.jsonl``
     (one verdict per file)."""
 
-    TYPE_NAME = "ImageValidationReport"
+    # Kubeflow v2 imports a custom artifact class by its type name: the
+    # `components` package exports it under this name.
+    TYPE_NAME = "components.ImageValidationReport"
 
 
 class ImageValidatorSpec(types.ComponentSpec):

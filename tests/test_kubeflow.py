@@ -1,0 +1,310 @@
+"""The Kubeflow Pipelines v2 spec: compiled, loaded by the kfp SDK, checked, and run.
+
+No cluster here: the last test plays the part of KFP's launcher for the first
+steps of the compiled spec.  For each step it builds the ExecutorInput the
+launcher would (the spec's parameter values, upstream output artifacts, fresh
+output URIs under the pipeline root), puts it in place of ``{{$}}`` and runs the
+step's own command and arguments as a process, as the pod would.
+"""
+
+import json
+import os
+import pathlib
+import shutil
+import subprocess
+import sys
+
+import pytest
+import yaml
+from google.protobuf import json_format
+from kfp import components as kfp_components
+from kfp.pipeline_spec import pipeline_spec_pb2
+
+import kubeflow_runner
+from tests.conftest import CLASS_COLOURS, REPO_ROOT, encode_image, write_image_folder
+
+IMAGE = "registry.example.com/team/tfx-image-classifier:1.2.3"
+RUN_EXECUTOR = ["python", "-m", "tfx.orchestration.kubeflow.v2.container.kubeflow_v2_run_executor"]
+EXECUTORS = {
+    "ImageExampleGen": "components.image_ingest.executor.Executor",
+    "ImportSchemaGen": "tfx.components.schema_gen.import_schema_gen.executor.Executor",
+    "ImageValidator": "components.image_validator.executor.Executor",
+    "ImageValidationGate": "components.image_validator.gate.ImageValidationGate_Executor",
+    "StatisticsGen": "tfx.components.statistics_gen.executor.Executor",
+    "ExampleValidator": "tfx.components.example_validator.executor.Executor",
+    "Transform": "tfx.components.transform.executor.Executor",
+    "Trainer": "tfx.components.trainer.executor.GenericExecutor",
+    "Evaluator": "tfx.components.evaluator.executor.Executor",
+    "ServingPusher": "components.model_pusher.executor.Executor",
+}
+RESOLVERS = {"latest_blessed_model_resolver-model-resolver", "latest_blessed_model_resolver-model-blessing-resolver"}
+# Each step's upstream steps: the pipeline's data flow, plus the gate every
+# step after validation waits for.
+DEPENDENCIES = {
+    "ImageExampleGen": set(),
+    "ImportSchemaGen": set(),
+    "ImageValidator": {"ImageExampleGen", "ImportSchemaGen"},
+    "ImageValidationGate": {"ImageValidator"},
+    "StatisticsGen": {"ImageValidator", "ImportSchemaGen", "ImageValidationGate"},
+    "ExampleValidator": {"StatisticsGen", "ImportSchemaGen"},
+    "Transform": {"ImageValidator", "ImportSchemaGen", "ImageValidationGate"},
+    "Trainer": {"ImageValidator", "Transform", "ImportSchemaGen"},
+    "Evaluator": {"ImageValidator", "Trainer", "latest_blessed_model_resolver-model-resolver"},
+    "ServingPusher": {"Trainer", "Evaluator", "ImageValidator"},
+}
+BEAM_STEPS = {"ImageExampleGen", "ImageValidator", "StatisticsGen", "Transform", "Evaluator"}
+
+
+@pytest.fixture(scope="module")
+def tiny_images(tmp_path_factory) -> pathlib.Path:
+    root = tmp_path_factory.mktemp("kfp_images")
+    return write_image_folder(
+        root,
+        {
+            f"{name}/{name}_{i}.jpg": encode_image(colour, size=(40 + i, 30))  # distinct files, not duplicates
+            for name, colour in CLASS_COLOURS.items()
+            for i in range(8)
+        },
+    )
+
+
+@pytest.fixture(scope="module")
+def compiled(tmp_path_factory, tiny_images):
+    """Compiles through the command line, as a user would, with every Kubeflow setting given."""
+    work = tmp_path_factory.mktemp("kfp")
+    output = work / "pipeline.json"
+    argv = [
+        "--output", str(output), "--data-dir", str(tiny_images), "--output-dir", str(work / "out"), "--image-size", "96",
+        "--kfp-pipeline-root", str(work / "root"), "--kfp-image", IMAGE,
+        # This checkout stands in for the image's project folder.
+        "--kfp-project-dir", str(REPO_ROOT),
+        "--kfp-trainer-gpus", "2", "--kfp-gpu-type", "NVIDIA_TESLA_T4",
+        "--kfp-trainer-cpus", "8", "--kfp-trainer-memory-gb", "30",
+    ]
+    result = subprocess.run(
+        [sys.executable, "kubeflow_runner.py", *argv], cwd=REPO_ROOT, capture_output=True, text=True, check=False
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert f"Wrote {output}: 12 steps" in result.stdout
+    return work, json.loads(output.read_text())
+
+
+def _container(spec: dict, task: str) -> dict:
+    label = spec["components"][spec["root"]["dag"]["tasks"][task]["componentRef"]["name"]]["executorLabel"]
+    return spec["deploymentSpec"]["executors"][label].get("container")
+
+
+def _parameters(spec: dict, task: str) -> dict:
+    parameters = spec["root"]["dag"]["tasks"][task]["inputs"].get("parameters", {})
+    return {name: value["runtimeValue"]["constant"] for name, value in parameters.items()}
+
+
+def test_the_spec_loads_in_the_kfp_sdk_and_parses_into_the_pipeline_spec_proto(compiled):
+    work, spec = compiled
+    # Strict parse: no field the proto does not know.
+    proto = json_format.ParseDict(spec, pipeline_spec_pb2.PipelineSpec())
+    assert proto.pipeline_info.name == "image-classifier" and proto.schema_version == "2.1.0"
+    assert proto.default_pipeline_root == str(work / "root")
+    component = kfp_components.load_component_from_file(str(work / "pipeline.json"))
+    assert component.name == "image-classifier"
+    assert set(component.pipeline_spec.root.dag.tasks) == set(EXECUTORS) | RESOLVERS
+    # KFP's client takes pipeline files as YAML: the same spec, written as YAML, loads too.
+    kubeflow_runner.write_spec(spec, str(work / "pipeline.yaml"))
+    assert yaml.safe_load((work / "pipeline.yaml").read_text()) == spec
+    assert kfp_components.load_component_from_file(str(work / "pipeline.yaml")).pipeline_spec == proto
+
+
+def test_every_step_runs_its_executor_in_the_image_after_its_upstream_steps(compiled):
+    _, spec = compiled
+    tasks = spec["root"]["dag"]["tasks"]
+    for task, executor in EXECUTORS.items():
+        container = _container(spec, task)
+        assert container["image"] == IMAGE and container["command"] == RUN_EXECUTOR, task
+        args = container["args"]
+        assert args[args.index("--executor_class_path") + 1] == executor, task
+        assert args[args.index("--json_serialized_invocation_args") + 1] == "{{$}}", task
+        assert set(tasks[task].get("dependentTasks", [])) == DEPENDENCIES[task], task
+    # The resolver feeding the Evaluator's baseline runs in KFP itself, on its metadata.
+    for resolver in RESOLVERS:
+        label = spec["components"][tasks[resolver]["componentRef"]["name"]]["executorLabel"]
+        assert "resolver" in spec["deploymentSpec"]["executors"][label], resolver
+    # ExampleGen's driver runs first in the same pod and fingerprints the input.
+    driver = _container(spec, "ImageExampleGen")["lifecycle"]["preCacheCheck"]
+    assert driver["command"][-1] == "tfx.orchestration.kubeflow.v2.file_based_example_gen.driver"
+
+
+def test_settings_from_the_config_reach_their_steps(compiled, tiny_images):
+    work, spec = compiled
+    trainer = _container(spec, "Trainer")
+    assert trainer["resources"] == {
+        "accelerator": {"count": "2", "type": "NVIDIA_TESLA_T4"}, "cpuLimit": 8.0, "memoryLimit": 30.0,
+    }
+    assert all("resources" not in _container(spec, task) for task in EXECUTORS if task != "Trainer")
+    assert _parameters(spec, "ImageExampleGen")["input_base"] == str(tiny_images)
+    assert _parameters(spec, "ImportSchemaGen")["schema_file"] == str(REPO_ROOT / "schemas" / "image_examples.pbtxt")
+    assert _parameters(spec, "ServingPusher")["serving_base_dir"] == str(work / "out" / "serving")
+    assert json.loads(_parameters(spec, "Trainer")["custom_config"])["image_size"] == 96
+    assert _parameters(spec, "Trainer")["run_fn"] == "components.trainer.run.run_fn"
+    assert _parameters(spec, "Transform")["preprocessing_fn"] == (
+        "components.label_vocabulary.preprocessing.preprocessing_fn")
+    for task in BEAM_STEPS:  # one local Beam worker by default, and how remote workers get the code
+        args = _container(spec, task)["args"]
+        assert "--direct_running_mode=in_memory" in args and f"--setup_file={REPO_ROOT}/setup.py" in args, task
+
+
+def test_distributed_beam_args_pass_through_and_a_cpu_trainer_asks_for_no_gpu(tmp_path):
+    dataflow = ["--runner=DataflowRunner", "--project=my-project", "--region=europe-west4",
+                "--temp_location=gs://my-bucket/tmp"]
+    spec = kubeflow_runner.compile_pipeline(kubeflow_runner.parse_config([
+        "--output-dir", "gs://my-bucket/image-classifier", "--num-classes", "3",
+        "--beam-args", " ".join(dataflow), "--kfp-trainer-gpus", "0",
+    ]))
+    assert spec["defaultPipelineRoot"] == "gs://my-bucket/image-classifier/pipeline_root"
+    assert "resources" not in _container(spec, "Trainer")
+    for task in BEAM_STEPS:
+        args = _container(spec, task)["args"]
+        assert args[-len(dataflow) - 1:] == dataflow + ["--setup_file=/pipeline/setup.py"], task
+        assert not any(arg.startswith("--direct_") for arg in args), task
+    # No --data-dir: the demo dataset the image holds.
+    assert _parameters(spec, "ImageExampleGen")["input_base"] == "/pipeline/demo_data"
+    assert _parameters(spec, "ServingPusher")["serving_base_dir"] == "gs://my-bucket/image-classifier/serving"
+
+
+def test_bad_kubeflow_flags_are_usage_errors(capsys):
+    with pytest.raises(SystemExit) as raised:
+        kubeflow_runner.parse_config(["--kfp-trainer-gpus", "-1"])
+    assert raised.value.code == 2 and "must not be negative" in capsys.readouterr().err
+
+
+class _Launcher:
+    """What KFP's launcher does around a step, for steps whose inputs come from steps it ran."""
+
+    def __init__(self, spec: dict, pipeline_root: pathlib.Path):
+        self.spec = spec
+        self.root = pipeline_root
+        self.produced = {}  # (task, output key) -> RuntimeArtifact dicts
+        self.driver_output = {}  # task -> what its driver wrote (the executor then overwrites it)
+
+    def run(self, task: str) -> dict:
+        task_spec = self.spec["root"]["dag"]["tasks"][task]
+        component = self.spec["components"][task_spec["componentRef"]["name"]]
+        inputs = {}
+        for key, source in task_spec["inputs"].get("artifacts", {}).items():
+            upstream = source["taskOutputArtifact"]
+            inputs[key] = {"artifacts": self.produced[(upstream["producerTask"], upstream["outputArtifactKey"])]}
+        outputs = {}
+        for key, definition in component.get("outputDefinitions", {}).get("artifacts", {}).items():
+            title = yaml.safe_load(definition["artifactType"]["instanceSchema"])["title"]
+            uri = str(self.root / task / key)
+            outputs[key] = {"artifacts": [{"name": f"{task}-{key}", "type": {"schemaTitle": title}, "uri": uri}]}
+        task_dir = self.root / task
+        executor_input = json.dumps({
+            "inputs": {"artifacts": inputs, "parameterValues": _parameters(self.spec, task)},
+            "outputs": {"artifacts": outputs, "outputFile": str(task_dir / "executor_output.json")},
+        })
+        container = _container(self.spec, task)
+        # The driver (ExampleGen's pre-cache check) first, then the executor, in one pod.
+        for step in (container.get("lifecycle", {}).get("preCacheCheck"), container):
+            if step is None:
+                continue
+            assert step["command"][0] == "python"
+            args = [executor_input if arg == "{{$}}" else arg for arg in step["args"]]
+            result = subprocess.run(
+                [sys.executable, *step["command"][1:], *args],
+                cwd=REPO_ROOT, capture_output=True, text=True, check=False,
+            )
+            assert result.returncode == 0, f"{task}: {' '.join(step['command'])}\n{result.stderr[-4000:]}"
+            if step is not container:
+                self.driver_output[task] = json.loads((task_dir / "executor_output.json").read_text())
+        # The launcher records what the executor reports about each output.
+        reported = json.loads((task_dir / "executor_output.json").read_text()).get("artifacts", {})
+        for key, artifacts in outputs.items():
+            artifact = dict(artifacts["artifacts"][0])
+            artifact["metadata"] = reported[key]["artifacts"][0].get("metadata", {})
+            self.produced[(task, key)] = [artifact]
+        return {key: artifacts[0] for (name, key), artifacts in self.produced.items() if name == task}
+
+
+def test_compiled_steps_run_as_a_kfp_pod_runs_them(compiled):
+    work, spec = compiled
+    launcher = _Launcher(spec, work / "root")
+
+    schema = launcher.run("ImportSchemaGen")["schema"]
+    assert (pathlib.Path(schema["uri"]) / "schema.pbtxt").is_file()
+
+    examples = launcher.run("ImageExampleGen")["examples"]
+    assert json.loads(examples["metadata"]["split_names"]) == ["train", "eval"]
+    driver = launcher.driver_output["ImageExampleGen"]["parameterValues"]
+    assert driver["span"] == 0 and "split:single_split" in driver["input_fingerprint"]
+    written = sorted(p.parent.name for p in pathlib.Path(examples["uri"]).glob("Split-*/*.gz"))
+    assert set(written) == {"Split-train", "Split-eval"}
+
+    outputs = launcher.run("ImageValidator")
+    report = json.loads((pathlib.Path(outputs["report"]["uri"]) / "report.json").read_text())
+    assert report["counts"]["files_seen"] == 24 and report["counts"]["files_rejected"] == 0
+    assert (pathlib.Path(outputs["validated_examples"]["uri"]) / "Split-train").is_dir()
+
+    launcher.run("ImageValidationGate")  # passes: every image is good
+
+
+def test_the_command_with_no_flags_compiles_the_demo_for_the_image(tmp_path):
+    existed = os.path.exists("/pipeline")
+    result = subprocess.run(
+        [sys.executable, str(REPO_ROOT / "kubeflow_runner.py"), "--output", "pipeline.json"],
+        cwd=tmp_path, capture_output=True, text=True, check=False,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    spec = json.loads((tmp_path / "pipeline.json").read_text())
+    assert _container(spec, "Trainer")["image"] == "tfx-image-classifier:0.1.0"
+    assert _container(spec, "Trainer")["resources"] == {"accelerator": {"count": "1", "type": "nvidia.com/gpu"}}
+    assert _parameters(spec, "ImageExampleGen")["input_base"] == "/pipeline/demo_data"
+    assert spec["defaultPipelineRoot"] == "/pipeline/output/pipeline_root"
+    assert "a path in the pods' own file systems" in result.stderr
+    # Paths meant for the pods are not created on the compiling machine.
+    assert os.path.exists("/pipeline") == existed
+
+
+def test_dockerfile_builds_the_image_the_compiled_spec_expects():
+    dockerfile = (REPO_ROOT / "Dockerfile").read_text()
+    lines = [line.strip() for line in dockerfile.splitlines()]
+    assert next(line for line in lines if line.startswith("FROM ")).startswith("FROM python:3.10")
+    assert f"WORKDIR {kubeflow_runner.config_lib.IMAGE_PROJECT_DIR}" in lines
+    for folder in ("components/", "pipeline/", "schemas/"):
+        assert f"COPY {folder} {folder}" in lines
+    assert "pip install -c constraints.txt ." in dockerfile  # the pinned set
+    assert "pip install --no-deps -c constraints.txt ." in dockerfile  # the project, as a package
+    assert f"python -m pipeline.demo_data {kubeflow_runner.IMAGE_DEMO_DATA}" in dockerfile
+
+
+def test_the_project_installed_as_a_package_imports_every_module(tmp_path):
+    """What the image does (a non-editable install), then every module imported
+    from that install, away from this checkout."""
+    # What the Dockerfile copies (a copy: building in the checkout would leave build/ there).
+    source, site = tmp_path / "source", tmp_path / "site"
+    source.mkdir()
+    for name in ("pyproject.toml", "setup.py", "README.md"):
+        shutil.copy(REPO_ROOT / name, source / name)
+    for package in ("components", "pipeline"):
+        shutil.copytree(REPO_ROOT / package, source / package, ignore=shutil.ignore_patterns("__pycache__"))
+    subprocess.run(
+        [sys.executable, "-m", "pip", "install", "--quiet", "--no-deps", "--no-build-isolation",
+         "--target", str(site), str(source)],
+        check=True, capture_output=True,
+    )
+    modules = sorted(
+        ".".join(path.relative_to(REPO_ROOT).with_suffix("").parts).removesuffix(".__init__")
+        for package in ("components", "pipeline")
+        for path in (REPO_ROOT / package).rglob("*.py")
+    )
+    assert "components.image_validator.gate" in modules and "pipeline.pipeline" in modules
+    script = (
+        "import importlib, sys\n"
+        f"for name in {modules!r}:\n"
+        "    module = importlib.import_module(name)\n"
+        f"    assert module.__file__.startswith({str(site)!r}), module.__file__\n"
+    )
+    env = dict(os.environ, PYTHONPATH=str(site))
+    result = subprocess.run(
+        [sys.executable, "-c", script], cwd=tmp_path, env=env, capture_output=True, text=True, check=False
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
