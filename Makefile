@@ -34,6 +34,7 @@ test-fast: setup
 
 bench: setup
 	$(PY) -m bench.bench_validation $(ARGS)
+	$(PY) -m bench.bench_beam $(ARGS)
 	$(PY) -m bench.bench_input $(ARGS)
 	$(PY) -m bench.bench_serving $(ARGS)
 

@@ -74,7 +74,7 @@ def compile_pipeline(config: config_lib.PipelineConfig) -> dict:
         if path and not is_uri(path):
             logging.warning(
                 "%s %s is a path in the pods' own file systems: every step must see the same files there "
-                "(a shared volume), or pass a gs:// or s3:// URI.", name, path
+                "(a shared volume), or pass a gs:// URI.", name, path
             )
     pipeline_root = params.pipeline_root or config.pipeline_root
     with tempfile.TemporaryDirectory() as tmp:

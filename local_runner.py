@@ -4,7 +4,8 @@
     python local_runner.py --data-dir PATH ...   # your images, full preset
     python local_runner.py --help                # every flag
 
-Beam runs the data components in this process, ML Metadata lives in SQLite under
+Beam runs the data components on its direct runner (``--beam-workers``), or on
+the runner ``--beam-args`` names; ML Metadata lives in SQLite under
 the output dir, ``<output-dir>/summary.json`` records what happened and
 ``<output-dir>/run_report.md`` shows it (curves, confusion matrix, per-class metrics).
 """

@@ -33,8 +33,8 @@ class KubeflowParams:
 
     image: str = knob(DEFAULT_IMAGE, "Container image of every step (built from the Dockerfile).")
     pipeline_root: Optional[str] = knob(
-        None, "Where the steps write artifacts: gs://..., s3://... or a path every pod mounts; "
-        "none: <output-dir>/pipeline_root."
+        None, "Where the steps write artifacts: a URI TensorFlow reads (gs://...) or a path every pod "
+        "mounts; none: <output-dir>/pipeline_root."
     )
     project_dir: str = knob(IMAGE_PROJECT_DIR, "Where the image holds this project (the Dockerfile's WORKDIR).")
     trainer_gpus: int = knob(1, "GPUs the Trainer step requests; 0: none.")

@@ -85,7 +85,7 @@ def examples_file(tmp_path_factory) -> str:
     return path
 
 
-def run_ingest(data_dir, output_dir, return_artifact=False):
+def run_ingest(data_dir, output_dir, return_artifact=False, beam_args=None):
     """Calls the ingest executor's Do() as TFX would, with the component's own configs.
 
     Returns {split: [tf.Example]}, or the Examples artifact with ``return_artifact``."""
@@ -102,7 +102,8 @@ def run_ingest(data_dir, output_dir, return_artifact=False):
         standard_component_specs.OUTPUT_DATA_FORMAT_KEY: example_gen_pb2.FORMAT_TF_EXAMPLE,
         standard_component_specs.OUTPUT_FILE_FORMAT_KEY: example_gen_pb2.FORMAT_TFRECORDS_GZIP,
     }
-    IngestExecutor().Do({}, {standard_component_specs.EXAMPLES_KEY: [examples]}, exec_properties)
+    context = IngestExecutor.Context(beam_pipeline_args=beam_args, tmp_dir=os.path.join(str(output_dir), ".tmp"))
+    IngestExecutor(context).Do({}, {standard_component_specs.EXAMPLES_KEY: [examples]}, exec_properties)
     if return_artifact:
         return examples
     result = {}

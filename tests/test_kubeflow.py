@@ -74,7 +74,8 @@ def compiled(tmp_path_factory, tiny_images):
     work = tmp_path_factory.mktemp("kfp")
     output = work / "pipeline.json"
     argv = [
-        "--output", str(output), "--data-dir", str(tiny_images), "--output-dir", str(work / "out"), "--image-size", "96",
+        "--output", str(output), "--data-dir", str(tiny_images), "--output-dir", str(work / "out"),
+        "--image-size", "96",
         "--kfp-pipeline-root", str(work / "root"), "--kfp-image", IMAGE,
         # This checkout stands in for the image's project folder.
         "--kfp-project-dir", str(REPO_ROOT),
@@ -152,7 +153,7 @@ def test_settings_from_the_config_reach_their_steps(compiled, tiny_images):
         assert "--direct_running_mode=in_memory" in args and f"--setup_file={REPO_ROOT}/setup.py" in args, task
 
 
-def test_distributed_beam_args_pass_through_and_a_cpu_trainer_asks_for_no_gpu(tmp_path):
+def test_distributed_beam_args_pass_through_a_cpu_trainer_asks_for_no_gpu_and_vertex_ai_takes_the_spec(tmp_path):
     dataflow = ["--runner=DataflowRunner", "--project=my-project", "--region=europe-west4",
                 "--temp_location=gs://my-bucket/tmp"]
     spec = kubeflow_runner.compile_pipeline(kubeflow_runner.parse_config([
@@ -168,6 +169,19 @@ def test_distributed_beam_args_pass_through_and_a_cpu_trainer_asks_for_no_gpu(tm
     # No --data-dir: the demo dataset the image holds.
     assert _parameters(spec, "ImageExampleGen")["input_base"] == "/pipeline/demo_data"
     assert _parameters(spec, "ServingPusher")["serving_base_dir"] == "gs://my-bucket/image-classifier/serving"
+
+    # Vertex AI's SDK builds its PipelineJob from the file, pipeline root included (nothing is submitted).
+    from google.auth.credentials import AnonymousCredentials  # pylint: disable=import-outside-toplevel
+    from google.cloud import aiplatform  # pylint: disable=import-outside-toplevel
+
+    kubeflow_runner.write_spec(spec, str(tmp_path / "pipeline.json"))
+    job = aiplatform.PipelineJob(
+        display_name="image-classifier", template_path=str(tmp_path / "pipeline.json"),
+        project="my-project", location="europe-west4", credentials=AnonymousCredentials(),
+    )
+    resource = job._gca_resource  # pylint: disable=protected-access
+    assert resource.runtime_config.gcs_output_directory == spec["defaultPipelineRoot"]
+    assert set(resource.pipeline_spec["root"]["dag"]["tasks"]) == set(EXECUTORS) | RESOLVERS
 
 
 def test_bad_kubeflow_flags_are_usage_errors(capsys):

@@ -108,7 +108,9 @@ def test_a_messy_folder_stops_at_the_gate_with_a_summary_that_adds_up(tmp_path, 
     expected = bad_corpus.make_bad_corpus(data_dir)
     output_dir = tmp_path / "out"
 
-    assert local_runner.main(TINY + ["--data-dir", str(data_dir), "--output-dir", str(output_dir)]) == 1
+    # Ingest and validation run in 2 Beam worker processes (the multi-processing direct runner).
+    argv = TINY + ["--data-dir", str(data_dir), "--output-dir", str(output_dir), "--beam-workers", "2"]
+    assert local_runner.main(argv) == 1
 
     err = capsys.readouterr().err
     with open(output_dir / "summary.json", encoding="utf-8") as f:
