@@ -180,6 +180,23 @@ def test_decode_and_resize_handles_grayscale_alpha_and_gif():
         np.testing.assert_array_equal(image, np.round(image))  # whole numbers: cacheable as uint8
 
 
+def _checkerboard_png(height, width, cell):
+    rows, columns = np.indices((height, width))
+    board = ((rows // cell + columns // cell) % 2 * 255).astype(np.uint8)
+    return tf.io.encode_png(np.repeat(board[..., None], 3, axis=2)).numpy()
+
+
+def test_shrinking_averages_fine_detail_instead_of_aliasing():
+    """A 1-pixel checkerboard shrunk 3x: sampling would give black and white; averaging gives greys."""
+    shrunk = image_ops.decode_and_resize(_checkerboard_png(96, 96, 1), 32).numpy()
+    assert shrunk.min() > 64 and shrunk.max() < 192
+    # Shrinking one way while growing the other (the bilinear path) averages too.
+    mixed = image_ops.decode_and_resize(_checkerboard_png(40, 144, 1), 48).numpy()
+    assert np.ptp(mixed) < 128
+    # Squares as big as the shrink factor stay black and white.
+    assert set(np.unique(image_ops.decode_and_resize(_checkerboard_png(96, 96, 3), 32))) == {0.0, 255.0}
+
+
 def test_preview_grid_puts_originals_first():
     images, _ = _batch(size=16)
     grid = preview.preview_grid(images, AugmentParams.from_preset("heavy"), versions=3, seed=1)
@@ -251,3 +268,24 @@ def test_fused_colour_map_hue_keeps_the_luma():
     assert not np.allclose(out, images, atol=1.0)
     # Y is kept exactly, but for the odd pixel a rotated channel clips at 0 or 255.
     assert np.mean(np.abs(out @ weights - images @ weights) < 0.01) > 0.97
+
+
+@pytest.mark.parametrize("height, width", [(64, 64), (37, 53)])
+def test_affine_warp_reproduces_tensorflows_projective_transform_op(height, width):
+    """The XLA warp against ImageProjectiveTransformV3 (bilinear, REFLECT), with
+    rotations, scales and shifts far enough to reflect more than once."""
+    rng = np.random.default_rng(3)
+    batch = 6
+    images = tf.constant(rng.uniform(0, 255, (batch, height, width, 3)), tf.float32)
+    angle, scale = rng.uniform(-3.1, 3.1, batch), rng.uniform(0.3, 2.5, batch)
+    shift = rng.uniform(-2.5, 2.5, (batch, 2)) * (width, height)
+    cos, sin = np.cos(angle) * scale, np.sin(angle) * scale
+    transforms = np.stack(
+        [cos, -sin, shift[:, 0], sin, cos, shift[:, 1], np.zeros(batch), np.zeros(batch)], axis=1
+    ).astype(np.float32)
+    expected = tf.raw_ops.ImageProjectiveTransformV3(
+        images=images, transforms=transforms, output_shape=[height, width], fill_value=0.0,
+        interpolation="BILINEAR", fill_mode="REFLECT",
+    )
+    # XLA may reorder the float arithmetic: agreement to a few hundredths of a level.
+    np.testing.assert_allclose(augment.affine_warp(images, tf.constant(transforms)), expected, atol=0.1)

@@ -5,7 +5,9 @@ reproducible whatever the parallelism of the input pipeline. Each op is applied
 to each image with its own probability and a random magnitude up to its limit.
 
 * Geometry (flips, rotation, zoom, translation, random resized crop) is composed
-  into one projective transform per image: one resampling, not five.
+  into one affine transform per image: one resampling, not five, by a bilinear
+  warp with reflected borders compiled by XLA (about twice as fast on a CPU as
+  TensorFlow's ImageProjectiveTransformV3 op, whose results it reproduces).
 * Colour: brightness, contrast, saturation and random grayscale (one gray blend),
   hue (a rotation in YIQ space, one 3x3 matrix per image).
 * Gaussian noise; Gaussian blur (one depthwise convolution with a kernel per
@@ -94,10 +96,52 @@ def _geometry(images, draws: _Draws, p: AugmentParams):
          zeros, zeros],
         axis=1,
     )
-    return tf.raw_ops.ImageProjectiveTransformV3(
-        images=images, transforms=transforms, output_shape=shape[1:3], fill_value=0.0,
-        interpolation="BILINEAR", fill_mode="REFLECT",
-    )
+    return affine_warp(images, transforms)
+
+
+def _reflect(coord, size):
+    """Maps a coordinate into [0, size - 1] as ImageProjectiveTransformV3's REFLECT
+    fill mode does (d c b a | a b c d | d c b a)."""
+    period = 2.0 * size
+    below = period * tf.floor(-coord / period) + coord  # coord < 0, moved into [-period, 0)
+    below = tf.where(below < -size, below + period, -below - 1.0)
+    above = coord - period * tf.floor(coord / period)  # coord > size - 1, moved into [0, period)
+    above = tf.where(above >= size, period - above - 1.0, above)
+    mapped = tf.where(coord < 0.0, below, tf.where(coord > size - 1.0, above, coord))
+    return tf.clip_by_value(mapped, 0.0, size - 1.0)
+
+
+# XLA fuses the coordinate maths and the four gathers; TensorFlow's own op is a
+# per-pixel loop that was the input pipeline's bottleneck on CPUs.
+@tf.function(jit_compile=True)
+def affine_warp(images, transforms):
+    """Bilinear resampling of ``images`` [b, h, w, c] float32 by one affine map per
+    image, with reflected borders.
+
+    ``transforms`` [b, 8] maps output to input pixel coordinates as
+    ImageProjectiveTransformV3's do (its last two entries must be 0: affine only).
+    """
+    shape = tf.shape(images)
+    batch, height, width = shape[0], shape[1], shape[2]
+    height_f, width_f = tf.cast(height, tf.float32), tf.cast(width, tf.float32)
+    out_y, out_x = tf.meshgrid(tf.range(height_f), tf.range(width_f), indexing="ij")
+    a = [transforms[:, i, None, None] for i in range(6)]
+    x = _reflect(a[0] * out_x + a[1] * out_y + a[2], width_f)
+    y = _reflect(a[3] * out_x + a[4] * out_y + a[5], height_f)
+    x0, y0 = tf.floor(x), tf.floor(y)
+    weight_x, weight_y = (x - x0)[..., None], (y - y0)[..., None]
+    x0, y0 = tf.cast(x0, tf.int32), tf.cast(y0, tf.int32)
+    # At the last row or column the next pixel's weight is 0; clamping keeps it in the image.
+    x1, y1 = tf.minimum(x0 + 1, width - 1), tf.minimum(y0 + 1, height - 1)
+    pixels = tf.reshape(images, [-1, shape[3]])
+    first = (tf.range(batch) * height * width)[:, None, None]
+
+    def at(row, column):
+        return tf.gather(pixels, first + row * width + column)
+
+    top = at(y0, x0) * (1.0 - weight_x) + at(y0, x1) * weight_x
+    bottom = at(y1, x0) * (1.0 - weight_x) + at(y1, x1) * weight_x
+    return top * (1.0 - weight_y) + bottom * weight_y
 
 
 def _color(images, draws: _Draws, p: AugmentParams):

@@ -19,7 +19,14 @@ def decode_and_resize(encoded: tf.Tensor, image_size: int) -> tf.Tensor:
     the model.
     """
     image = tf.io.decode_image(encoded, channels=3, expand_animations=False)
-    image = tf.image.resize(image, [image_size, image_size], antialias=True)
+    size = [image_size, image_size]
+    # Shrinking both ways: area averaging, antialiased and about twice as fast as
+    # antialiased bilinear; otherwise bilinear (antialiased along a shrinking side).
+    image = tf.cond(
+        tf.reduce_all(tf.shape(image)[:2] >= image_size),
+        lambda: tf.image.resize(image, size, method=tf.image.ResizeMethod.AREA),
+        lambda: tf.image.resize(image, size, antialias=True),
+    )
     return tf.round(tf.clip_by_value(image, 0.0, 255.0))
 
 
