@@ -1,10 +1,10 @@
 """The Kubeflow Pipelines v2 spec: compiled, loaded by the kfp SDK, checked, and run.
 
-No cluster here: the last test plays the part of KFP's launcher for the first
-steps of the compiled spec.  For each step it builds the ExecutorInput the
-launcher would (the spec's parameter values, upstream output artifacts, fresh
-output URIs under the pipeline root), puts it in place of ``{{$}}`` and runs the
-step's own command and arguments as a process, as the pod would.
+No cluster here: the launcher below plays the part of KFP's for every step of
+the compiled spec.  For each step it builds the ExecutorInput KFP's launcher
+would (the spec's parameter values, upstream output artifacts, fresh output URIs
+under the pipeline root), puts it in place of ``{{$}}`` and runs the step's own
+command and arguments as a process, as the pod would.
 """
 
 import json
@@ -15,6 +15,7 @@ import subprocess
 import sys
 
 import pytest
+import tensorflow as tf
 import yaml
 from google.protobuf import json_format
 from kfp import components as kfp_components
@@ -75,7 +76,9 @@ def compiled(tmp_path_factory, tiny_images):
     output = work / "pipeline.json"
     argv = [
         "--output", str(output), "--data-dir", str(tiny_images), "--output-dir", str(work / "out"),
-        "--image-size", "96",
+        # Tiny and offline, so the compiled Trainer step can run here.
+        "--image-size", "32", "--epochs", "1", "--batch-size", "8", "--weights", "none",
+        "--unfreeze-layers", "10", "--min-accuracy", "0",
         "--kfp-pipeline-root", str(work / "root"), "--kfp-image", IMAGE,
         # This checkout stands in for the image's project folder.
         "--kfp-project-dir", str(REPO_ROOT),
@@ -144,7 +147,7 @@ def test_settings_from_the_config_reach_their_steps(compiled, tiny_images):
     assert _parameters(spec, "ImageExampleGen")["input_base"] == str(tiny_images)
     assert _parameters(spec, "ImportSchemaGen")["schema_file"] == str(REPO_ROOT / "schemas" / "image_examples.pbtxt")
     assert _parameters(spec, "ServingPusher")["serving_base_dir"] == str(work / "out" / "serving")
-    assert json.loads(_parameters(spec, "Trainer")["custom_config"])["image_size"] == 96
+    assert json.loads(_parameters(spec, "Trainer")["custom_config"])["image_size"] == 32
     assert _parameters(spec, "Trainer")["run_fn"] == "components.trainer.run.run_fn"
     assert _parameters(spec, "Transform")["preprocessing_fn"] == (
         "components.label_vocabulary.preprocessing.preprocessing_fn")
@@ -198,6 +201,13 @@ class _Launcher:
         self.root = pipeline_root
         self.produced = {}  # (task, output key) -> RuntimeArtifact dicts
         self.driver_output = {}  # task -> what its driver wrote (the executor then overwrites it)
+        self.ran = []
+
+    def resolve_nothing(self, task: str) -> None:
+        """A resolver task on a first run: KFP's metadata holds no blessed model yet."""
+        component = self.spec["components"][self.spec["root"]["dag"]["tasks"][task]["componentRef"]["name"]]
+        for key in component["outputDefinitions"]["artifacts"]:
+            self.produced[(task, key)] = []
 
     def run(self, task: str) -> dict:
         task_spec = self.spec["root"]["dag"]["tasks"][task]
@@ -230,6 +240,7 @@ class _Launcher:
             assert result.returncode == 0, f"{task}: {' '.join(step['command'])}\n{result.stderr[-4000:]}"
             if step is not container:
                 self.driver_output[task] = json.loads((task_dir / "executor_output.json").read_text())
+        self.ran.append(task)
         # The launcher records what the executor reports about each output.
         reported = json.loads((task_dir / "executor_output.json").read_text()).get("artifacts", {})
         for key, artifacts in outputs.items():
@@ -239,26 +250,56 @@ class _Launcher:
         return {key: artifacts[0] for (name, key), artifacts in self.produced.items() if name == task}
 
 
-def test_compiled_steps_run_as_a_kfp_pod_runs_them(compiled):
+@pytest.fixture(scope="module")
+def launched(compiled):
+    """The first steps of the compiled pipeline, run as KFP pods run them."""
     work, spec = compiled
     launcher = _Launcher(spec, work / "root")
+    for task in ("ImportSchemaGen", "ImageExampleGen", "ImageValidator", "ImageValidationGate"):
+        launcher.run(task)
+    return launcher
 
-    schema = launcher.run("ImportSchemaGen")["schema"]
+
+def test_compiled_steps_run_as_a_kfp_pod_runs_them(launched):
+    schema = launched.produced[("ImportSchemaGen", "schema")][0]
     assert (pathlib.Path(schema["uri"]) / "schema.pbtxt").is_file()
 
-    examples = launcher.run("ImageExampleGen")["examples"]
+    examples = launched.produced[("ImageExampleGen", "examples")][0]
     assert json.loads(examples["metadata"]["split_names"]) == ["train", "eval"]
-    driver = launcher.driver_output["ImageExampleGen"]["parameterValues"]
+    driver = launched.driver_output["ImageExampleGen"]["parameterValues"]
     assert driver["span"] == 0 and "split:single_split" in driver["input_fingerprint"]
     written = sorted(p.parent.name for p in pathlib.Path(examples["uri"]).glob("Split-*/*.gz"))
     assert set(written) == {"Split-train", "Split-eval"}
 
-    outputs = launcher.run("ImageValidator")
-    report = json.loads((pathlib.Path(outputs["report"]["uri"]) / "report.json").read_text())
+    report_dir = pathlib.Path(launched.produced[("ImageValidator", "report")][0]["uri"])
+    report = json.loads((report_dir / "report.json").read_text())
     assert report["counts"]["files_seen"] == 24 and report["counts"]["files_rejected"] == 0
-    assert (pathlib.Path(outputs["validated_examples"]["uri"]) / "Split-train").is_dir()
+    validated = launched.produced[("ImageValidator", "validated_examples")][0]
+    assert (pathlib.Path(validated["uri"]) / "Split-train").is_dir()
+    # The gate passed: every image is good (a failing gate exits non-zero, failing the run).
+    assert "ImageValidationGate" in launched.ran
 
-    launcher.run("ImageValidationGate")  # passes: every image is good
+
+@pytest.mark.e2e
+def test_the_rest_of_the_compiled_pipeline_trains_evaluates_and_pushes(launched, compiled):
+    """Every other step from the spec, in order; the resolver finds no blessed model
+    yet, as on a first run. The model is blessed, pushed as version 1 and serves."""
+    work, _ = compiled
+    for task in ("StatisticsGen", "ExampleValidator", "Transform", "Trainer"):
+        launched.run(task)
+    anomalies = pathlib.Path(launched.produced[("ExampleValidator", "anomalies")][0]["uri"])
+    assert list(anomalies.glob("Split-*/SchemaDiff.pb"))
+    launched.resolve_nothing("latest_blessed_model_resolver-model-resolver")
+    blessing = launched.run("Evaluator")["blessing"]
+    assert blessing["metadata"]["blessed"] == 1
+    pushed = launched.run("ServingPusher")["pushed_model"]
+    assert pushed["metadata"]["pushed"] == 1 and pushed["metadata"]["pushed_version"] == "1"
+    version_dir = work / "out" / "serving" / "image_classifier" / "1"
+    assert pushed["metadata"]["pushed_destination"] == str(version_dir)
+    model = tf.saved_model.load(str(version_dir))
+    encoded = tf.constant([encode_image(CLASS_COLOURS["red"], size=(40, 30))])
+    result = model.signatures["serving_default"](image_bytes=encoded)
+    assert result["class_name"].shape == (1,) and result["probabilities"].shape == (1, 3)
 
 
 def test_the_command_with_no_flags_compiles_the_demo_for_the_image(tmp_path):
