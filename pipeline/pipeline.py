@@ -46,6 +46,16 @@ def _flag_names(args) -> set:
     return {arg.split("=", 1)[0] for arg in args}
 
 
+def _runner(args) -> str:
+    """The Beam runner ``args`` name (``--runner=X`` or ``--runner X``), DirectRunner by default."""
+    for index, arg in enumerate(args):
+        if arg.startswith("--runner="):
+            return arg.split("=", 1)[1]
+        if arg == "--runner" and index + 1 < len(args):
+            return args[index + 1]
+    return "DirectRunner"
+
+
 def beam_args_with_dependencies(beam_args, setup_file: str = SETUP_FILE) -> list:
     """Adds ``--setup_file`` (this project) unless the args already say how workers get code.
 
@@ -70,9 +80,8 @@ def beam_pipeline_args(beam_args, beam_workers: int, setup_file: str = SETUP_FIL
     ``--direct_*`` flags given in ``beam_args`` win.
     """
     args = list(beam_args)
-    runner = next((arg.split("=", 1)[1] for arg in args if arg.startswith("--runner=")), "DirectRunner")
     direct_flags = {"--direct_running_mode", "--direct_num_workers"}
-    if runner in ("DirectRunner", "direct") and not _flag_names(args) & direct_flags:
+    if _runner(args).lower() in ("directrunner", "direct") and not _flag_names(args) & direct_flags:
         mode = "in_memory" if beam_workers == 1 else "multi_processing"
         args = [f"--direct_running_mode={mode}", f"--direct_num_workers={beam_workers}"] + args
     return beam_args_with_dependencies(args, setup_file)

@@ -126,6 +126,9 @@ def test_beam_args_gain_the_setup_file_unless_dependencies_are_given():
         # Direct-runner flags given by hand win; another runner gets none.
         (2, ["--direct_running_mode=multi_threading"], ["--direct_running_mode=multi_threading"]),
         (2, ["--runner=FlinkRunner", "--flink_master=host:8081"], ["--runner=FlinkRunner", "--flink_master=host:8081"]),
+        (0, ["--runner", "SparkRunner"], ["--runner", "SparkRunner"]),
+        (1, ["--runner=DirectRunner"], ["--direct_running_mode=in_memory", "--direct_num_workers=1",
+                                        "--runner=DirectRunner"]),
     ],
 )
 def test_beam_workers_choose_the_direct_runner_mode(workers, extra, expected):
