@@ -17,8 +17,10 @@ ARG TENSORFLOW_EXTRAS=and-cuda
 # time, so the Trainer step needs no network; 0: the step fetches them.
 ARG IMAGENET_WEIGHTS=1
 
+# KERAS_HOME: the weights cache is found whatever user the pods run as.
 ENV PYTHONDONTWRITEBYTECODE=1 \
     PYTHONUNBUFFERED=1 \
+    KERAS_HOME=/opt/keras \
     PIP_NO_CACHE_DIR=1 \
     PIP_DISABLE_PIP_VERSION_CHECK=1
 
