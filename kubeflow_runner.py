@@ -35,18 +35,6 @@ TRAINER_ID = "Trainer"
 IMAGE_DEMO_DATA = "demo_data"
 
 
-def is_uri(path: str) -> bool:
-    return "://" in path
-
-
-def path_in_pods(path: str, project_dir: str) -> str:
-    """Where a step's pod finds ``path``: URIs and absolute paths as they are,
-    relative paths under the image's working directory (the project folder)."""
-    if is_uri(path) or posixpath.isabs(path):
-        return path
-    return posixpath.join(project_dir, path)
-
-
 def trainer_resources(params: config_lib.KubeflowParams):
     """The Trainer step's resource spec, or None when nothing is asked for."""
     from kfp.pipeline_spec import pipeline_spec_pb2  # pylint: disable=import-outside-toplevel
@@ -64,14 +52,17 @@ def compile_pipeline(config: config_lib.PipelineConfig) -> dict:
     """The KFP PipelineSpec of ``config``'s pipeline, as a JSON-ready dict."""
     from tfx import v1 as tfx  # pylint: disable=import-outside-toplevel
 
+    from components.model_pusher.versioning import is_local  # pylint: disable=import-outside-toplevel
     from pipeline import demo_data  # pylint: disable=import-outside-toplevel
     from pipeline.pipeline import create_pipeline  # pylint: disable=import-outside-toplevel
 
     params = config.kubeflow
     project_dir = params.project_dir
-    config = dataclasses.replace(config, output_dir=path_in_pods(config.output_dir, project_dir))
+    if is_local(config.output_dir):
+        # A relative path is inside the pods, under the image's working directory (join keeps absolute ones).
+        config = dataclasses.replace(config, output_dir=posixpath.join(project_dir, config.output_dir))
     for name, path in (("--output-dir", config.output_dir), ("--data-dir", config.data_dir)):
-        if path and not is_uri(path):
+        if path and is_local(path):
             logging.warning(
                 "%s %s is a path in the pods' own file systems: every step must see the same files there "
                 "(a shared volume), or pass a gs:// URI.", name, path
@@ -132,8 +123,9 @@ def parse_config(argv: Optional[List[str]] = None) -> config_lib.PipelineConfig:
 
 
 def main(argv: Optional[List[str]] = None) -> int:
-    config = parse_config(argv)
-    output = build_arg_parser().parse_args(argv).output
+    parser = build_arg_parser()
+    config = config_lib.parse_args(argv, parser)
+    output = parser.parse_args(argv).output
     logging.set_verbosity(logging.INFO)
     try:
         spec = compile_pipeline(config)

@@ -18,9 +18,8 @@ import pathlib
 import statistics
 import sys
 import tempfile
-import time
 
-from bench.bench_validation import run_validator
+from bench.bench_validation import run_validator, timed
 from bench.common import generate_jpegs, write_results
 from pipeline.pipeline import beam_pipeline_args
 from tests.conftest import HYMENOPTERA, run_ingest
@@ -39,9 +38,7 @@ def bench_dataset(root: pathlib.Path, work: pathlib.Path, repeats: int) -> dict:
     for repeat in range(repeats):
         for workers in WORKERS:  # side by side, alternating
             run_dir = work / f"{workers}_workers_{repeat}"
-            start = time.perf_counter()
-            ingest_and_validate(root, run_dir, beam_pipeline_args((), workers))
-            times[workers].append(time.perf_counter() - start)
+            times[workers].append(timed(ingest_and_validate, root, run_dir, beam_pipeline_args((), workers)))
     rates = {workers: files / statistics.median(values) for workers, values in times.items()}
     return {
         "files": files,

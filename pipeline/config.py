@@ -53,10 +53,6 @@ class KubeflowParams:
         if self.trainer_gpus and not self.gpu_type:
             raise ValueError("kubeflow.gpu_type must be set when trainer_gpus is.")
 
-    @classmethod
-    def from_dict(cls, values: Dict[str, Any]) -> "KubeflowParams":
-        return cls(**values)
-
 
 @dataclasses.dataclass(frozen=True)
 class PipelineConfig:
@@ -243,7 +239,7 @@ def from_dict(values: Dict[str, Any]) -> PipelineConfig:
     values = dict(values)
     values["train"] = TrainParams.from_custom_config(values["train"])
     values["validation"] = ValidationPolicy.from_dict(values["validation"])
-    values["kubeflow"] = KubeflowParams.from_dict(values["kubeflow"])
+    values["kubeflow"] = KubeflowParams(**values["kubeflow"])
     values["beam_args"] = tuple(values["beam_args"])
     return PipelineConfig(**values)
 

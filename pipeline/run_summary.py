@@ -92,28 +92,23 @@ def _validation_counts(report_artifact: Optional[metadata_store_pb2.Artifact]) -
     }
 
 
-def _overall_metrics(evaluation_uri: str, model_name: str) -> Dict[str, float]:
+def _eval_result(evaluation_uri: str, model_name: str):
+    """TFMA's result for one model, or None (no such model, e.g. no baseline)."""
     try:
-        result = tfma.load_eval_result(evaluation_uri, model_name=model_name)
-    except Exception:  # noqa: BLE001 - no metrics for this model (e.g. no baseline)
-        return {}
-    for slice_key, metrics in result.slicing_metrics:
-        if slice_key == ():
-            values = metrics.get("", {}).get("", {})
-            return {name: value["doubleValue"] for name, value in values.items() if "doubleValue" in value}
-    return {}
+        result = tfma.load_eval_result(evaluation_uri, model_name=model_name or None)
+    except Exception:  # noqa: BLE001 - not under this name
+        return None
+    return result if result.slicing_metrics else None
 
 
-def _candidate_result(evaluation_uri: str):
-    """The candidate's TFMA result (named "candidate" only when there was a baseline)."""
-    for model_name in (_CANDIDATE, ""):
-        try:
-            result = tfma.load_eval_result(evaluation_uri, model_name=model_name or None)
-        except Exception:  # noqa: BLE001 - not under this name
-            continue
-        if result.slicing_metrics:
-            return result
-    return None
+def _overall_slice(result) -> Dict[str, Dict[str, Any]]:
+    """The whole eval split's metrics by sub key ("" overall, "classId:N" per class)."""
+    return dict(result.slicing_metrics).get((), {}).get("", {}) if result else {}
+
+
+def _overall_metrics(result) -> Dict[str, float]:
+    values = _overall_slice(result).get("", {})
+    return {name: value["doubleValue"] for name, value in values.items() if "doubleValue" in value}
 
 
 def _number(value: Dict[str, Any]) -> Optional[float]:
@@ -121,12 +116,11 @@ def _number(value: Dict[str, Any]) -> Optional[float]:
     return None if number is None or number == "NaN" else float(number)
 
 
-def per_class_evaluation(evaluation_uri: str, label_names: List[str]) -> Dict[str, Any]:
+def per_class_evaluation(result, label_names: List[str]) -> Dict[str, Any]:
     """Recall, precision and eval examples per class, and the confusion matrix, by class name."""
-    result = _candidate_result(evaluation_uri)
     if result is None or not label_names:
         return {}
-    overall = dict(result.slicing_metrics).get((), {}).get("", {})
+    overall = _overall_slice(result)
     per_class = {}
     for index, name in enumerate(label_names):
         values = next((v for key, v in overall.items() if key.split(" ")[0] == f"classId:{index}"), {})
@@ -208,17 +202,19 @@ def build_summary(config: PipelineConfig, failure: Optional[BaseException] = Non
     blessing = records.output("Evaluator", "blessing")
     summary["metrics"], summary["baseline_metrics"], failures = {}, {}, []
     if evaluation:
-        candidate = _overall_metrics(evaluation.uri, _CANDIDATE) or _overall_metrics(evaluation.uri, "")
+        # The candidate is named "candidate" only when there was a baseline.
+        result = _eval_result(evaluation.uri, _CANDIDATE) or _eval_result(evaluation.uri, "")
+        candidate = _overall_metrics(result)
         summary["metrics"] = {
             "accuracy": candidate.get(ACCURACY),
             "loss": candidate.get(LOSS),
             "example_count": candidate.get("example_count"),
         }
         summary["baseline_metrics"] = {
-            k: v for k, v in _overall_metrics(evaluation.uri, _BASELINE).items() if k in (ACCURACY, LOSS)
+            k: v for k, v in _overall_metrics(_eval_result(evaluation.uri, _BASELINE)).items() if k in (ACCURACY, LOSS)
         }
         failures = _validation_failures(evaluation.uri)
-        summary.update(per_class_evaluation(evaluation.uri, summary["label_names"]))
+        summary.update(per_class_evaluation(result, summary["label_names"]))
     summary["blessed"] = bool(blessing and _int_property(blessing, "blessed") == 1)
 
     pushed = records.output(PUSHER, "pushed_model")

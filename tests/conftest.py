@@ -23,6 +23,9 @@ from components.label_vocabulary.preprocessing import preprocessing_fn
 
 REPO_ROOT = pathlib.Path(__file__).resolve().parents[1]
 HYMENOPTERA = REPO_ROOT.parent / "shared" / "datasets" / "hymenoptera"
+# Runner flags for a pipeline that trains in seconds, offline.
+TINY_TRAINING_FLAGS = ["--image-size", "32", "--epochs", "1", "--batch-size", "8", "--weights", "none",
+                       "--unfreeze-layers", "10"]
 
 
 def encode_image(colour=(200, 30, 30), size=(40, 30), image_format="JPEG", mode="RGB") -> bytes:

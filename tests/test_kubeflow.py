@@ -22,7 +22,7 @@ from kfp import components as kfp_components
 from kfp.pipeline_spec import pipeline_spec_pb2
 
 import kubeflow_runner
-from tests.conftest import CLASS_COLOURS, REPO_ROOT, encode_image, write_image_folder
+from tests.conftest import CLASS_COLOURS, REPO_ROOT, TINY_TRAINING_FLAGS, encode_image, write_image_folder
 
 IMAGE = "registry.example.com/team/tfx-image-classifier:1.2.3"
 RUN_EXECUTOR = ["python", "-m", "tfx.orchestration.kubeflow.v2.container.kubeflow_v2_run_executor"]
@@ -77,8 +77,7 @@ def compiled(tmp_path_factory, tiny_images):
     argv = [
         "--output", str(output), "--data-dir", str(tiny_images), "--output-dir", str(work / "out"),
         # Tiny and offline, so the compiled Trainer step can run here.
-        "--image-size", "32", "--epochs", "1", "--batch-size", "8", "--weights", "none",
-        "--unfreeze-layers", "10", "--min-accuracy", "0",
+        *TINY_TRAINING_FLAGS, "--min-accuracy", "0",
         "--kfp-pipeline-root", str(work / "root"), "--kfp-image", IMAGE,
         # This checkout stands in for the image's project folder.
         "--kfp-project-dir", str(REPO_ROOT),

@@ -12,11 +12,11 @@ import local_runner
 from components.model_pusher import versioning
 from components.trainer import export
 from tests import bad_corpus
+from tests.conftest import TINY_TRAINING_FLAGS
 
 pytestmark = pytest.mark.e2e
 
-TINY = ["--image-size", "32", "--epochs", "1", "--batch-size", "8", "--demo-images-per-class", "8",
-        "--weights", "none", "--unfreeze-layers", "10"]
+TINY = TINY_TRAINING_FLAGS + ["--demo-images-per-class", "8"]
 
 
 def _run(output_dir, *extra):

@@ -280,12 +280,10 @@ def test_affine_warp_reproduces_tensorflows_projective_transform_op(height, widt
     angle, scale = rng.uniform(-3.1, 3.1, batch), rng.uniform(0.3, 2.5, batch)
     shift = rng.uniform(-2.5, 2.5, (batch, 2)) * (width, height)
     cos, sin = np.cos(angle) * scale, np.sin(angle) * scale
-    transforms = np.stack(
-        [cos, -sin, shift[:, 0], sin, cos, shift[:, 1], np.zeros(batch), np.zeros(batch)], axis=1
-    ).astype(np.float32)
+    transforms = np.stack([cos, -sin, shift[:, 0], sin, cos, shift[:, 1]], axis=1).astype(np.float32)
     expected = tf.raw_ops.ImageProjectiveTransformV3(
-        images=images, transforms=transforms, output_shape=[height, width], fill_value=0.0,
-        interpolation="BILINEAR", fill_mode="REFLECT",
+        images=images, transforms=np.pad(transforms, [(0, 0), (0, 2)]), output_shape=[height, width],
+        fill_value=0.0, interpolation="BILINEAR", fill_mode="REFLECT",
     )
     # XLA may reorder the float arithmetic: agreement to a few hundredths of a level.
     np.testing.assert_allclose(augment.affine_warp(images, tf.constant(transforms)), expected, atol=0.1)

@@ -15,11 +15,7 @@ from typing import Sequence
 import tensorflow as tf
 from absl import logging
 
-AUTO, ON, OFF = "auto", "on", "off"
-SWITCH_VALUES = (AUTO, ON, OFF)
-# Distribution strategies: none (the default strategy), one machine's devices, several machines.
-NONE, MIRRORED, MULTI_WORKER = "none", "mirrored", "multi_worker"
-DISTRIBUTION_VALUES = (AUTO, NONE, MIRRORED, MULTI_WORKER)
+from components.trainer.params import AUTO, DISTRIBUTION_VALUES, MIRRORED, MULTI_WORKER, NONE, ON, SWITCH_VALUES
 
 
 @dataclasses.dataclass(frozen=True)

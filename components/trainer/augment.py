@@ -65,10 +65,9 @@ class _Draws:
 
 
 def _geometry(images, draws: _Draws, p: AugmentParams):
-    """One projective warp per image for flips, rotation, zoom, translation and crop."""
+    """One affine warp per image for flips, rotation, zoom, translation and crop."""
     shape = tf.shape(images)
     height, width = tf.cast(shape[1], tf.float32), tf.cast(shape[2], tf.float32)
-    zeros = tf.zeros([draws.batch])
     # Output-to-input mapping about the centre: input = c + A (output - c) + shift.
     flip_x = 1.0 - 2.0 * draws.applied(p.horizontal_flip)
     flip_y = 1.0 - 2.0 * draws.applied(p.vertical_flip)
@@ -92,8 +91,7 @@ def _geometry(images, draws: _Draws, p: AugmentParams):
     cx, cy = (width - 1.0) / 2.0, (height - 1.0) / 2.0
     transforms = tf.stack(
         [a00, a01, cx - a00 * cx - a01 * cy + shift_x,
-         a10, a11, cy - a10 * cx - a11 * cy + shift_y,
-         zeros, zeros],
+         a10, a11, cy - a10 * cx - a11 * cy + shift_y],
         axis=1,
     )
     return affine_warp(images, transforms)
@@ -118,8 +116,9 @@ def affine_warp(images, transforms):
     """Bilinear resampling of ``images`` [b, h, w, c] float32 by one affine map per
     image, with reflected borders.
 
-    ``transforms`` [b, 8] maps output to input pixel coordinates as
-    ImageProjectiveTransformV3's do (its last two entries must be 0: affine only).
+    ``transforms`` [b, 6], ``a0 a1 a2 b0 b1 b2``, maps output pixel (x, y) to input
+    pixel (a0 x + a1 y + a2, b0 x + b1 y + b2): the affine part of
+    ImageProjectiveTransformV3's transforms.
     """
     shape = tf.shape(images)
     batch, height, width = shape[0], shape[1], shape[2]

@@ -3,9 +3,7 @@ and the checks serving runs on bytes from the outside world."""
 
 import tensorflow as tf
 
-# Serving refuses images with more pixels than this before decoding them: a
-# 60-byte PNG header can claim 100000 x 100000 pixels (a decompression bomb).
-DEFAULT_MAX_SERVING_PIXELS = 50_000_000
+from components.trainer.params import DEFAULT_MAX_SERVING_PIXELS
 _HEADER_BYTES = 32
 
 

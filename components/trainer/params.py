@@ -5,6 +5,16 @@ from typing import Any, Dict
 
 from components.knobs import knob
 
+# Hardware settings (components/trainer/acceleration.py acts on them).
+AUTO, ON, OFF = "auto", "on", "off"
+SWITCH_VALUES = (AUTO, ON, OFF)
+# Distribution strategies: none (the default strategy), one machine's devices, several machines.
+NONE, MIRRORED, MULTI_WORKER = "none", "mirrored", "multi_worker"
+DISTRIBUTION_VALUES = (AUTO, NONE, MIRRORED, MULTI_WORKER)
+# Serving refuses images with more pixels than this before decoding them: a
+# 60-byte PNG header can claim 100000 x 100000 pixels (a decompression bomb).
+DEFAULT_MAX_SERVING_PIXELS = 50_000_000
+
 
 @dataclasses.dataclass(frozen=True)
 class AugmentParams:
@@ -131,7 +141,9 @@ class TrainParams:
         "TF_CONFIG), 'none', 'mirrored' or 'multi_worker'. batch_size is the global batch."
     )
     top_k: int = knob(5, "Classes the serving signatures list in top_k_class_names (at most the class count).")
-    max_serving_pixels: int = knob(50_000_000, "Serving refuses images whose header claims more pixels than this.")
+    max_serving_pixels: int = knob(
+        DEFAULT_MAX_SERVING_PIXELS, "Serving refuses images whose header claims more pixels than this."
+    )
     augment: AugmentParams = dataclasses.field(default_factory=AugmentParams)
 
     def __post_init__(self):
@@ -159,9 +171,9 @@ class TrainParams:
         choices = {
             "lr_schedule": ("cosine", "constant"),
             "class_weights": ("balanced", "none"),
-            "mixed_precision": ("auto", "on", "off"),
-            "xla": ("auto", "on", "off"),
-            "distribution": ("auto", "none", "mirrored", "multi_worker"),
+            "mixed_precision": SWITCH_VALUES,
+            "xla": SWITCH_VALUES,
+            "distribution": DISTRIBUTION_VALUES,
         }
         for name, allowed in choices.items():
             if getattr(self, name) not in allowed:

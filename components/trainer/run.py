@@ -141,14 +141,15 @@ def run_fn(fn_args: FnArgs) -> None:
     eval_ds = dataset.make_dataset(fn_args.eval_files, tft_output, params, training=False, num_classes=num_classes)
     _write_augmentation_preview(fn_args.train_files, params, fn_args.model_run_dir)
     weights = weights_lib.resolve_weights(params.weights)
-    warm = bool(params.warm_start and fn_args.base_model)
+    # Pretrained (ImageNet, a weights file, or a warm start): BatchNorm keeps its statistics.
+    pretrained = weights is not None or bool(params.warm_start and fn_args.base_model)
     plan = acceleration.detect(params.mixed_precision, params.xla, params.distribution)
 
     history = []
     strategy = acceleration.create_strategy(plan)
     logging.info("%d replica(s) in sync.", strategy.num_replicas_in_sync)
     with acceleration.precision_policy(plan), strategy.scope():
-        model, backbone = model_lib.build_model(num_classes, params, weights, pretrained=weights is not None or warm)
+        model, backbone = model_lib.build_model(num_classes, params, weights, pretrained=pretrained)
         _initial_weights(model, label_names, params, fn_args.base_model)
         fit = dict(steps_per_epoch=steps_per_epoch, params=params, plan=plan, class_weight=class_weight,
                    run_dir=fn_args.model_run_dir)
@@ -163,7 +164,7 @@ def run_fn(fn_args: FnArgs) -> None:
             logging.warning("Skipping phase 2: finetune_epochs=%d but unfreeze_layers=0.", params.finetune_epochs)
         elif params.finetune_epochs:
             unfrozen = model_lib.unfreeze_top_layers(
-                backbone, params.unfreeze_layers, keep_batchnorm_frozen=weights is not None or warm
+                backbone, params.unfreeze_layers, keep_batchnorm_frozen=pretrained
             )
             logging.info(
                 "Phase 2: %d epoch(s) fine-tuning %d backbone layers at learning rate %g.",
