@@ -78,6 +78,8 @@ def compiled(tmp_path_factory, tiny_images):
         "--output", str(output), "--data-dir", str(tiny_images), "--output-dir", str(work / "out"),
         # Tiny and offline, so the compiled Trainer step can run here.
         *TINY_TRAINING_FLAGS, "--min-accuracy", "0",
+        # 24 images: Beam in each step's own process (the default starts one worker per core).
+        "--beam-workers", "1",
         "--kfp-pipeline-root", str(work / "root"), "--kfp-image", IMAGE,
         # This checkout stands in for the image's project folder.
         "--kfp-project-dir", str(REPO_ROOT),
@@ -313,6 +315,7 @@ def test_the_command_with_no_flags_compiles_the_demo_for_the_image(tmp_path):
     assert _container(spec, "Trainer")["resources"] == {"accelerator": {"count": "1", "type": "nvidia.com/gpu"}}
     assert _parameters(spec, "ImageExampleGen")["input_base"] == "/pipeline/demo_data"
     assert spec["defaultPipelineRoot"] == "/pipeline/output/pipeline_root"
+    assert "--direct_running_mode=in_memory" in _container(spec, "ImageValidator")["args"]  # the demo preset's
     assert "a path in the pods' own file systems" in result.stderr
     # Paths meant for the pods are not created on the compiling machine.
     assert os.path.exists("/pipeline") == existed
