@@ -127,9 +127,7 @@ class PipelineConfig:
             # The demo's classes differ by colour: no hue or saturation changes.
             augment=AugmentParams.from_preset("light"),
         )
-        # 300 images: starting Beam worker processes would cost more than they save.
-        demo = cls(train=train, min_accuracy=0.8, demo_images_per_class=100, beam_workers=1)
-        return dataclasses.replace(demo, **overrides)
+        return dataclasses.replace(cls(train=train, min_accuracy=0.8, demo_images_per_class=100), **overrides)
 
     # Everything the pipeline writes lives under output_dir.
     @property

@@ -22,8 +22,8 @@ def test_with_data_dir_the_full_preset_is_used():
     config = config_lib.parse_args(["--data-dir", "/data"])
     assert config == dataclasses.replace(PipelineConfig(), data_dir="/data")
     assert config.train.image_size == 224 and config.train.weights == "imagenet"
-    # Your folder: Beam worker processes, one per core; the small demo: Beam in-process.
-    assert config.beam_workers == 0 and PipelineConfig.demo().beam_workers == 1
+    # Beam's multi-processing direct runner, one worker per core.
+    assert config.beam_workers == 0 and PipelineConfig.demo().beam_workers == 0
 
 
 def test_flags_override_nested_fields():

@@ -315,7 +315,9 @@ def test_the_command_with_no_flags_compiles_the_demo_for_the_image(tmp_path):
     assert _container(spec, "Trainer")["resources"] == {"accelerator": {"count": "1", "type": "nvidia.com/gpu"}}
     assert _parameters(spec, "ImageExampleGen")["input_base"] == "/pipeline/demo_data"
     assert spec["defaultPipelineRoot"] == "/pipeline/output/pipeline_root"
-    assert "--direct_running_mode=in_memory" in _container(spec, "ImageValidator")["args"]  # the demo preset's
+    # Beam in each step's pod: multi-processing, one worker per core of the pod.
+    args = _container(spec, "ImageValidator")["args"]
+    assert "--direct_running_mode=multi_processing" in args and "--direct_num_workers=0" in args
     assert "a path in the pods' own file systems" in result.stderr
     # Paths meant for the pods are not created on the compiling machine.
     assert os.path.exists("/pipeline") == existed
