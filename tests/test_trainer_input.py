@@ -197,6 +197,19 @@ def test_shrinking_averages_fine_detail_instead_of_aliasing():
     assert set(np.unique(image_ops.decode_and_resize(_checkerboard_png(96, 96, 3), 32))) == {0.0, 255.0}
 
 
+def test_an_image_at_the_size_keeps_its_exact_pixels_in_either_dtype():
+    pixels = np.random.default_rng(0).integers(0, 256, (32, 32, 3), dtype=np.uint8)
+    encoded = tf.io.encode_png(pixels).numpy()
+    as_float = image_ops.decode_and_resize(encoded, 32)
+    as_uint8 = image_ops.decode_and_resize(encoded, 32, tf.uint8)
+    assert as_float.dtype == tf.float32 and as_uint8.dtype == tf.uint8
+    np.testing.assert_array_equal(as_uint8.numpy(), pixels)
+    np.testing.assert_array_equal(as_float.numpy(), pixels.astype(np.float32))
+    # Resized images give the same values in either dtype too.
+    np.testing.assert_array_equal(image_ops.decode_and_resize(encoded, 20, tf.uint8).numpy(),
+                                  image_ops.decode_and_resize(encoded, 20).numpy().astype(np.uint8))
+
+
 def test_preview_grid_puts_originals_first():
     images, _ = _batch(size=16)
     grid = preview.preview_grid(images, AugmentParams.from_preset("heavy"), versions=3, seed=1)

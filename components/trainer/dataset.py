@@ -56,8 +56,7 @@ def decoded_images(file_patterns: Union[str, List[str]], params: TrainParams, sh
 
     def decode(record):
         example = tf.io.parse_single_example(record, _PARSE_SPEC)
-        image = image_ops.decode_and_resize(example[features.IMAGE], params.image_size)
-        return tf.cast(image, tf.uint8), example[features.LABEL]
+        return image_ops.decode_and_resize(example[features.IMAGE], params.image_size, tf.uint8), example[features.LABEL]
 
     # The examples come from the image validator: every one decodes.
     return records.map(decode, num_parallel_calls=_AUTOTUNE, deterministic=True)

@@ -7,8 +7,9 @@ from components.trainer.params import DEFAULT_MAX_SERVING_PIXELS
 _HEADER_BYTES = 32
 
 
-def decode_and_resize(encoded: tf.Tensor, image_size: int) -> tf.Tensor:
-    """Decodes one JPEG/PNG/GIF/BMP string to float32 RGB ``[size, size, 3]``.
+def decode_and_resize(encoded: tf.Tensor, image_size: int, dtype: tf.DType = tf.float32) -> tf.Tensor:
+    """Decodes one JPEG/PNG/GIF/BMP string to RGB ``[size, size, 3]`` of ``dtype``
+    (float32, or uint8 for the Trainer's cache: the same values).
 
     Values are whole numbers in [0, 255], so the Trainer can cache them as
     uint8 and training, evaluation and serving see exactly the same pixels.
@@ -18,14 +19,27 @@ def decode_and_resize(encoded: tf.Tensor, image_size: int) -> tf.Tensor:
     """
     image = tf.io.decode_image(encoded, channels=3, expand_animations=False)
     size = [image_size, image_size]
-    # Shrinking both ways: area averaging, antialiased and about twice as fast as
-    # antialiased bilinear; otherwise bilinear (antialiased along a shrinking side).
+    height_width = tf.shape(image)[:2]
+
+    def resized():
+        # Shrinking both ways: area averaging, antialiased and about twice as fast as
+        # antialiased bilinear; otherwise bilinear (antialiased along a shrinking side).
+        image_f = tf.cond(
+            tf.reduce_all(height_width >= image_size),
+            lambda: tf.image.resize(image, size, method=tf.image.ResizeMethod.AREA),
+            lambda: tf.image.resize(image, size, antialias=True),
+        )
+        return tf.cast(tf.round(tf.clip_by_value(image_f, 0.0, 255.0)), dtype)
+
+    # An image already at the size is used as it is: resizing it would change
+    # nothing and cost more than decoding it.
     image = tf.cond(
-        tf.reduce_all(tf.shape(image)[:2] >= image_size),
-        lambda: tf.image.resize(image, size, method=tf.image.ResizeMethod.AREA),
-        lambda: tf.image.resize(image, size, antialias=True),
+        tf.reduce_all(height_width == image_size),
+        lambda: tf.cast(image, dtype),
+        resized,
     )
-    return tf.round(tf.clip_by_value(image, 0.0, 255.0))
+    image.set_shape([image_size, image_size, 3])
+    return image
 
 
 def _little_endian(head: tf.Tensor, start: int, size: int) -> tf.Tensor:
