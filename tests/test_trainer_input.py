@@ -210,6 +210,19 @@ def test_an_image_at_the_size_keeps_its_exact_pixels_in_either_dtype():
                                   image_ops.decode_and_resize(encoded, 20).numpy().astype(np.uint8))
 
 
+@pytest.mark.parametrize("preset", ["standard", "every_op"])
+def test_uint8_pixels_augment_exactly_as_their_float32_values(preset):
+    """The pipeline hands cached uint8 batches to augmentation; the float32 path must agree."""
+    params = _every_op_always() if preset == "every_op" else AugmentParams.from_preset(preset)
+    images, labels = _batch()
+    seed = tf.constant([4, 2], tf.int64)
+    from_float, float_labels = augment.augment_batch(images, labels, seed, params)
+    from_uint8, uint8_labels = augment.augment_batch(tf.cast(images, tf.uint8), labels, seed, params)
+    assert from_uint8.dtype == tf.float32
+    np.testing.assert_allclose(from_uint8, from_float, atol=1e-3)
+    np.testing.assert_array_equal(uint8_labels, float_labels)
+
+
 def test_preview_grid_puts_originals_first():
     images, _ = _batch(size=16)
     grid = preview.preview_grid(images, AugmentParams.from_preset("heavy"), versions=3, seed=1)
@@ -283,13 +296,14 @@ def test_fused_colour_map_hue_keeps_the_luma():
     assert np.mean(np.abs(out @ weights - images @ weights) < 0.01) > 0.97
 
 
+@pytest.mark.parametrize("dtype", [tf.float32, tf.uint8])
 @pytest.mark.parametrize("height, width", [(64, 64), (37, 53)])
-def test_affine_warp_reproduces_tensorflows_projective_transform_op(height, width):
+def test_affine_warp_reproduces_tensorflows_projective_transform_op(height, width, dtype):
     """The XLA warp against ImageProjectiveTransformV3 (bilinear, REFLECT), with
     rotations, scales and shifts far enough to reflect more than once."""
     rng = np.random.default_rng(3)
     batch = 6
-    images = tf.constant(rng.uniform(0, 255, (batch, height, width, 3)), tf.float32)
+    images = tf.constant(rng.integers(0, 256, (batch, height, width, 3)), tf.float32)
     angle, scale = rng.uniform(-3.1, 3.1, batch), rng.uniform(0.3, 2.5, batch)
     shift = rng.uniform(-2.5, 2.5, (batch, 2)) * (width, height)
     cos, sin = np.cos(angle) * scale, np.sin(angle) * scale
@@ -299,4 +313,6 @@ def test_affine_warp_reproduces_tensorflows_projective_transform_op(height, widt
         fill_value=0.0, interpolation="BILINEAR", fill_mode="REFLECT",
     )
     # XLA may reorder the float arithmetic: agreement to a few hundredths of a level.
-    np.testing.assert_allclose(augment.affine_warp(images, tf.constant(transforms)), expected, atol=0.1)
+    warped = augment.affine_warp(tf.cast(images, dtype), tf.constant(transforms))
+    assert warped.dtype == tf.float32
+    np.testing.assert_allclose(warped, expected, atol=0.1)

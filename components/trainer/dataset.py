@@ -2,7 +2,7 @@
 
     list shards -> parallel interleaved reads -> parse -> parallel decode+resize
     -> uint8 -> [cache] -> shuffle -> batch -> label ids (Transform) -> one-hot
-    -> augment (training only, vectorised per batch) -> prefetch
+    -> augment (training only, vectorised per batch, uint8 in, float32 out) -> prefetch
 
 Decoded images are cached as uint8 (a quarter of float32's memory) before
 augmentation, so from the second epoch on only augmentation runs. Without a
@@ -80,12 +80,15 @@ def make_dataset(
         if training:
             images = images.shuffle(params.shuffle_buffer, seed=params.seed, reshuffle_each_iteration=True)
 
+    augmenting = training and augment.is_active(params.augment)
+
     def to_model_inputs(batch_images, labels):
         one_hot = tf.one_hot(label_ids(labels, tft_output), num_classes, dtype=tf.float32)
-        return tf.cast(batch_images, tf.float32), one_hot
+        # Augmentation reads the uint8 pixels itself (fewer bytes to move) and returns float32.
+        return (batch_images if augmenting else tf.cast(batch_images, tf.float32)), one_hot
 
     batches = images.batch(params.batch_size).map(to_model_inputs, num_parallel_calls=_AUTOTUNE)
-    if training and augment.is_active(params.augment):
+    if augmenting:
         # One seed per batch from a seeded stream (new each epoch): reproducible augmentation.
         seeds = tf.data.Dataset.random(seed=params.seed, rerandomize_each_iteration=True).batch(2)
         batches = tf.data.Dataset.zip((batches, seeds)).map(
