@@ -14,11 +14,12 @@ ImageDataGenerator has no contrast op), images/s over 3 epochs of:
   plain_tf_data     tf.data from the files: decode, resize, the same augmentation
                     ops, no parallel calls, no prefetch, no cache
 
-Each is repeated; medians are printed as ratios and written to
-bench/results/input_pipeline.json. Then the real model (ResNet50, 128x128,
-batch 16, random init) is trained fed by input_fn, and fed by synthetic
-in-memory tensors (8 steps an epoch, the median of 3 epochs after a warm-up
-one), and the ratio of their images/s is printed.
+Each is repeated in turn; median images/s and the median of each repeat's
+ratios are printed and written to bench/results/input_pipeline.json. Then the
+real model (ResNet50, 128x128, batch 16, random init) is trained fed by
+input_fn, and fed by synthetic in-memory tensors, in turn, 3 times (each time
+one epoch of 8 steps after a warm-up one), and the median ratio of their
+images/s is printed.
 
     .venv/bin/python -m bench.bench_input [--repeats 5] [--generated 500] [--skip-training]
 """
@@ -119,10 +120,14 @@ def bench_dataset(name, folder, work, repeats):
         for key, run in runs.items():
             rates[key].append(run())
     medians = {key: statistics.median(values) for key, values in rates.items()}
+    # Ratios pair the runs of one repeat, made minutes apart at most: this machine's
+    # speed drifts by more than that between repeats.
+    speedups = {key: statistics.median(ours / theirs for ours, theirs in zip(rates["input_fn"], values))
+                for key, values in rates.items() if key != "input_fn"}
     return {
         "images": len(list(pathlib.Path(folder).glob("*/*"))),
         "images_per_second": {k: round(v, 1) for k, v in medians.items()},
-        "input_fn_speedup": {k: round(medians["input_fn"] / v, 2) for k, v in medians.items() if k != "input_fn"},
+        "input_fn_speedup": {k: round(v, 2) for k, v in speedups.items()},
     }, (pattern, tft_output, len(labels))
 
 
@@ -137,23 +142,27 @@ class _EpochTimer(tf.keras.callbacks.Callback):
         self.durations.append(time.perf_counter() - self.start)
 
 
-def bench_training(pattern, tft_output, num_classes, steps=8, timed_epochs=3):
+def bench_training(pattern, tft_output, num_classes, steps=8, rounds=3):
     params = dataclasses.replace(PARAMS, image_size=128, batch_size=16)
     real = dataset.make_dataset(pattern, tft_output, params, training=True, num_classes=num_classes).repeat()
     images = tf.random.uniform([16, 128, 128, 3], 0, 255)
     synthetic = tf.data.Dataset.from_tensors((images, tf.one_hot(tf.zeros([16], tf.int32), num_classes))).repeat()
-    rates = {}
-    for name, data in (("synthetic", synthetic), ("input_fn", real)):
+    models = {}
+    for name in ("synthetic", "input_fn"):
         tf.keras.utils.set_random_seed(0)
-        model, _ = model_lib.build_model(num_classes, params, weights=None)
-        model.compile(tf.keras.optimizers.Adam(1e-3), tf.keras.losses.CategoricalCrossentropy())
-        timer = _EpochTimer()
-        # The first epoch traces the graph and fills the cache; the median of the others is timed.
-        model.fit(data, steps_per_epoch=steps, epochs=1 + timed_epochs, callbacks=[timer], verbose=0)
-        rates[name] = steps * 16 / statistics.median(timer.durations[1:])
+        models[name], _ = model_lib.build_model(num_classes, params, weights=None)
+        models[name].compile(tf.keras.optimizers.Adam(1e-3), tf.keras.losses.CategoricalCrossentropy())
+    rates = {"synthetic": [], "input_fn": []}
+    for _ in range(rounds):
+        for name, data in (("synthetic", synthetic), ("input_fn", real)):
+            timer = _EpochTimer()
+            # The first epoch starts the input pipeline (and traces, in the first round); the second is timed.
+            models[name].fit(data, steps_per_epoch=steps, epochs=2, callbacks=[timer], verbose=0)
+            rates[name].append(steps * 16 / timer.durations[1])
+    ratios = [real_rate / synthetic_rate for real_rate, synthetic_rate in zip(rates["input_fn"], rates["synthetic"])]
     return {
-        "images_per_second": {k: round(v, 1) for k, v in rates.items()},
-        "input_fn_over_synthetic": round(rates["input_fn"] / rates["synthetic"], 3),
+        "images_per_second": {k: round(statistics.median(v), 1) for k, v in rates.items()},
+        "input_fn_over_synthetic": round(statistics.median(ratios), 3),
     }
 
 

@@ -6,11 +6,12 @@ to each image with its own probability and a random magnitude up to its limit.
 
 * Geometry (flips, rotation, zoom, translation, random resized crop) is composed
   into one affine transform per image: one resampling, not five, by a bilinear
-  warp with reflected borders compiled by XLA (about 2.5 times as fast on a CPU
+  warp with reflected borders compiled by XLA (about 2.3 times as fast on a CPU
   as TensorFlow's ImageProjectiveTransformV3 op, whose results it reproduces).
 * Colour: brightness, contrast, saturation and random grayscale (one gray blend),
   hue (a rotation in YIQ space), composed into one 3x3 matrix and offset per
-  image, applied in the warp's own loop over the pixels.
+  image, applied in the warp's own loop over the pixels (a pass of its own
+  when geometry is off).
 * Gaussian noise; Gaussian blur (one depthwise convolution with a kernel per
   image); random erasing (a noise-filled rectangle per image).
 * Mixup and cutmix pair each image with its neighbour in the reversed batch and
