@@ -21,22 +21,19 @@ def decode_and_resize(encoded: tf.Tensor, image_size: int, dtype: tf.DType = tf.
     size = [image_size, image_size]
     height_width = tf.shape(image)[:2]
 
-    def resized():
-        # Shrinking both ways: area averaging, antialiased and about twice as fast as
-        # antialiased bilinear; otherwise bilinear (antialiased along a shrinking side).
-        image_f = tf.cond(
-            tf.reduce_all(height_width >= image_size),
-            lambda: tf.image.resize(image, size, method=tf.image.ResizeMethod.AREA),
-            lambda: tf.image.resize(image, size, antialias=True),
-        )
+    def resized(**method):
+        image_f = tf.image.resize(image, size, **method)
         return tf.cast(tf.round(tf.clip_by_value(image_f, 0.0, 255.0)), dtype)
 
-    # An image already at the size is used as it is: resizing it would change
-    # nothing and cost more than decoding it.
-    image = tf.cond(
-        tf.reduce_all(height_width == image_size),
-        lambda: tf.cast(image, dtype),
-        resized,
+    image = tf.case(
+        [
+            # Already the size: used as it is (a resize would change nothing and cost more than the decode).
+            (tf.reduce_all(height_width == image_size), lambda: tf.cast(image, dtype)),
+            # Shrinking both ways: area averaging, antialiased and about twice as fast as antialiased bilinear.
+            (tf.reduce_all(height_width >= image_size), lambda: resized(method=tf.image.ResizeMethod.AREA)),
+        ],
+        # Otherwise bilinear, antialiased along a shrinking side.
+        default=lambda: resized(antialias=True),
     )
     image.set_shape([image_size, image_size, 3])
     return image
