@@ -83,7 +83,10 @@ def _fit(model, train_ds, eval_ds, phase: str, peak_rate: float, epochs: range, 
         callbacks.append(tf.keras.callbacks.EarlyStopping(
             monitor="val_loss", patience=params.early_stopping_patience, restore_best_weights=True, verbose=1))
     history = model.fit(
-        train_ds,
+        # One iterator over all epochs: a finite dataset would make Keras start a new
+        # one each epoch, setting up the augmentation map again and draining the pipeline.
+        train_ds.repeat(),
+        steps_per_epoch=steps_per_epoch,
         validation_data=eval_ds,
         initial_epoch=epochs.start,
         epochs=epochs.stop,
