@@ -84,11 +84,9 @@ class _Draws:
         return tf.random.stateless_normal(shape, seed=self._next())
 
 
-def _geometry(images, draws: _Draws, p: AugmentParams) -> tf.Tensor:
+def _geometry(height, width, draws: _Draws, p: AugmentParams) -> tf.Tensor:
     """One affine map per image ([batch, 6], see ``affine_warp``) for flips,
-    rotation, zoom, translation and crop."""
-    shape = tf.shape(images)
-    height, width = tf.cast(shape[1], tf.float32), tf.cast(shape[2], tf.float32)
+    rotation, zoom, translation and crop of images ``height`` x ``width`` (float)."""
     # Output-to-input mapping about the centre: input = c + A (output - c) + shift.
     flip_x = 1.0 - 2.0 * draws.applied(p.horizontal_flip)
     flip_y = 1.0 - 2.0 * draws.applied(p.vertical_flip)
@@ -187,13 +185,13 @@ def affine_warp(images, transforms):
     return _bilinear_sample(images, top_left, weights)
 
 
-def _color(images, draws: _Draws, p: AugmentParams) -> Tuple[tf.Tensor, tf.Tensor]:
+def _color(means, draws: _Draws, p: AugmentParams) -> Tuple[tf.Tensor, tf.Tensor]:
     """Brightness, contrast, saturation, grayscale and hue as one affine colour map
     per image: ``(matrix [b, 3, 3], bias [b, 3])``.
 
     All five are linear in the pixel values, so they compose into a 3x3 matrix
     and an offset per image: one pass over the pixels instead of five. Contrast
-    scales about the mean of the image before augmentation.
+    scales about ``means`` [b], each image's mean before augmentation.
     """
     ones = tf.ones([draws.batch])
     delta = draws.applied(p.brightness_prob) * draws.symmetric(p.brightness) * 255.0
@@ -212,7 +210,7 @@ def _color(images, draws: _Draws, p: AugmentParams) -> Tuple[tf.Tensor, tf.Tenso
         hue = tf.matmul(tf.matmul(_RGB_TO_YIQ[None], rotation, transpose_b=True), _YIQ_TO_RGB[None])
         matrix = tf.matmul(matrix, hue)
     # brightness then contrast about the (brightened) mean: c * x + ((delta - m) c + m), m = mean(x) + delta.
-    mean = tf.reduce_mean(tf.cast(images, tf.float32), axis=[1, 2, 3]) + delta
+    mean = means + delta
     offset = (delta - mean) * contrast + mean
     # The offset is gray (equal in every channel) before the colour matrix: carry it through.
     bias = tf.matmul(offset[:, None, None] * tf.ones([1, 1, 3]), matrix)[:, 0]  # [batch, 3]
@@ -306,6 +304,20 @@ def is_active(p: AugmentParams) -> bool:
             or p.erase_prob > 0 or p.mixes_labels)
 
 
+@tf.function(jit_compile=True)
+def _image_maps(seed, height, width, means, p: AugmentParams):
+    """The batch's affine maps and colour maps, or None for a group that is off.
+
+    One XLA program instead of about a hundred small ops run one by one for
+    each batch; traced once per configuration and image size, it also keeps
+    the input pipeline quick to build and to start.
+    """
+    draws = _Draws(seed, tf.shape(means)[0])
+    transforms = _geometry(height, width, draws, p) if _geometric_active(p) else None
+    colour = _color(means, draws, p) if _color_active(p) else None
+    return transforms, colour
+
+
 def augment_batch(images: tf.Tensor, labels: tf.Tensor, seed: tf.Tensor, p: AugmentParams):
     """Returns augmented ``(images [b, h, w, 3] float32 in [0, 255], labels [b, classes])``
     from ``images`` uint8 or float32 in [0, 255].
@@ -313,10 +325,14 @@ def augment_batch(images: tf.Tensor, labels: tf.Tensor, seed: tf.Tensor, p: Augm
     ``seed`` is an int ``[2]`` tensor; the same seed gives the same result.
     """
     static_shape = images.shape
-    draws = _Draws(seed, tf.shape(images)[0])
-    # Both maps are drawn from the images as they come (uint8 from the pipeline's cache).
-    transforms = _geometry(images, draws, p) if _geometric_active(p) else None
-    colour = _color(images, draws, p) if _color_active(p) else None
+    shape = tf.shape(images)
+    maps_seed, seed = tf.unstack(tf.random.experimental.stateless_split(seed, 2))
+    # The means stay outside XLA: TensorFlow's own reduction over uint8 is several times faster on a CPU.
+    means = (tf.reduce_mean(tf.cast(images, tf.float32), axis=[1, 2, 3]) if _color_active(p)
+             else tf.zeros([shape[0]]))
+    transforms, colour = _image_maps(maps_seed, tf.cast(shape[1], tf.float32), tf.cast(shape[2], tf.float32),
+                                     means, p)
+    draws = _Draws(seed, shape[0])
     if transforms is not None:
         images = affine_warp(images, transforms)
     if colour is not None:
