@@ -223,6 +223,22 @@ def test_uint8_pixels_augment_exactly_as_their_float32_values(preset):
     np.testing.assert_array_equal(uint8_labels, float_labels)
 
 
+def test_means_computed_before_the_cache_give_the_same_augmentation():
+    """The pipeline computes each image's mean once, before its cache, and passes it in."""
+    params = _every_op_always()
+    images, labels = _batch()
+    images = tf.cast(images, tf.uint8)
+    seed = tf.constant([8, 1], tf.int64)
+    given, given_labels = augment.augment_batch(images, labels, seed, params,
+                                                means=tf.stack([augment.image_means(image) for image in images]))
+    computed, computed_labels = augment.augment_batch(images, labels, seed, params)
+    np.testing.assert_allclose(given, computed, atol=1e-3)
+    np.testing.assert_array_equal(given_labels, computed_labels)
+    # The means do matter: contrast scales about them.
+    shifted, _ = augment.augment_batch(images, labels, seed, params, means=augment.image_means(images) + 40.0)
+    assert np.abs(shifted.numpy() - computed.numpy()).max() > 1.0
+
+
 def test_preview_grid_puts_originals_first():
     images, _ = _batch(size=16)
     grid = preview.preview_grid(images, AugmentParams.from_preset("heavy"), versions=3, seed=1)

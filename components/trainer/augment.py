@@ -21,7 +21,7 @@ one-hot float32.
 """
 
 import math
-from typing import Tuple
+from typing import Optional, Tuple
 
 import tensorflow as tf
 
@@ -168,7 +168,8 @@ def _bilinear_sample(images, top_left, weights):
     rows = tf.cast(tf.gather(pairs, tf.stack([top_left, top_left + width], axis=-1)), tf.float32)
     weight_x, weight_y = weights[..., 0:1, None], weights[..., 1:2]
     rows = rows[..., :3] * (1.0 - weight_x) + rows[..., 3:] * weight_x  # [b, h, w, 2 rows, 3]
-    return rows[..., 0, :] * (1.0 - weight_y) + rows[..., 1, :] * weight_y
+    # Blends of values in [0, 255] stay there up to float rounding; clipping here is fused, not another pass.
+    return tf.clip_by_value(rows[..., 0, :] * (1.0 - weight_y) + rows[..., 1, :] * weight_y, 0.0, 255.0)
 
 
 def affine_warp(images, transforms):
@@ -318,18 +319,29 @@ def _image_maps(seed, height, width, means, p: AugmentParams):
     return transforms, colour
 
 
-def augment_batch(images: tf.Tensor, labels: tf.Tensor, seed: tf.Tensor, p: AugmentParams):
+def image_means(images: tf.Tensor) -> tf.Tensor:
+    """The mean pixel value of each image (``[..., h, w, 3]`` -> ``[...]``), about
+    which contrast changes scale."""
+    # TensorFlow's own reduction, not XLA's: several times faster over uint8 on a CPU.
+    return tf.reduce_mean(tf.cast(images, tf.float32), axis=[-3, -2, -1])
+
+
+def augment_batch(images: tf.Tensor, labels: tf.Tensor, seed: tf.Tensor, p: AugmentParams,
+                  means: Optional[tf.Tensor] = None):
     """Returns augmented ``(images [b, h, w, 3] float32 in [0, 255], labels [b, classes])``
     from ``images`` uint8 or float32 in [0, 255].
 
     ``seed`` is an int ``[2]`` tensor; the same seed gives the same result.
+    ``means`` are the images' ``image_means``, if the caller has them (the input
+    pipeline computes them once, before its cache); else they are computed here.
     """
     static_shape = images.shape
     shape = tf.shape(images)
     maps_seed, seed = tf.unstack(tf.random.experimental.stateless_split(seed, 2))
-    # The means stay outside XLA: TensorFlow's own reduction over uint8 is several times faster on a CPU.
-    means = (tf.reduce_mean(tf.cast(images, tf.float32), axis=[1, 2, 3]) if _color_active(p)
-             else tf.zeros([shape[0]]))
+    if not _color_active(p):
+        means = tf.zeros([shape[0]])  # unused
+    elif means is None:
+        means = image_means(images)
     transforms, colour = _image_maps(maps_seed, tf.cast(shape[1], tf.float32), tf.cast(shape[2], tf.float32),
                                      means, p)
     draws = _Draws(seed, shape[0])
@@ -346,6 +358,7 @@ def augment_batch(images: tf.Tensor, labels: tf.Tensor, seed: tf.Tensor, p: Augm
         images = _erase(images, draws, p)
     if p.mixes_labels:
         images, labels = _mix(images, labels, draws, p)
-    images = tf.clip_by_value(images, 0.0, 255.0)
+    if p.blur_prob > 0 or p.erase_prob > 0 or p.mixes_labels:
+        images = tf.clip_by_value(images, 0.0, 255.0)  # the warp, colour map and noise clip their own output
     images.set_shape(static_shape)  # the warp and the blur lose it
     return images, labels

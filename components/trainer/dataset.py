@@ -1,7 +1,7 @@
 """The Trainer's ``tf.data`` input pipeline over the validated TFRecord examples.
 
     list shards -> parallel interleaved reads -> parse -> parallel decode+resize
-    -> uint8 -> [cache] -> shuffle -> batch -> label ids (Transform) -> one-hot
+    -> uint8 (with its mean, when augmenting) -> [cache] -> shuffle -> batch -> label ids (Transform) -> one-hot
     -> augment (training only, vectorised per batch, uint8 in, float32 out) -> prefetch
 
 Decoded images are cached as uint8 (a quarter of float32's memory) before
@@ -74,25 +74,28 @@ def make_dataset(
     Training data is shuffled and augmented; evaluation data is read in a fixed
     order and never augmented.
     """
+    augmenting = training and augment.is_active(params.augment)
     images = decoded_images(file_patterns, params, shuffle_files=training)
+    if augmenting:
+        # Each image's mean, the centre of its contrast changes, is computed once and cached with it.
+        images = images.map(lambda image, label: (image, label, augment.image_means(image)),
+                            num_parallel_calls=_AUTOTUNE, deterministic=True)
     if params.cache_dir is not None:
         images = images.cache(params.cache_dir)
         if training:
             images = images.shuffle(params.shuffle_buffer, seed=params.seed, reshuffle_each_iteration=True)
 
-    augmenting = training and augment.is_active(params.augment)
-
-    def to_model_inputs(batch_images, labels):
+    def to_model_inputs(batch_images, labels, *means):
         one_hot = tf.one_hot(label_ids(labels, tft_output), num_classes, dtype=tf.float32)
         # Augmentation reads the uint8 pixels itself (fewer bytes to move) and returns float32.
-        return (batch_images if augmenting else tf.cast(batch_images, tf.float32)), one_hot
+        return (batch_images if augmenting else tf.cast(batch_images, tf.float32)), one_hot, *means
 
     batches = images.batch(params.batch_size).map(to_model_inputs, num_parallel_calls=_AUTOTUNE)
     if augmenting:
         # One seed per batch from a seeded stream (new each epoch): reproducible augmentation.
         seeds = tf.data.Dataset.random(seed=params.seed, rerandomize_each_iteration=True).batch(2)
         batches = tf.data.Dataset.zip((batches, seeds)).map(
-            lambda batch, seed: augment.augment_batch(batch[0], batch[1], seed, params.augment),
+            lambda batch, seed: augment.augment_batch(*batch[:2], seed, params.augment, means=batch[2]),
             num_parallel_calls=_AUTOTUNE,
         )
     return batches.prefetch(_AUTOTUNE)
