@@ -220,7 +220,7 @@ def _color(means, draws: _Draws, p: AugmentParams) -> Tuple[tf.Tensor, tf.Tensor
 
 def _noise(images, draws: _Draws, p: AugmentParams):
     sigma = draws.applied(p.noise_prob) * draws.uniform(0.0, p.noise) * 255.0
-    return images + draws.normal(tf.shape(images)) * sigma[:, None, None, None]
+    return tf.clip_by_value(images + draws.normal(tf.shape(images)) * sigma[:, None, None, None], 0.0, 255.0)
 
 
 def _blur(images, draws: _Draws, p: AugmentParams):
@@ -242,7 +242,8 @@ def _blur(images, draws: _Draws, p: AugmentParams):
     padded = tf.pad(stacked, [[0, 0], [radius, radius], [radius, radius], [0, 0]], mode="REFLECT")
     blurred = tf.nn.depthwise_conv2d(padded, horizontal, strides=[1, 1, 1, 1], padding="VALID")
     blurred = tf.nn.depthwise_conv2d(blurred, vertical, strides=[1, 1, 1, 1], padding="VALID")
-    return tf.transpose(tf.reshape(blurred, [shape[1], shape[2], shape[0], 3]), [2, 0, 1, 3])
+    blurred = tf.transpose(tf.reshape(blurred, [shape[1], shape[2], shape[0], 3]), [2, 0, 1, 3])
+    return tf.clip_by_value(blurred, 0.0, 255.0)  # a convex blend, in range up to float rounding
 
 
 def _boxes(draws: _Draws, height, width, area):
@@ -286,7 +287,7 @@ def _mix(images, labels, draws: _Draws, p: AugmentParams) -> Tuple[tf.Tensor, tf
     images = (1.0 - blend) * images + blend * (lam[:, None, None, None] * images
                                                + (1.0 - lam[:, None, None, None]) * partner_images)
     labels = lam[:, None] * labels + (1.0 - lam[:, None]) * partner_labels
-    return images, labels
+    return tf.clip_by_value(images, 0.0, 255.0), labels  # convex blends, in range up to float rounding
 
 
 def _geometric_active(p: AugmentParams) -> bool:
@@ -299,6 +300,11 @@ def _color_active(p: AugmentParams) -> bool:
                                                   p.hue_prob, p.grayscale_prob))
 
 
+def uses_image_means(p: AugmentParams) -> bool:
+    """Whether ``augment_batch`` reads ``image_means`` (the colour map does)."""
+    return _color_active(p)
+
+
 def is_active(p: AugmentParams) -> bool:
     """Whether any op can change an image."""
     return (_geometric_active(p) or _color_active(p) or p.noise_prob > 0 or (p.blur_prob > 0 and p.blur > 0)
@@ -306,14 +312,16 @@ def is_active(p: AugmentParams) -> bool:
 
 
 @tf.function(jit_compile=True)
-def _image_maps(seed, height, width, means, p: AugmentParams):
-    """The batch's affine maps and colour maps, or None for a group that is off.
+def _image_maps(seed, shape, means, p: AugmentParams):
+    """The affine maps and colour maps of a batch of ``shape`` [b, h, w, 3], or
+    None for a group that is off (``means`` is None when colour is).
 
     One XLA program instead of about a hundred small ops run one by one for
-    each batch; traced once per configuration and image size, it also keeps
-    the input pipeline quick to build and to start.
+    each batch; traced once per configuration and image size, so building the
+    input pipeline again in one process reuses it.
     """
-    draws = _Draws(seed, tf.shape(means)[0])
+    draws = _Draws(seed, shape[0])
+    height, width = tf.cast(shape[1], tf.float32), tf.cast(shape[2], tf.float32)
     transforms = _geometry(height, width, draws, p) if _geometric_active(p) else None
     colour = _color(means, draws, p) if _color_active(p) else None
     return transforms, colour
@@ -338,12 +346,11 @@ def augment_batch(images: tf.Tensor, labels: tf.Tensor, seed: tf.Tensor, p: Augm
     static_shape = images.shape
     shape = tf.shape(images)
     maps_seed, seed = tf.unstack(tf.random.experimental.stateless_split(seed, 2))
-    if not _color_active(p):
-        means = tf.zeros([shape[0]])  # unused
+    if not uses_image_means(p):
+        means = None
     elif means is None:
         means = image_means(images)
-    transforms, colour = _image_maps(maps_seed, tf.cast(shape[1], tf.float32), tf.cast(shape[2], tf.float32),
-                                     means, p)
+    transforms, colour = _image_maps(maps_seed, shape, means, p)
     draws = _Draws(seed, shape[0])
     if transforms is not None:
         images = affine_warp(images, transforms)
@@ -351,14 +358,13 @@ def augment_batch(images: tf.Tensor, labels: tf.Tensor, seed: tf.Tensor, p: Augm
         images = _recolor(images, *colour)
     images = tf.cast(images, tf.float32)
     if p.noise_prob > 0:
-        images = tf.clip_by_value(_noise(images, draws, p), 0.0, 255.0)
+        images = _noise(images, draws, p)
     if p.blur_prob > 0 and p.blur > 0:
         images = _blur(images, draws, p)
     if p.erase_prob > 0:
         images = _erase(images, draws, p)
     if p.mixes_labels:
         images, labels = _mix(images, labels, draws, p)
-    if p.blur_prob > 0 or p.erase_prob > 0 or p.mixes_labels:
-        images = tf.clip_by_value(images, 0.0, 255.0)  # the warp, colour map and noise clip their own output
+    # Every op above leaves its output in [0, 255]: no clipping pass here.
     images.set_shape(static_shape)  # the warp and the blur lose it
     return images, labels

@@ -1,7 +1,8 @@
 """The Trainer's ``tf.data`` input pipeline over the validated TFRecord examples.
 
     list shards -> parallel interleaved reads -> parse -> parallel decode+resize
-    -> uint8 (with its mean, when augmenting) -> [cache] -> shuffle -> batch -> label ids (Transform) -> one-hot
+    -> uint8 (with its mean, when augmentation changes colours) -> [cache] -> shuffle
+    -> batch -> label ids (Transform) -> one-hot
     -> augment (training only, vectorised per batch, uint8 in, float32 out) -> prefetch
 
 Decoded images are cached as uint8 (a quarter of float32's memory) before
@@ -76,7 +77,7 @@ def make_dataset(
     """
     augmenting = training and augment.is_active(params.augment)
     images = decoded_images(file_patterns, params, shuffle_files=training)
-    if augmenting:
+    if augmenting and augment.uses_image_means(params.augment):
         # Each image's mean, the centre of its contrast changes, is computed once and cached with it.
         images = images.map(lambda image, label: (image, label, augment.image_means(image)),
                             num_parallel_calls=_AUTOTUNE, deterministic=True)
@@ -93,9 +94,10 @@ def make_dataset(
     batches = images.batch(params.batch_size).map(to_model_inputs, num_parallel_calls=_AUTOTUNE)
     if augmenting:
         # One seed per batch from a seeded stream (new each epoch): reproducible augmentation.
+        # A batch is (images, labels) or (images, labels, means) when means were cached.
         seeds = tf.data.Dataset.random(seed=params.seed, rerandomize_each_iteration=True).batch(2)
         batches = tf.data.Dataset.zip((batches, seeds)).map(
-            lambda batch, seed: augment.augment_batch(*batch[:2], seed, params.augment, means=batch[2]),
+            lambda batch, seed: augment.augment_batch(batch[0], batch[1], seed, params.augment, *batch[2:]),
             num_parallel_calls=_AUTOTUNE,
         )
     return batches.prefetch(_AUTOTUNE)
