@@ -4,17 +4,25 @@ On the same images (the hymenoptera training split, when present beside the
 repository, and a generated set of 224x224 JPEGs), the same batch size (32), the
 same output size (224x224) and the same augmentation set (horizontal flip,
 rotation +-18 degrees, zoom 10%, translation 10%, brightness 10%, contrast 20%;
-ImageDataGenerator has no contrast op), images/s over 3 epochs (from building the
-pipeline to the last batch; the tf.data ones read through one iterator over all
-epochs, as Keras does with the Trainer's repeated dataset and steps_per_epoch) of:
+ImageDataGenerator has no contrast op), images/s of:
 
   input_fn          this product's Trainer input pipeline (components/trainer/dataset.py),
-                    on the ingested TFRecords, with its in-memory uint8 cache
+                    on the examples the ImageValidator writes (what the Trainer reads),
+                    with its in-memory uint8 cache
   image_data_gen    tf-keras ImageDataGenerator(...).flow_from_directory
   idfd_layers       image_dataset_from_directory + Keras preprocessing layers
                     (mapped with AUTOTUNE and prefetched, as the Keras guide does)
   plain_tf_data     tf.data from the files: decode, resize, the same augmentation
-                    ops, no parallel calls, no prefetch, no cache
+                    ops, no parallel calls, no prefetch (tf.data's own map
+                    parallelisation and injected prefetch switched off), no cache
+
+Each run reads 5 epochs, as many as a default training run (the `full` preset:
+3 head and 2 fine-tuning epochs, one input pipeline) reads, timed from building
+the pipeline; the tf.data ones read through one iterator over all epochs, as
+Keras does with the Trainer's repeated dataset and steps_per_epoch. Images/s are
+reported over the first epoch, the first 3 and all 5: the cache makes the later
+epochs cheaper, so the ratios depend on the window, and the first epoch alone
+is the worst case for this pipeline.
 
 After one untimed warm-up run of each, they are repeated in turn; median
 images/s and the median of each repeat's ratios are printed and written to
@@ -39,12 +47,16 @@ import time
 import components  # noqa: F401  (sets the Keras choice before TensorFlow loads)
 import tensorflow as tf
 
+from bench.bench_validation import run_validator
 from bench.common import generate_jpegs, write_results
 from components.trainer import augment, dataset, image_ops, model as model_lib
 from components.trainer.params import AugmentParams, TrainParams
 from tests.conftest import HYMENOPTERA, build_transform_output, run_ingest
 
-SIZE, BATCH, EPOCHS = 224, 32, 3
+SIZE, BATCH = 224, 32
+# A default training run's epochs over its one training pipeline, and the windows reported.
+EPOCHS = TrainParams().head_epochs + TrainParams().finetune_epochs
+WINDOWS = (1, 3, EPOCHS)
 AUGMENT = AugmentParams.from_preset(
     "none", horizontal_flip=0.5, rotation_prob=1.0, rotation=0.05, zoom_prob=1.0, zoom=0.1,
     translate_prob=1.0, translate=0.1, brightness_prob=1.0, brightness=0.1, contrast_prob=1.0, contrast=0.2,
@@ -52,33 +64,41 @@ AUGMENT = AugmentParams.from_preset(
 PARAMS = TrainParams(image_size=SIZE, batch_size=BATCH, weights="none", cache="memory", augment=AUGMENT)
 
 
-def count_images(ds) -> int:
-    """Images in all epochs of ``ds``, read through one iterator, as Keras reads a
-    repeated dataset with ``steps_per_epoch`` (the Trainer does; so does every
-    tf.data pipeline here)."""
-    return sum(int(images.shape[0]) for images, _ in ds.repeat(EPOCHS))
+def epoch_ends(batches, images_per_epoch: int, start: float):
+    """Seconds from ``start`` to the end of each epoch of ``batches``, a one-epoch
+    pipeline read for all epochs through one iterator, as Keras reads a repeated
+    dataset with ``steps_per_epoch`` (the Trainer does; so does every tf.data
+    pipeline here). Batches never span two epochs."""
+    ends, seen = [], 0
+    for images, _ in batches.repeat(EPOCHS):
+        seen += int(images.shape[0])
+        if seen % images_per_epoch == 0:
+            ends.append(time.perf_counter() - start)
+    assert len(ends) == EPOCHS, (len(ends), seen, images_per_epoch)
+    return ends
 
 
-def run_input_fn(examples_pattern, tft_output, num_classes):
-    return count_images(dataset.make_dataset(examples_pattern, tft_output, PARAMS, training=True,
-                                             num_classes=num_classes))
+def run_input_fn(start, examples_pattern, images, tft_output, num_classes):
+    ds = dataset.make_dataset(examples_pattern, tft_output, PARAMS, training=True, num_classes=num_classes)
+    return images, epoch_ends(ds, images, start)
 
 
-def run_image_data_generator(folder):
+def run_image_data_generator(start, folder):
     generator = tf.keras.preprocessing.image.ImageDataGenerator(
         horizontal_flip=True, rotation_range=18, zoom_range=0.1, width_shift_range=0.1,
         height_shift_range=0.1, brightness_range=(0.9, 1.1),
     )
     flow = generator.flow_from_directory(str(folder), target_size=(SIZE, SIZE), batch_size=BATCH,
                                          class_mode="sparse", seed=0, shuffle=True)
-    seen = 0
-    for _ in range(EPOCHS * len(flow)):
-        images, _ = next(flow)
-        seen += images.shape[0]
-    return seen
+    ends = []
+    for _ in range(EPOCHS):
+        for _ in range(len(flow)):
+            next(flow)
+        ends.append(time.perf_counter() - start)
+    return flow.samples, ends
 
 
-def run_idfd_layers(folder):
+def run_idfd_layers(start, folder):
     layers = tf.keras.Sequential([
         tf.keras.layers.RandomFlip("horizontal", seed=0),
         tf.keras.layers.RandomRotation(0.05, seed=0),
@@ -89,55 +109,66 @@ def run_idfd_layers(folder):
     ])
     ds = tf.keras.utils.image_dataset_from_directory(str(folder), image_size=(SIZE, SIZE), batch_size=BATCH,
                                                      seed=0)
+    images = len(ds.file_paths)
     ds = ds.map(lambda x, y: (layers(x, training=True), y), num_parallel_calls=tf.data.AUTOTUNE)
-    return count_images(ds.prefetch(tf.data.AUTOTUNE))
+    return images, epoch_ends(ds.prefetch(tf.data.AUTOTUNE), images, start)
 
 
-def run_plain_tf_data(folder):
+def run_plain_tf_data(start, folder):
     files = sorted(str(p) for p in pathlib.Path(folder).glob("*/*"))
     ds = tf.data.Dataset.from_tensor_slices(files).shuffle(len(files), seed=0)
     ds = ds.map(lambda path: image_ops.decode_and_resize(tf.io.read_file(path), SIZE)).batch(BATCH)
     seeds = tf.data.Dataset.random(seed=0, rerandomize_each_iteration=True).batch(2)
     ds = tf.data.Dataset.zip((ds, seeds)).map(
         lambda images, seed: augment.augment_batch(images, tf.zeros([tf.shape(images)[0], 1]), seed, AUGMENT))
-    return count_images(ds)
+    # tf.data would otherwise run these maps in parallel and add a prefetch on its own
+    # (default optimisations), which roughly doubles this pipeline's speed.
+    options = tf.data.Options()
+    options.experimental_optimization.map_parallelization = False
+    options.experimental_optimization.inject_prefetch = False
+    return len(files), epoch_ends(ds.with_options(options), len(files), start)
 
 
-def timed_rate(fn, *args) -> float:
-    start = time.perf_counter()
-    images = fn(*args)
-    return images / (time.perf_counter() - start)
+def window_rates(fn, *args):
+    """Images/s over the first ``w`` epochs, for each window ``w``."""
+    images, ends = fn(time.perf_counter(), *args)
+    return {w: images * w / ends[w - 1] for w in WINDOWS}
 
 
 def bench_dataset(name, folder, work, repeats):
     examples = run_ingest(folder, work / f"{name}_ingested", return_artifact=True)
-    pattern = os.path.join(examples.uri, "Split-*", "*")
+    validated = run_validator(examples, work / f"{name}_validation")
+    pattern = os.path.join(validated.uri, "Split-*", "*")
+    validated_count = sum(1 for _ in tf.data.TFRecordDataset(tf.io.gfile.glob(pattern)))
     labels = sorted(p.name for p in pathlib.Path(folder).iterdir() if p.is_dir())
     tft_output = build_transform_output(labels, str(work / f"{name}_transform"))
     runs = {
-        "input_fn": lambda: timed_rate(run_input_fn, pattern, tft_output, len(labels)),
-        "image_data_gen": lambda: timed_rate(run_image_data_generator, folder),
-        "idfd_layers": lambda: timed_rate(run_idfd_layers, folder),
-        "plain_tf_data": lambda: timed_rate(run_plain_tf_data, folder),
+        "input_fn": lambda start: run_input_fn(start, pattern, validated_count, tft_output, len(labels)),
+        "image_data_gen": lambda start: run_image_data_generator(start, folder),
+        "idfd_layers": lambda start: run_idfd_layers(start, folder),
+        "plain_tf_data": lambda start: run_plain_tf_data(start, folder),
     }
     # One untimed run of each first: tracing, XLA compilation and the OS file cache
     # are one-off costs, and the first pipeline to run would pay them for the others.
     for run in runs.values():
-        run()
-    rates = {key: [] for key in runs}
+        run(time.perf_counter())
+    rates = {key: [] for key in runs}  # per repeat: {window: images/s}
     for _ in range(repeats):
         for key, run in runs.items():
-            rates[key].append(run())
-    medians = {key: statistics.median(values) for key, values in rates.items()}
-    # Ratios pair the runs of one repeat, made minutes apart at most: this machine's
-    # speed drifts by more than that between repeats.
-    speedups = {key: statistics.median(ours / theirs for ours, theirs in zip(rates["input_fn"], values))
-                for key, values in rates.items() if key != "input_fn"}
-    return {
-        "images": len(list(pathlib.Path(folder).glob("*/*"))),
-        "images_per_second": {k: round(v, 1) for k, v in medians.items()},
-        "input_fn_speedup": {k: round(v, 2) for k, v in speedups.items()},
-    }, (pattern, tft_output, len(labels))
+            rates[key].append(window_rates(run))
+    result = {"images": len(list(pathlib.Path(folder).glob("*/*"))), "images_after_validation": validated_count,
+              "windows": {}}
+    for w in WINDOWS:
+        # Ratios pair the runs of one repeat, made minutes apart at most: this machine's
+        # speed drifts by more than that between repeats.
+        ours = [r[w] for r in rates["input_fn"]]
+        result["windows"][f"{w}_epochs"] = {
+            "images_per_second": {key: round(statistics.median(r[w] for r in values), 1)
+                                  for key, values in rates.items()},
+            "input_fn_speedup": {key: round(statistics.median(o / r[w] for o, r in zip(ours, values)), 2)
+                                 for key, values in rates.items() if key != "input_fn"},
+        }
+    return result, (pattern, tft_output, len(labels))
 
 
 class _EpochTimer(tf.keras.callbacks.Callback):
@@ -194,10 +225,13 @@ def main(argv=None) -> int:
             result, inputs = bench_dataset(name, folder, work, args.repeats)
             training_inputs = training_inputs or inputs
             results["datasets"][name] = result
-            print(f"\n{name}: {result['images']} images x {EPOCHS} epochs, median of {args.repeats}")
-            for key, rate in result["images_per_second"].items():
-                speedup = result["input_fn_speedup"].get(key)
-                print(f"  {key:16s} {rate:8.1f} img/s" + (f"   input_fn is x{speedup:.2f}" if speedup else ""))
+            print(f"\n{name}: {result['images']} images ({result['images_after_validation']} after validation), "
+                  f"median of {args.repeats}")
+            for window, figures in result["windows"].items():
+                print(f"  over {window.replace('_', ' ')}:")
+                for key, rate in figures["images_per_second"].items():
+                    speedup = figures["input_fn_speedup"].get(key)
+                    print(f"    {key:16s} {rate:8.1f} img/s" + (f"   input_fn is x{speedup:.2f}" if speedup else ""))
         if not args.skip_training:
             results["training"] = bench_training(*training_inputs)
             training = results["training"]

@@ -78,7 +78,8 @@ def checks_loop(records) -> None:
         validator_executor.inspect_example(serialized, split, policy, None)
 
 
-def run_validator(examples, work: pathlib.Path, beam_args) -> None:
+def run_validator(examples, work: pathlib.Path, beam_args=None):
+    """The ImageValidator executor's Do(), as TFX calls it; returns its validated Examples."""
     validated = standard_artifacts.Examples()
     validated.uri = str(work / "validated")
     report = ImageValidationReport()
@@ -89,6 +90,7 @@ def run_validator(examples, work: pathlib.Path, beam_args) -> None:
         {validator_executor.VALIDATED_EXAMPLES_KEY: [validated], validator_executor.REPORT_KEY: [report]},
         {validator_executor.POLICY_KEY: json.dumps(ValidationPolicy().to_dict())},
     )
+    return validated
 
 
 def timed(fn, *args) -> float:
