@@ -50,18 +50,19 @@ import tensorflow as tf
 from bench.bench_validation import run_validator
 from bench.common import generate_jpegs, write_results
 from components.trainer import augment, dataset, image_ops, model as model_lib
+from components.trainer.run import class_counts
 from components.trainer.params import AugmentParams, TrainParams
 from tests.conftest import HYMENOPTERA, build_transform_output, run_ingest
 
 SIZE, BATCH = 224, 32
-# A default training run's epochs over its one training pipeline, and the windows reported.
-EPOCHS = TrainParams().head_epochs + TrainParams().finetune_epochs
-WINDOWS = (1, 3, EPOCHS)
 AUGMENT = AugmentParams.from_preset(
     "none", horizontal_flip=0.5, rotation_prob=1.0, rotation=0.05, zoom_prob=1.0, zoom=0.1,
     translate_prob=1.0, translate=0.1, brightness_prob=1.0, brightness=0.1, contrast_prob=1.0, contrast=0.2,
 )
 PARAMS = TrainParams(image_size=SIZE, batch_size=BATCH, weights="none", cache="memory", augment=AUGMENT)
+# A default training run's epochs over its one training pipeline, and the windows reported.
+EPOCHS = PARAMS.head_epochs + PARAMS.finetune_epochs
+WINDOWS = (1, 3, EPOCHS)
 
 
 def epoch_ends(batches, images_per_epoch: int, start: float):
@@ -139,7 +140,7 @@ def bench_dataset(name, folder, work, repeats):
     examples = run_ingest(folder, work / f"{name}_ingested", return_artifact=True)
     validated = run_validator(examples, work / f"{name}_validation")
     pattern = os.path.join(validated.uri, "Split-*", "*")
-    validated_count = sum(1 for _ in tf.data.TFRecordDataset(tf.io.gfile.glob(pattern)))
+    validated_count = sum(class_counts(pattern).values())
     labels = sorted(p.name for p in pathlib.Path(folder).iterdir() if p.is_dir())
     tft_output = build_transform_output(labels, str(work / f"{name}_transform"))
     runs = {
