@@ -117,14 +117,12 @@ def _geometry(height, width, draws: _Draws, p: AugmentParams) -> tf.Tensor:
 
 def _reflect(coord, size):
     """Maps a coordinate into [0, size - 1] as ImageProjectiveTransformV3's REFLECT
-    fill mode does (d c b a | a b c d | d c b a)."""
+    fill mode does (d c b a | a b c d | d c b a): periodic with period 2 * size,
+    mirrored in the second half of each period."""
     period = 2.0 * size
-    below = period * tf.floor(-coord / period) + coord  # coord < 0, moved into [-period, 0)
-    below = tf.where(below < -size, below + period, -below - 1.0)
-    above = coord - period * tf.floor(coord / period)  # coord > size - 1, moved into [0, period)
-    above = tf.where(above >= size, period - above - 1.0, above)
-    mapped = tf.where(coord < 0.0, below, tf.where(coord > size - 1.0, above, coord))
-    return tf.clip_by_value(mapped, 0.0, size - 1.0)
+    phase = coord - period * tf.floor(coord * (1.0 / period))  # in [0, period)
+    mirrored = tf.where(phase >= size, period - 1.0 - phase, phase)
+    return tf.clip_by_value(mirrored, 0.0, size - 1.0)
 
 
 @tf.function(jit_compile=True)
@@ -137,9 +135,9 @@ def _recolor(images, matrix, bias):
     return tf.clip_by_value(out, 0.0, 255.0)
 
 
-# The warp is three small XLA programs rather than one: fused into one loop per
-# output value, XLA would redo the coordinate maths for every channel, and
-# redo the whole warp for each channel the colour map reads.
+# The warp's sampling points, its resampling and the colour map are separate XLA
+# programs: fused into one loop per output value, XLA would redo the coordinate
+# maths for every channel, and the whole warp for each channel the colour map reads.
 @tf.function(jit_compile=True)
 def _sampling_points(transforms, batch, height, width):
     """For each output pixel, the flat index of its top-left source pixel and its
@@ -313,18 +311,22 @@ def is_active(p: AugmentParams) -> bool:
 
 @tf.function(jit_compile=True)
 def _image_maps(seed, shape, means, p: AugmentParams):
-    """The affine maps and colour maps of a batch of ``shape`` [b, h, w, 3], or
-    None for a group that is off (``means`` is None when colour is).
+    """The sampling points of each image's affine map (see ``affine_warp``) and
+    the colour maps of a batch of ``shape`` [b, h, w, 3], or None for a group
+    that is off (``means`` is None when colour is).
 
     One XLA program instead of about a hundred small ops run one by one for
-    each batch; traced once per configuration and image size, so building the
-    input pipeline again in one process reuses it.
+    each batch, and one call less than computing the points on their own;
+    traced once per configuration and image size, so building the input
+    pipeline again in one process reuses it.
     """
     draws = _Draws(seed, shape[0])
     height, width = tf.cast(shape[1], tf.float32), tf.cast(shape[2], tf.float32)
-    transforms = _geometry(height, width, draws, p) if _geometric_active(p) else None
+    points = None
+    if _geometric_active(p):
+        points = _sampling_points(_geometry(height, width, draws, p), shape[0], shape[1], shape[2])
     colour = _color(means, draws, p) if _color_active(p) else None
-    return transforms, colour
+    return points, colour
 
 
 def image_means(images: tf.Tensor) -> tf.Tensor:
@@ -350,10 +352,10 @@ def augment_batch(images: tf.Tensor, labels: tf.Tensor, seed: tf.Tensor, p: Augm
         means = None
     elif means is None:
         means = image_means(images)
-    transforms, colour = _image_maps(maps_seed, shape, means, p)
+    points, colour = _image_maps(maps_seed, shape, means, p)
     draws = _Draws(seed, shape[0])
-    if transforms is not None:
-        images = affine_warp(images, transforms)
+    if points is not None:
+        images = _bilinear_sample(images, *points)
     if colour is not None:
         images = _recolor(images, *colour)
     images = tf.cast(images, tf.float32)
