@@ -135,9 +135,10 @@ def _recolor(images, matrix, bias):
     return tf.clip_by_value(out, 0.0, 255.0)
 
 
-# The warp's sampling points, its resampling and the colour map are separate XLA
-# programs: fused into one loop per output value, XLA would redo the coordinate
-# maths for every channel, and the whole warp for each channel the colour map reads.
+# The sampling points (computed inside ``_image_maps`` for augmentation), the
+# resampling and the colour map are separate XLA programs: fused into one loop per
+# output value, XLA would redo the coordinate maths for every channel, and the
+# whole warp for each channel the colour map reads.
 @tf.function(jit_compile=True)
 def _sampling_points(transforms, batch, height, width):
     """For each output pixel, the flat index of its top-left source pixel and its
@@ -177,7 +178,8 @@ def affine_warp(images, transforms):
     ``transforms`` [b, 6], ``a0 a1 a2 b0 b1 b2``, maps output pixel (x, y) to input
     pixel (a0 x + a1 y + a2, b0 x + b1 y + b2): the affine part of
     ImageProjectiveTransformV3's transforms. Gathering from uint8 moves a
-    quarter of the bytes float32 would.
+    quarter of the bytes float32 would. (``augment_batch`` runs the same two
+    steps, with the points computed in its maps program.)
     """
     shape = tf.shape(images)
     top_left, weights = _sampling_points(transforms, shape[0], shape[1], shape[2])
