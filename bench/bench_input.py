@@ -26,7 +26,8 @@ is the worst case for this pipeline.
 
 After one untimed warm-up run of each, they are repeated in turn; median
 images/s and the median of each repeat's ratios are printed and written to
-bench/results/input_pipeline.json. Then the real model (ResNet50, 128x128,
+bench/results/input_pipeline.json, with every repeat's ratio (their spread
+shows how much the machine's speed moved during the run). Then the real model (ResNet50, 128x128,
 batch 16, random init) is trained fed by input_fn, and fed by synthetic
 in-memory tensors, in turn, 5 times (each time one epoch of 8 steps after a
 warm-up one), and the median ratio of their images/s is printed with the ratio
@@ -168,6 +169,9 @@ def bench_dataset(name, folder, work, repeats):
                                   for key, values in rates.items()},
             "input_fn_speedup": {key: round(statistics.median(o / r[w] for o, r in zip(ours, values)), 2)
                                  for key, values in rates.items() if key != "input_fn"},
+            # Every repeat's ratio, in run order: how far one repeat can stray from the median.
+            "input_fn_speedup_each_repeat": {key: [round(o / r[w], 2) for o, r in zip(ours, values)]
+                                             for key, values in rates.items() if key != "input_fn"},
         }
     return result, (pattern, tft_output, len(labels))
 
@@ -232,7 +236,9 @@ def main(argv=None) -> int:
                 print(f"  over {window.replace('_', ' ')}:")
                 for key, rate in figures["images_per_second"].items():
                     speedup = figures["input_fn_speedup"].get(key)
-                    print(f"    {key:16s} {rate:8.1f} img/s" + (f"   input_fn is x{speedup:.2f}" if speedup else ""))
+                    each = figures["input_fn_speedup_each_repeat"].get(key)
+                    print(f"    {key:16s} {rate:8.1f} img/s" + (
+                        f"   input_fn is x{speedup:.2f} (repeats x{min(each):.2f} to x{max(each):.2f})" if speedup else ""))
         if not args.skip_training:
             results["training"] = bench_training(*training_inputs)
             training = results["training"]
