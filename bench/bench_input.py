@@ -27,11 +27,11 @@ is the worst case for this pipeline.
 After one untimed warm-up run of each, they are repeated in turn; median
 images/s and the median of each repeat's ratios are printed and written to
 bench/results/input_pipeline.json, with every repeat's ratio (their spread
-shows how much the machine's speed moved during the run). Then the real model (ResNet50, 128x128,
-batch 16, random init) is trained fed by input_fn, and fed by synthetic
-in-memory tensors, in turn, 5 times (each time one epoch of 8 steps after a
-warm-up one), and the median ratio of their images/s is printed with the ratio
-of each round.
+shows how much the machine's speed moved during the run). Then the real model
+(ResNet50, 128x128, batch 16, random init) is trained fed by input_fn, and fed
+by synthetic in-memory tensors, in turn, 5 times (each time one epoch of 8
+steps after a warm-up one), and the median ratio of their images/s is printed
+with the ratio of each round.
 
     .venv/bin/python -m bench.bench_input [--repeats 7] [--generated 500] [--skip-training]
 """
@@ -164,14 +164,14 @@ def bench_dataset(name, folder, work, repeats):
         # Ratios pair the runs of one repeat, made minutes apart at most: this machine's
         # speed drifts by more than that between repeats.
         ours = [r[w] for r in rates["input_fn"]]
+        ratios = {key: [o / r[w] for o, r in zip(ours, values)]
+                  for key, values in rates.items() if key != "input_fn"}
         result["windows"][f"{w}_epochs"] = {
             "images_per_second": {key: round(statistics.median(r[w] for r in values), 1)
                                   for key, values in rates.items()},
-            "input_fn_speedup": {key: round(statistics.median(o / r[w] for o, r in zip(ours, values)), 2)
-                                 for key, values in rates.items() if key != "input_fn"},
+            "input_fn_speedup": {key: round(statistics.median(each), 2) for key, each in ratios.items()},
             # Every repeat's ratio, in run order: how far one repeat can stray from the median.
-            "input_fn_speedup_each_repeat": {key: [round(o / r[w], 2) for o, r in zip(ours, values)]
-                                             for key, values in rates.items() if key != "input_fn"},
+            "input_fn_speedup_each_repeat": {key: [round(r, 2) for r in each] for key, each in ratios.items()},
         }
     return result, (pattern, tft_output, len(labels))
 
@@ -237,8 +237,9 @@ def main(argv=None) -> int:
                 for key, rate in figures["images_per_second"].items():
                     speedup = figures["input_fn_speedup"].get(key)
                     each = figures["input_fn_speedup_each_repeat"].get(key)
-                    print(f"    {key:16s} {rate:8.1f} img/s" + (
-                        f"   input_fn is x{speedup:.2f} (repeats x{min(each):.2f} to x{max(each):.2f})" if speedup else ""))
+                    spread = f" (repeats x{min(each):.2f} to x{max(each):.2f})" if each else ""
+                    ratio = f"   input_fn is x{speedup:.2f}{spread}" if speedup else ""
+                    print(f"    {key:16s} {rate:8.1f} img/s{ratio}")
         if not args.skip_training:
             results["training"] = bench_training(*training_inputs)
             training = results["training"]
