@@ -15,6 +15,11 @@ ImageDataGenerator has no contrast op), images/s of:
   plain_tf_data     tf.data from the files: decode, resize, the same augmentation
                     ops, no parallel calls, no prefetch (tf.data's own map
                     parallelisation and injected prefetch switched off), no cache
+  decode_only       input_fn's own reading and parallel decode + resize and nothing
+                    more (no augmentation, no labels, no cache), over the first epoch
+                    only: the least work any pipeline must do in an epoch that decodes
+                    every image. Its ratio to image_data_gen shows how far a first
+                    epoch can go here with this decoding, before any augmentation
 
 Each run reads 5 epochs, as many as a default training run (the `full` preset:
 3 head and 2 fine-tuning epochs, one input pipeline) reads, timed from building
@@ -66,23 +71,28 @@ EPOCHS = PARAMS.head_epochs + PARAMS.finetune_epochs
 WINDOWS = (1, 3, EPOCHS)
 
 
-def epoch_ends(batches, images_per_epoch: int, start: float):
+def epoch_ends(batches, images_per_epoch: int, start: float, epochs: int = EPOCHS):
     """Seconds from ``start`` to the end of each epoch of ``batches``, a one-epoch
     pipeline read for all epochs through one iterator, as Keras reads a repeated
     dataset with ``steps_per_epoch`` (the Trainer does; so does every tf.data
     pipeline here). Batches never span two epochs."""
     ends, seen = [], 0
-    for images, _ in batches.repeat(EPOCHS):
+    for images, _ in batches.repeat(epochs):
         seen += int(images.shape[0])
         if seen % images_per_epoch == 0:
             ends.append(time.perf_counter() - start)
-    assert len(ends) == EPOCHS, (len(ends), seen, images_per_epoch)
+    assert len(ends) == epochs, (len(ends), seen, images_per_epoch)
     return ends
 
 
 def run_input_fn(start, examples_pattern, images, tft_output, num_classes):
     ds = dataset.make_dataset(examples_pattern, tft_output, PARAMS, training=True, num_classes=num_classes)
     return images, epoch_ends(ds, images, start)
+
+
+def run_decode_only(start, examples_pattern, images):
+    batches = dataset.decoded_images(examples_pattern, PARAMS, shuffle_files=False).batch(BATCH)
+    return images, epoch_ends(batches.prefetch(tf.data.AUTOTUNE), images, start, epochs=1)
 
 
 def run_image_data_generator(start, folder):
@@ -132,9 +142,9 @@ def run_plain_tf_data(start, folder):
 
 
 def window_rates(fn, *args):
-    """Images/s over the first ``w`` epochs, for each window ``w``."""
+    """Images/s over the first ``w`` epochs, for each window ``w`` the run reads."""
     images, ends = fn(time.perf_counter(), *args)
-    return {w: images * w / ends[w - 1] for w in WINDOWS}
+    return {w: images * w / ends[w - 1] for w in WINDOWS if w <= len(ends)}
 
 
 def bench_dataset(name, folder, work, repeats):
@@ -149,6 +159,7 @@ def bench_dataset(name, folder, work, repeats):
         "image_data_gen": lambda start: run_image_data_generator(start, folder),
         "idfd_layers": lambda start: run_idfd_layers(start, folder),
         "plain_tf_data": lambda start: run_plain_tf_data(start, folder),
+        "decode_only": lambda start: run_decode_only(start, pattern, validated_count),
     }
     # One untimed run of each first: tracing, XLA compilation and the OS file cache
     # are one-off costs, and the first pipeline to run would pay them for the others.
@@ -163,16 +174,20 @@ def bench_dataset(name, folder, work, repeats):
     for w in WINDOWS:
         # Ratios pair the runs of one repeat, made minutes apart at most: this machine's
         # speed drifts by more than that between repeats.
-        ours = [r[w] for r in rates["input_fn"]]
-        ratios = {key: [o / r[w] for o, r in zip(ours, values)]
-                  for key, values in rates.items() if key != "input_fn"}
+        read = {key: values for key, values in rates.items() if w in values[0]}
+        ours = [r[w] for r in read["input_fn"]]
+        ratios = {key: [o / r[w] for o, r in zip(ours, values)] for key, values in read.items() if key != "input_fn"}
         result["windows"][f"{w}_epochs"] = {
             "images_per_second": {key: round(statistics.median(r[w] for r in values), 1)
-                                  for key, values in rates.items()},
+                                  for key, values in read.items()},
             "input_fn_speedup": {key: round(statistics.median(each), 2) for key, each in ratios.items()},
             # Every repeat's ratio, in run order: how far one repeat can stray from the median.
             "input_fn_speedup_each_repeat": {key: [round(r, 2) for r in each] for key, each in ratios.items()},
         }
+    # An augmenting pipeline that decodes every image this way is slower than decode_only.
+    decoding_alone = [d[1] / g[1] for d, g in zip(rates["decode_only"], rates["image_data_gen"])]
+    result["decode_only_over_image_data_gen_first_epoch"] = {
+        "median": round(statistics.median(decoding_alone), 2), "each_repeat": [round(r, 2) for r in decoding_alone]}
     return result, (pattern, tft_output, len(labels))
 
 
@@ -240,6 +255,10 @@ def main(argv=None) -> int:
                     spread = f" (repeats x{min(each):.2f} to x{max(each):.2f})" if each else ""
                     ratio = f"   input_fn is x{speedup:.2f}{spread}" if speedup else ""
                     print(f"    {key:16s} {rate:8.1f} img/s{ratio}")
+            alone = result["decode_only_over_image_data_gen_first_epoch"]
+            print(f"  decode_only / image_data_gen over the first epoch (decoding alone, no augmentation): "
+                  f"x{alone['median']:.2f} (repeats x{min(alone['each_repeat']):.2f} to "
+                  f"x{max(alone['each_repeat']):.2f})")
         if not args.skip_training:
             results["training"] = bench_training(*training_inputs)
             training = results["training"]
