@@ -67,6 +67,8 @@ def test_every_field_has_a_flag_and_kubeflow_settings_only_in_the_kubeflow_runne
         (["--batch-size", "many"], "invalid int value"),
         (["--epochs", "0"], "Nothing would be trained"),
         (["--no-such-flag"], "unrecognized arguments"),
+        (["--cache", "memroy"], "cache must be 'memory', 'none' or a directory path"),
+        (["--augment-mixup-prob", "0.7", "--augment-cutmix-prob", "0.5"], "mixup_prob + augment.cutmix_prob"),
     ],
 )
 def test_bad_flags_exit_with_a_clear_message(argv, message, capsys):
@@ -79,6 +81,13 @@ def test_bad_flags_exit_with_a_clear_message(argv, message, capsys):
 def test_train_params_round_trip_through_custom_config():
     params = TrainParams(image_size=96, augment=AugmentParams(zoom=0.3))
     assert TrainParams.from_custom_config(params.to_custom_config()) == params
+
+
+def test_a_preset_named_in_custom_config_or_code_sets_the_fields_left_unset():
+    assert TrainParams.from_custom_config({"augment": {"preset": "none"}}).augment == AugmentParams.from_preset("none")
+    heavy = AugmentParams(preset="heavy", mixup_prob=0.0)
+    assert heavy.cutmix_prob == 0.3 and heavy.mixup_prob == 0.0
+    assert heavy == AugmentParams.from_preset("heavy", mixup_prob=0.0)
 
 
 def test_runner_help_lists_the_flags():

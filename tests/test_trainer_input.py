@@ -60,12 +60,36 @@ def test_eval_data_is_not_augmented_and_in_file_order(examples_file, transform_o
     np.testing.assert_array_equal(images, np.stack(expected))
 
 
-def test_disk_cache_gives_the_same_batches_as_memory(examples_file, transform_output, tmp_path):
-    memory = _collect(_dataset(examples_file, transform_output, dataclasses.replace(PARAMS, cache="memory")))
+def test_disk_cache_gives_the_same_batches_as_memory_and_is_reused(examples_file, transform_output, tmp_path):
+    cache = tmp_path / "cache"
+    disk_params = dataclasses.replace(PARAMS, cache=str(cache))
+    memory = {}
+    for training in (True, False):
+        memory[training] = _collect(_dataset(examples_file, transform_output, PARAMS, training=training))
+        disk = _collect(_dataset(examples_file, transform_output, disk_params, training=training))
+        np.testing.assert_array_equal(memory[training][0], disk[0])
+        np.testing.assert_array_equal(memory[training][1], disk[1])
+    # One cache per split, however alike their examples: evaluation never reads training images.
+    written = {path.name: path.stat().st_mtime_ns for path in cache.iterdir()}
+    indexes = sorted(name for name in written if name.endswith(".index"))
+    assert [name.split("_")[0] for name in indexes] == ["eval", "train"]
+    # A second run reads the finished caches instead of writing them again.
+    again = _collect(_dataset(examples_file, transform_output, disk_params))
+    np.testing.assert_array_equal(again[0], memory[True][0])
+    assert {path.name: path.stat().st_mtime_ns for path in cache.iterdir()} == written
+
+
+def test_disk_cache_starts_afresh_for_another_image_size_or_other_examples(examples_file, transform_output,
+                                                                           tmp_path):
     disk_params = dataclasses.replace(PARAMS, cache=str(tmp_path / "cache"))
-    disk = _collect(_dataset(examples_file, transform_output, disk_params))
-    np.testing.assert_array_equal(memory[0], disk[0])
-    assert list(tmp_path.glob("cache*"))  # the cache files were written
+    _collect(_dataset(examples_file, transform_output, disk_params))
+    larger = _collect(_dataset(examples_file, transform_output, dataclasses.replace(disk_params, image_size=40)))
+    assert larger[0].shape[1:] == (40, 40, 3)
+    copied = tmp_path / "copy" / "examples.gz"
+    copied.parent.mkdir()
+    copied.write_bytes(open(examples_file, "rb").read())
+    _collect(_dataset(str(copied), transform_output, disk_params))
+    assert len(list((tmp_path / "cache").glob("train_*.index"))) == 3
 
 
 def test_training_batches_are_reproducible_from_the_seed(examples_file, transform_output):
@@ -76,6 +100,12 @@ def test_training_batches_are_reproducible_from_the_seed(examples_file, transfor
     np.testing.assert_array_equal(first[1], second[1])
     third = _collect(_dataset(examples_file, transform_output, dataclasses.replace(heavy, seed=8)))
     assert not np.array_equal(first[0], third[0])
+    # The seed fixes the shuffle order too (labels unmixed, so the order shows).
+    plain = dataclasses.replace(PARAMS, augment=NONE)
+    orders = [_collect(_dataset(examples_file, transform_output, dataclasses.replace(plain, seed=seed)))[1].argmax(1)
+              for seed in (7, 7, 8)]
+    np.testing.assert_array_equal(orders[0], orders[1])
+    assert not np.array_equal(orders[0], orders[2])
 
 
 def test_augmentation_changes_images_but_not_hard_labels(examples_file, transform_output):
@@ -102,8 +132,8 @@ def _batch(size=24):
 
 def _every_op_always(**overrides) -> AugmentParams:
     """Every op on every image, at full strength."""
-    always = {name: 1.0 for name in PRESETS["none"]}
-    always.update(mixup_prob=0.5, cutmix_prob=1.0)
+    always = {name: 1.0 for name in PRESETS["none"] if name.endswith(("_prob", "_flip"))}
+    always.update(mixup_prob=0.5, cutmix_prob=0.5)
     return AugmentParams.from_preset("heavy", **{**always, **overrides})
 
 
@@ -136,6 +166,85 @@ def test_no_op_changes_labels_without_mixing():
     params = _every_op_always(mixup_prob=0.0, cutmix_prob=0.0)
     _, out_labels = augment.augment_batch(images, labels, tf.constant([5, 6], tf.int64), params)
     np.testing.assert_array_equal(out_labels.numpy(), labels.numpy())
+
+
+# Per op: its probability field, magnitudes that make it visible, and (where it has
+# one) the magnitude that makes it do nothing.
+_OPS = {
+    "horizontal_flip": ("horizontal_flip", {}, None),
+    "vertical_flip": ("vertical_flip", {}, None),
+    "rotation": ("rotation_prob", {"rotation": 0.1}, {"rotation": 0.0}),
+    "zoom": ("zoom_prob", {"zoom": 0.3}, {"zoom": 0.0}),
+    "translate": ("translate_prob", {"translate": 0.2}, {"translate": 0.0}),
+    "crop": ("crop_prob", {"crop_min_area": 0.3}, {"crop_min_area": 1.0, "crop_aspect": 1.0}),
+    "brightness": ("brightness_prob", {"brightness": 0.2}, {"brightness": 0.0}),
+    "contrast": ("contrast_prob", {"contrast": 0.4}, {"contrast": 0.0}),
+    "saturation": ("saturation_prob", {"saturation": 0.5}, {"saturation": 0.0}),
+    "hue": ("hue_prob", {"hue": 0.1}, {"hue": 0.0}),
+    "grayscale": ("grayscale_prob", {}, None),
+    "noise": ("noise_prob", {"noise": 0.05}, {"noise": 0.0}),
+    "blur": ("blur_prob", {"blur": 1.5}, {"blur": 0.0}),
+    "erase": ("erase_prob", {"erase_area": 0.3}, {"erase_area": 0.0}),
+    "mixup": ("mixup_prob", {"mixup_alpha": 1.0}, None),
+    "cutmix": ("cutmix_prob", {"cutmix_alpha": 1.0}, None),
+}
+_MANY = 64  # images per batch: enough to tell a probability of 0.5 from 0 or 1
+
+
+def _many_random_images(size=32):
+    images = tf.random.stateless_uniform([_MANY, size, size, 3], seed=[3, 1], minval=30.0, maxval=225.0)
+    return tf.round(images), tf.eye(_MANY)  # every image its own class: any mixing shows in the labels
+
+
+def _changed(params, size=32):
+    """Which images of a random batch ``params`` changes (pixels or label)."""
+    images, labels = _many_random_images(size)
+    out, out_labels = augment.augment_batch(images, labels, tf.constant([11, 5], tf.int64), params)
+    pixels_changed = np.abs(out.numpy() - images.numpy()).max(axis=(1, 2, 3)) > 0.5
+    return pixels_changed | (np.abs(out_labels.numpy() - labels.numpy()).max(axis=1) > 1e-6)
+
+
+@pytest.mark.parametrize("op", sorted(_OPS))
+def test_each_op_honours_its_probability_and_magnitude(op):
+    probability, visible, no_magnitude = _OPS[op]
+    assert not _changed(AugmentParams.from_preset("none", **{probability: 0.0}, **visible)).any()
+    assert _changed(AugmentParams.from_preset("none", **{probability: 1.0}, **visible)).mean() >= 0.9
+    assert 0.3 <= _changed(AugmentParams.from_preset("none", **{probability: 0.5}, **visible)).mean() <= 0.7
+    if no_magnitude is not None:
+        assert not _changed(AugmentParams.from_preset("none", **{probability: 1.0}, **no_magnitude)).any()
+
+
+def test_zoom_scales_about_the_centre_without_shifting():
+    images, labels = _many_random_images(size=33)
+    out, _ = augment.augment_batch(images, labels, tf.constant([6, 1], tf.int64),
+                                   AugmentParams.from_preset("none", zoom_prob=1.0, zoom=0.3))
+    assert not np.array_equal(out.numpy(), images.numpy())
+    np.testing.assert_allclose(out.numpy()[:, 16, 16], images.numpy()[:, 16, 16], atol=1e-3)
+
+
+def test_erasing_stays_within_its_largest_area():
+    images, labels = _many_random_images(size=64)
+    params = AugmentParams.from_preset("none", erase_prob=1.0, erase_area=0.02)
+    out, _ = augment.augment_batch(images, labels, tf.constant([2, 9], tf.int64), params)
+    erased = (out.numpy() != images.numpy()).any(axis=3).mean(axis=(1, 2))
+    # Whole pixels round the rectangle's sides up: allow a pixel's width on each side.
+    assert erased.max() <= 0.02 + 2 * (0.02 ** 0.5 * 3 ** 0.5) / 64 and erased.min() > 0
+
+
+def test_mixup_and_cutmix_keep_their_probabilities_and_labels_match_the_pixels():
+    # Flat images, each its own grey: a pixel's value tells how much of it is the image itself.
+    greys = np.arange(_MANY, dtype=np.float32) * 3.0 + 20.0
+    images = tf.constant(np.broadcast_to(greys[:, None, None, None], (_MANY, 16, 16, 3)))
+    params = AugmentParams.from_preset("none", mixup_prob=0.5, mixup_alpha=1.0, cutmix_prob=0.5, cutmix_alpha=1.0)
+    out, labels = augment.augment_batch(images, tf.eye(_MANY), tf.constant([4, 4], tf.int64), params)
+    partner = greys[::-1]
+    own_share = (out.numpy()[..., 0] - partner[:, None, None]) / (greys - partner)[:, None, None]
+    own_label = np.diag(labels.numpy())
+    np.testing.assert_allclose(own_share.mean(axis=(1, 2)), own_label, atol=1e-3)
+    blended = ((own_share > 0.01) & (own_share < 0.99)).any(axis=(1, 2))  # mixup: every pixel in between
+    pasted = (np.isclose(own_share, 0.0, atol=1e-4) | np.isclose(own_share, 1.0, atol=1e-4)).all(axis=(1, 2)) & (
+        own_label < 1.0)  # cutmix: pixels of one image or the other
+    assert 0.3 <= blended.mean() <= 0.7 and 0.3 <= pasted.mean() <= 0.7
 
 
 @pytest.mark.parametrize("flip, axis", [("horizontal_flip", 2), ("vertical_flip", 1)])
@@ -258,6 +367,17 @@ def test_preview_command_writes_a_png(tmp_path):
     grid = tf.io.decode_png(output.read_bytes())
     assert grid.shape == (4 * 36, 3 * 36, 3)
     assert preview.main(["--data-dir", str(tmp_path / "missing"), "--output", str(output)]) == 2
+
+
+def test_preview_takes_the_trainers_augment_flags_and_refuses_bad_numbers(capsys):
+    args = preview.build_arg_parser().parse_args(
+        ["--data-dir", "d", "--preset", "heavy", "--no-augment-color", "--augment-mixup-prob", "0"])
+    assert preview.augment_params(args) == AugmentParams.from_preset("heavy", color=False, mixup_prob=0.0)
+    for bad, message in ((["--count", "0"], "must be at least 1"), (["--image-size", "0"], "must be at least 8"),
+                         (["--augment-mixup-prob", "0.9", "--augment-cutmix-prob", "0.9"], "at most 1")):
+        with pytest.raises(SystemExit) as exit_info:
+            preview.main(["--data-dir", "d"] + bad)
+        assert exit_info.value.code == 2 and message in capsys.readouterr().err
 
 
 def test_readme_documents_every_preset():

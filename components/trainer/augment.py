@@ -96,14 +96,14 @@ def _geometry(height, width, draws: _Draws, p: AugmentParams) -> tf.Tensor:
     crop = draws.applied(p.crop_prob)
     area = 1.0 - crop * (1.0 - draws.uniform(p.crop_min_area, 1.0))
     log_aspect = crop * draws.symmetric(math.log(p.crop_aspect))
-    scale_x = tf.minimum(tf.sqrt(area * tf.exp(log_aspect)), 1.0) / zoom
-    scale_y = tf.minimum(tf.sqrt(area / tf.exp(log_aspect)), 1.0) / zoom
-    # The crop window moves anywhere it stays inside the image; translation adds a shift.
+    crop_x = tf.minimum(tf.sqrt(area * tf.exp(log_aspect)), 1.0)
+    crop_y = tf.minimum(tf.sqrt(area / tf.exp(log_aspect)), 1.0)
+    # Zoom scales about the centre of the crop window, which lies anywhere inside
+    # the image; only translation shifts it further.
+    scale_x, scale_y = crop_x / zoom, crop_y / zoom
     move = draws.applied(p.translate_prob)
-    shift_x = (draws.symmetric(1.0) * (1.0 - tf.minimum(scale_x, 1.0)) / 2.0
-               + move * draws.symmetric(p.translate)) * width
-    shift_y = (draws.symmetric(1.0) * (1.0 - tf.minimum(scale_y, 1.0)) / 2.0
-               + move * draws.symmetric(p.translate)) * height
+    shift_x = (draws.symmetric(1.0) * (1.0 - crop_x) / 2.0 + move * draws.symmetric(p.translate)) * width
+    shift_y = (draws.symmetric(1.0) * (1.0 - crop_y) / 2.0 + move * draws.symmetric(p.translate)) * height
     cos, sin = tf.cos(angle), tf.sin(angle)
     a00, a01 = flip_x * cos * scale_x, -flip_x * sin * scale_y
     a10, a11 = flip_y * sin * scale_x, flip_y * cos * scale_y
@@ -233,7 +233,7 @@ def _noise(images, draws: _Draws, p: AugmentParams):
 def _blur(images, draws: _Draws, p: AugmentParams):
     """Separable Gaussian blur with a sigma per image, as one depthwise convolution."""
     radius = max(1, int(math.ceil(3.0 * p.blur)))
-    sigma = draws.applied(p.blur_prob) * draws.uniform(0.1, p.blur)
+    sigma = draws.applied(p.blur_prob) * draws.uniform(min(0.1, p.blur), p.blur)
     offsets = tf.range(-radius, radius + 1, dtype=tf.float32)
     # Sigma 0 (not applied) gives a delta kernel: the image unchanged.
     safe_sigma = tf.maximum(sigma, 1e-3)[:, None]
@@ -270,7 +270,7 @@ def _boxes(draws: _Draws, height, width, area):
 def _erase(images, draws: _Draws, p: AugmentParams):
     shape = tf.shape(images)
     height, width = tf.cast(shape[1], tf.float32), tf.cast(shape[2], tf.float32)
-    area = draws.applied(p.erase_prob) * draws.uniform(0.02, max(p.erase_area, 0.02))
+    area = draws.applied(p.erase_prob) * draws.uniform(min(0.02, p.erase_area), p.erase_area)
     mask = _boxes(draws, height, width, area)
     fill = draws.uniform(0.0, 255.0, shape=shape)
     return images * (1.0 - mask) + fill * mask
@@ -279,8 +279,10 @@ def _erase(images, draws: _Draws, p: AugmentParams):
 def _mix(images, labels, draws: _Draws, p: AugmentParams) -> Tuple[tf.Tensor, tf.Tensor]:
     """Mixup or cutmix with the partner image of the reversed batch; labels mixed alike."""
     partner_images, partner_labels = tf.reverse(images, [0]), tf.reverse(labels, [0])
-    use_mixup = draws.applied(p.mixup_prob)
-    use_cutmix = (1.0 - use_mixup) * draws.applied(p.cutmix_prob)
+    # One draw picks mixup, cutmix or neither, each with its own probability.
+    which = draws.uniform()
+    use_mixup = tf.cast(which < p.mixup_prob, tf.float32)
+    use_cutmix = tf.cast((which >= p.mixup_prob) & (which < p.mixup_prob + p.cutmix_prob), tf.float32)
     # Mixup: a convex blend with weight lam for the image itself.
     lam_mixup = draws.beta(p.mixup_alpha)
     # Cutmix: a partner rectangle covering 1 - lam of the image.
@@ -307,6 +309,18 @@ def _color_active(p: AugmentParams) -> bool:
                                                   p.hue_prob, p.grayscale_prob))
 
 
+def _noise_active(p: AugmentParams) -> bool:
+    return p.noise_prob > 0 and p.noise > 0
+
+
+def _blur_active(p: AugmentParams) -> bool:
+    return p.blur_prob > 0 and p.blur > 0
+
+
+def _erase_active(p: AugmentParams) -> bool:
+    return p.erase_prob > 0 and p.erase_area > 0
+
+
 def uses_image_means(p: AugmentParams) -> bool:
     """Whether ``augment_batch`` reads ``image_means`` (the colour map does)."""
     return _color_active(p)
@@ -314,8 +328,8 @@ def uses_image_means(p: AugmentParams) -> bool:
 
 def is_active(p: AugmentParams) -> bool:
     """Whether any op can change an image."""
-    return (_geometric_active(p) or _color_active(p) or p.noise_prob > 0 or (p.blur_prob > 0 and p.blur > 0)
-            or p.erase_prob > 0 or p.mixes_labels)
+    return (_geometric_active(p) or _color_active(p) or _noise_active(p) or _blur_active(p) or _erase_active(p)
+            or p.mixes_labels)
 
 
 @tf.function(jit_compile=True)
@@ -368,11 +382,11 @@ def augment_batch(images: tf.Tensor, labels: tf.Tensor, seed: tf.Tensor, p: Augm
     if colour is not None:
         images = _recolor(images, *colour)
     images = tf.cast(images, tf.float32)
-    if p.noise_prob > 0:
+    if _noise_active(p):
         images = _noise(images, draws, p)
-    if p.blur_prob > 0 and p.blur > 0:
+    if _blur_active(p):
         images = _blur(images, draws, p)
-    if p.erase_prob > 0:
+    if _erase_active(p):
         images = _erase(images, draws, p)
     if p.mixes_labels:
         images, labels = _mix(images, labels, draws, p)

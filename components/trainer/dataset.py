@@ -14,6 +14,8 @@ augmentation, so from the second epoch on only augmentation runs. Without a
 cache, the encoded records are shuffled instead (far smaller than pixels).
 """
 
+import hashlib
+import os
 from typing import List, Union
 
 import tensorflow as tf
@@ -40,13 +42,32 @@ def _as_written(fn):
     return tf.autograph.experimental.do_not_convert(fn)
 
 
-def compression_of(file_patterns: Union[str, List[str]]) -> str:
-    """"GZIP" for ``*.gz`` record files (as ExampleGen writes), "" for plain ones."""
+def example_files(file_patterns: Union[str, List[str]]) -> List[str]:
+    """The files ``file_patterns`` match, sorted; ValueError if none."""
     patterns = [file_patterns] if isinstance(file_patterns, str) else list(file_patterns)
-    files = [f for pattern in patterns for f in tf.io.gfile.glob(pattern)]
+    files = sorted(f for pattern in patterns for f in tf.io.gfile.glob(pattern))
     if not files:
         raise ValueError(f"No example files match {patterns}.")
-    return "GZIP" if files[0].endswith(".gz") else ""
+    return files
+
+
+def compression_of(file_patterns: Union[str, List[str]]) -> str:
+    """"GZIP" for ``*.gz`` record files (as ExampleGen writes), "" for plain ones."""
+    return "GZIP" if example_files(file_patterns)[0].endswith(".gz") else ""
+
+
+def disk_cache_prefix(cache_dir: str, file_patterns: Union[str, List[str]], image_size: int, split: str,
+                      with_means: bool) -> str:
+    """Where one pipeline's disk cache lives in ``cache_dir``: a file set named by
+    the split, the image size, what each element holds and a fingerprint of the
+    example files (paths and sizes). Any change starts a new cache rather than
+    reading one made for other data, and training and evaluation never share one."""
+    fingerprint = hashlib.sha256()
+    for path in example_files(file_patterns):
+        fingerprint.update(f"{path}\0{tf.io.gfile.stat(path).length}\0".encode())
+    contents = "_means" if with_means else ""
+    tf.io.gfile.makedirs(cache_dir)
+    return os.path.join(cache_dir, f"{split}_{image_size}px{contents}_{fingerprint.hexdigest()[:16]}")
 
 
 def label_ids(labels: tf.Tensor, tft_output: tft.TFTransformOutput) -> tf.Tensor:
@@ -92,10 +113,13 @@ def make_dataset(
     """
     augmenting = training and augment.is_active(params.augment)
     # Each image's mean, the centre of its contrast changes, is computed as it is decoded (and cached with it).
-    images = decoded_images(file_patterns, params, shuffle_files=training,
-                            with_means=augmenting and augment.uses_image_means(params.augment))
+    with_means = augmenting and augment.uses_image_means(params.augment)
+    images = decoded_images(file_patterns, params, shuffle_files=training, with_means=with_means)
     if params.cache_dir is not None:
-        images = images.cache(params.cache_dir)
+        # An in-memory cache ("") belongs to this pipeline; a disk cache outlives the run.
+        prefix = params.cache_dir and disk_cache_prefix(
+            params.cache_dir, file_patterns, params.image_size, "train" if training else "eval", with_means)
+        images = images.cache(prefix)
         if training:
             images = images.shuffle(params.shuffle_buffer, seed=params.seed, reshuffle_each_iteration=True)
     batches = images.batch(params.batch_size)

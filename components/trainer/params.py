@@ -21,47 +21,55 @@ class AugmentParams:
     """Training-split augmentation: a probability and a magnitude per op.
 
     Start from a named preset (``none``, ``light``, ``standard``, ``heavy``) and
-    override single fields. ``geometric`` and ``color`` switch whole groups off
-    (no colour changes for X-rays, say); vertical flips are off in every preset.
+    override single fields: ``AugmentParams(preset="heavy", mixup_prob=0)``.
+    Every op field left unset takes the preset's value. ``geometric`` and
+    ``color`` switch whole groups off (no colour changes for X-rays, say);
+    vertical flips are off in every preset.
     """
 
     preset: str = knob("standard", "Augmentation preset the other augment fields start from.")
     geometric: bool = knob(True, "Allow geometric ops (flips, rotation, zoom, translation, crop).")
     color: bool = knob(True, "Allow colour ops (brightness, contrast, saturation, hue, grayscale).")
-    horizontal_flip: float = knob(0.5, "Probability of a left-right flip.")
-    vertical_flip: float = knob(0.0, "Probability of an up-down flip.")
-    rotation_prob: float = knob(0.5, "Probability of a rotation.")
-    rotation: float = knob(0.05, "Largest rotation, as a fraction of a full turn (0.05 is +-18 degrees).")
-    zoom_prob: float = knob(0.5, "Probability of a zoom.")
-    zoom: float = knob(0.1, "Largest relative zoom in or out (0.1 is 90%..110%).")
-    translate_prob: float = knob(0.5, "Probability of a translation.")
-    translate: float = knob(0.1, "Largest shift, as a fraction of the image side.")
-    crop_prob: float = knob(0.5, "Probability of a random resized crop.")
-    crop_min_area: float = knob(0.6, "Smallest crop area, as a fraction of the image (resized back to full size).")
-    crop_aspect: float = knob(1.33, "Largest crop aspect-ratio change (and its inverse).")
-    brightness_prob: float = knob(0.5, "Probability of a brightness change.")
-    brightness: float = knob(0.1, "Largest brightness shift, as a fraction of the pixel range.")
-    contrast_prob: float = knob(0.5, "Probability of a contrast change.")
-    contrast: float = knob(0.2, "Largest relative contrast change (0.2 is a factor in 0.8..1.2).")
-    saturation_prob: float = knob(0.5, "Probability of a saturation change.")
-    saturation: float = knob(0.3, "Largest relative saturation change.")
-    hue_prob: float = knob(0.3, "Probability of a hue rotation.")
-    hue: float = knob(0.03, "Largest hue rotation, as a fraction of the colour circle.")
-    grayscale_prob: float = knob(0.05, "Probability of turning an image gray.")
-    noise_prob: float = knob(0.0, "Probability of Gaussian noise.")
-    noise: float = knob(0.03, "Largest noise standard deviation, as a fraction of the pixel range.")
-    blur_prob: float = knob(0.0, "Probability of a Gaussian blur.")
-    blur: float = knob(1.5, "Largest blur sigma, in pixels.")
-    erase_prob: float = knob(0.25, "Probability of erasing a random rectangle (cutout).")
-    erase_area: float = knob(0.2, "Largest erased area, as a fraction of the image.")
-    mixup_prob: float = knob(0.0, "Probability that an image is mixed with another (mixup, soft labels).")
-    mixup_alpha: float = knob(0.2, "Beta(alpha, alpha) parameter of the mixup weight.")
-    cutmix_prob: float = knob(0.0, "Probability that a patch of another image is pasted in (cutmix, soft labels).")
-    cutmix_alpha: float = knob(1.0, "Beta(alpha, alpha) parameter of the cutmix area.")
+    horizontal_flip: float = knob(None, "Probability of a left-right flip.")
+    vertical_flip: float = knob(None, "Probability of an up-down flip.")
+    rotation_prob: float = knob(None, "Probability of a rotation.")
+    rotation: float = knob(None, "Largest rotation, as a fraction of a full turn (0.05 is +-18 degrees).")
+    zoom_prob: float = knob(None, "Probability of a zoom.")
+    zoom: float = knob(None, "Largest relative zoom in or out, about the centre (0.1 is 90%..110%).")
+    translate_prob: float = knob(None, "Probability of a translation.")
+    translate: float = knob(None, "Largest shift, as a fraction of the image side.")
+    crop_prob: float = knob(None, "Probability of a random resized crop.")
+    crop_min_area: float = knob(None, "Smallest crop area, as a fraction of the image (resized back to full size).")
+    crop_aspect: float = knob(None, "Largest crop aspect-ratio change (and its inverse).")
+    brightness_prob: float = knob(None, "Probability of a brightness change.")
+    brightness: float = knob(None, "Largest brightness shift, as a fraction of the pixel range.")
+    contrast_prob: float = knob(None, "Probability of a contrast change.")
+    contrast: float = knob(None, "Largest relative contrast change (0.2 is a factor in 0.8..1.2).")
+    saturation_prob: float = knob(None, "Probability of a saturation change.")
+    saturation: float = knob(None, "Largest relative saturation change.")
+    hue_prob: float = knob(None, "Probability of a hue rotation.")
+    hue: float = knob(None, "Largest hue rotation, as a fraction of the colour circle.")
+    grayscale_prob: float = knob(None, "Probability of turning an image gray.")
+    noise_prob: float = knob(None, "Probability of Gaussian noise.")
+    noise: float = knob(None, "Largest noise standard deviation, as a fraction of the pixel range.")
+    blur_prob: float = knob(None, "Probability of a Gaussian blur.")
+    blur: float = knob(None, "Largest blur sigma, in pixels.")
+    erase_prob: float = knob(None, "Probability of erasing a random rectangle (cutout).")
+    erase_area: float = knob(None, "Largest erased area, as a fraction of the image.")
+    mixup_prob: float = knob(None, "Probability that an image is mixed with another (mixup, soft labels).")
+    mixup_alpha: float = knob(None, "Beta(alpha, alpha) parameter of the mixup weight.")
+    cutmix_prob: float = knob(
+        None, "Probability that a patch of another image is pasted in (cutmix, soft labels); an image gets "
+        "mixup or cutmix, so mixup_prob + cutmix_prob is at most 1."
+    )
+    cutmix_alpha: float = knob(None, "Beta(alpha, alpha) parameter of the cutmix area.")
 
     def __post_init__(self):
         if self.preset not in PRESETS:
             raise ValueError(f"augment.preset must be one of {sorted(PRESETS)}, got {self.preset!r}.")
+        for name, value in PRESETS[self.preset].items():
+            if getattr(self, name) is None:
+                object.__setattr__(self, name, value)  # frozen: set once, here
         for field in dataclasses.fields(self):
             value = getattr(self, field.name)
             if field.name.endswith("_prob") or field.name in ("horizontal_flip", "vertical_flip"):
@@ -76,27 +84,35 @@ class AugmentParams:
             raise ValueError("augment.crop_min_area must be in (0, 1] and augment.crop_aspect at least 1.")
         if self.blur < 0 or self.mixup_alpha <= 0 or self.cutmix_alpha <= 0:
             raise ValueError("augment.blur must be >= 0 and the mixup/cutmix alphas > 0.")
+        if self.mixup_prob + self.cutmix_prob > 1.0:
+            raise ValueError(
+                "An image gets mixup or cutmix, not both: augment.mixup_prob + augment.cutmix_prob must be at most 1, "
+                f"got {self.mixup_prob} + {self.cutmix_prob}."
+            )
 
     @classmethod
     def from_preset(cls, name: str, **overrides) -> "AugmentParams":
         if name not in PRESETS:
             raise ValueError(f"Unknown augmentation preset {name!r}; choose from {sorted(PRESETS)}.")
-        return cls(**{**PRESETS[name], "preset": name, **overrides})
+        return cls(preset=name, **overrides)
 
     @property
     def mixes_labels(self) -> bool:
         return self.mixup_prob > 0 or self.cutmix_prob > 0
 
 
-_OFF = {"horizontal_flip": 0.0, "vertical_flip": 0.0, "rotation_prob": 0.0, "zoom_prob": 0.0, "translate_prob": 0.0,
-        "crop_prob": 0.0, "brightness_prob": 0.0, "contrast_prob": 0.0, "saturation_prob": 0.0, "hue_prob": 0.0,
-        "grayscale_prob": 0.0, "noise_prob": 0.0, "blur_prob": 0.0, "erase_prob": 0.0, "mixup_prob": 0.0,
-        "cutmix_prob": 0.0}
+# Each preset gives every op field a value.
+_STANDARD = {
+    "horizontal_flip": 0.5, "vertical_flip": 0.0, "rotation_prob": 0.5, "rotation": 0.05, "zoom_prob": 0.5,
+    "zoom": 0.1, "translate_prob": 0.5, "translate": 0.1, "crop_prob": 0.5, "crop_min_area": 0.6, "crop_aspect": 1.33,
+    "brightness_prob": 0.5, "brightness": 0.1, "contrast_prob": 0.5, "contrast": 0.2, "saturation_prob": 0.5,
+    "saturation": 0.3, "hue_prob": 0.3, "hue": 0.03, "grayscale_prob": 0.05, "noise_prob": 0.0, "noise": 0.03,
+    "blur_prob": 0.0, "blur": 1.5, "erase_prob": 0.25, "erase_area": 0.2, "mixup_prob": 0.0, "mixup_alpha": 0.2,
+    "cutmix_prob": 0.0, "cutmix_alpha": 1.0,
+}
+_OFF = {**_STANDARD, **{name: 0.0 for name in _STANDARD if name.endswith("_prob") or name.endswith("_flip")}}
 _LIGHT = {**_OFF, "horizontal_flip": 0.5, "rotation_prob": 0.5, "rotation": 0.03, "zoom_prob": 0.5, "zoom": 0.1,
           "brightness_prob": 0.5, "brightness": 0.05, "contrast_prob": 0.5, "contrast": 0.1}
-_STANDARD = {**_LIGHT, "rotation": 0.05, "brightness": 0.1, "contrast": 0.2, "translate_prob": 0.5,
-             "translate": 0.1, "crop_prob": 0.5, "crop_min_area": 0.6, "saturation_prob": 0.5, "saturation": 0.3,
-             "hue_prob": 0.3, "hue": 0.03, "grayscale_prob": 0.05, "erase_prob": 0.25, "erase_area": 0.2}
 _HEAVY = {**_STANDARD, "rotation": 0.08, "zoom": 0.2, "translate": 0.15, "crop_min_area": 0.35, "brightness": 0.2,
           "contrast": 0.35, "saturation": 0.5, "hue": 0.06, "grayscale_prob": 0.1, "noise_prob": 0.3, "noise": 0.03,
           "blur_prob": 0.2, "blur": 1.5, "erase_prob": 0.4, "erase_area": 0.3, "mixup_prob": 0.3, "mixup_alpha": 0.2,
@@ -120,7 +136,9 @@ class TrainParams:
     shuffle_buffer: int = knob(1000, "Encoded examples held in the training shuffle buffer.")
     seed: int = knob(42, "Seed of the shuffle order, augmentation, initialisation and demo data.")
     cache: str = knob(
-        "memory", "Cache decoded, resized uint8 images before augmentation: 'memory', 'none' or a directory."
+        "memory", "Cache decoded, resized uint8 images before augmentation: 'memory', 'none' or a directory "
+        "(a path with a '/', e.g. ./image_cache), where each split, image size and set of examples gets its "
+        "own cache, reused by later runs."
     )
     warm_start: bool = knob(
         False, "Start from the latest blessed model's weights when there is one (else from --weights)."
@@ -166,6 +184,11 @@ class TrainParams:
             raise ValueError(f"unfreeze_layers must be -1 (all), 0 or more, got {self.unfreeze_layers}.")
         if not 0.0 <= self.dropout < 1.0:
             raise ValueError(f"dropout must be in [0, 1), got {self.dropout}.")
+        if self.cache not in ("memory", "none") and "/" not in self.cache:
+            raise ValueError(
+                f"cache must be 'memory', 'none' or a directory path with a '/' (./{self.cache} for a folder "
+                f"here), got {self.cache!r}."
+            )
         if not self.weights:
             raise ValueError("weights must be 'imagenet', 'none' or a path to a weights file.")
         choices = {

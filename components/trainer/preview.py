@@ -5,17 +5,23 @@ the model run directory, and as a TensorBoard image). To see a preset on your
 own images before training:
 
     .venv/bin/python -m components.trainer.preview --data-dir PATH --preset heavy --output preview.png
+
+The Trainer's ``--augment-*`` flags refine the preset here as they do in training
+(``--no-augment-color``, ``--augment-rotation 0.1``, ...).
 """
 
 import argparse
+import collections
+import dataclasses
 import os
 import sys
-from typing import List, Optional
+from typing import Dict, List, Optional
 
 import components  # noqa: F401  (sets the Keras choice before TensorFlow loads)
 import tensorflow as tf
 
 from components.image_ingest import listing
+from components.knobs import HELP
 from components.image_ingest.component import detect_split_folders
 from components.trainer import augment, image_ops
 from components.trainer.params import PRESETS, AugmentParams
@@ -46,26 +52,68 @@ def write_png(grid: tf.Tensor, path: str) -> None:
 
 
 def _sample_files(data_dir: str, count: int) -> List[str]:
+    """``count`` files of the training images, taken from each class in turn."""
     split_folders = detect_split_folders(data_dir)
-    split_listing = listing.list_split(data_dir, split_folders["train"] if split_folders else "")
-    files = split_listing.files
+    split_folder = split_folders["train"] if split_folders else ""
+    files = listing.list_split(data_dir, split_folder).files
     if not files:
         raise ValueError(f"No images found under {data_dir!r}.")
-    # Spread the sample over the classes: every len/count-th file of the sorted listing.
-    step = max(1, len(files) // count)
-    return [os.path.join(data_dir, f) for f in files[::step][:count]]
+    by_class: Dict[str, List[str]] = collections.defaultdict(list)
+    for path in files:  # [<split>/]<class>/<file>, relative to data_dir
+        by_class[path[len(split_folder) + 1:].split("/")[0] if split_folder else path.split("/")[0]].append(path)
+    sample = []
+    for index in range(max(len(paths) for paths in by_class.values())):
+        sample += [paths[index] for paths in by_class.values() if index < len(paths)]
+    return [os.path.join(data_dir, f) for f in sample[:count]]
+
+
+def _at_least(minimum: int):
+    def parse(text: str) -> int:
+        value = int(text)
+        if value < minimum:
+            raise argparse.ArgumentTypeError(f"must be at least {minimum}, got {value}")
+        return value
+    return parse
+
+
+def _add_augment_flags(parser: argparse.ArgumentParser) -> None:
+    """The Trainer's ``--augment-<field>`` flags, each overriding the preset's value."""
+    for field in dataclasses.fields(AugmentParams):
+        if field.name == "preset":
+            continue
+        flag, help_text = "--augment-" + field.name.replace("_", "-"), field.metadata.get(HELP, "")
+        if field.type is bool:
+            parser.add_argument(flag, action=argparse.BooleanOptionalAction, default=None, help=help_text)
+        else:
+            parser.add_argument(flag, type=field.type, default=None, metavar="VALUE", help=help_text)
+
+
+def augment_params(args: argparse.Namespace) -> AugmentParams:
+    overrides = {field.name: getattr(args, "augment_" + field.name) for field in dataclasses.fields(AugmentParams)
+                 if field.name != "preset"}
+    return AugmentParams(preset=args.preset, **{name: value for name, value in overrides.items() if value is not None})
+
+
+def build_arg_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(description="Preview an augmentation preset on your own images.")
+    parser.add_argument("--data-dir", required=True, help="Folder of <class>/<image> or <split>/<class>/<image>.")
+    parser.add_argument("--preset", "--augment-preset", default="standard", choices=sorted(PRESETS))
+    parser.add_argument("--image-size", type=_at_least(8), default=224, help="Side of the square tiles, in pixels.")
+    parser.add_argument("--count", type=_at_least(1), default=8, help="How many images (rows).")
+    parser.add_argument("--versions", type=_at_least(1), default=5, help="Augmented copies per image (columns).")
+    parser.add_argument("--seed", type=int, default=42)
+    parser.add_argument("--output", default="augmentation_preview.png")
+    _add_augment_flags(parser)
+    return parser
 
 
 def main(argv: Optional[List[str]] = None) -> int:
-    parser = argparse.ArgumentParser(description="Preview an augmentation preset on your own images.")
-    parser.add_argument("--data-dir", required=True, help="Folder of <class>/<image> or <split>/<class>/<image>.")
-    parser.add_argument("--preset", default="standard", choices=sorted(PRESETS))
-    parser.add_argument("--image-size", type=int, default=224)
-    parser.add_argument("--count", type=int, default=8, help="How many images (rows).")
-    parser.add_argument("--versions", type=int, default=5, help="Augmented copies per image (columns).")
-    parser.add_argument("--seed", type=int, default=42)
-    parser.add_argument("--output", default="augmentation_preview.png")
+    parser = build_arg_parser()
     args = parser.parse_args(argv)
+    try:
+        params = augment_params(args)
+    except ValueError as error:
+        parser.error(str(error))
     try:
         paths = _sample_files(args.data_dir, args.count)
     except ValueError as error:
@@ -80,12 +128,13 @@ def main(argv: Optional[List[str]] = None) -> int:
     if not images:
         print(f"error: none of the sampled files decodes: {skipped}", file=sys.stderr)
         return 2
-    grid = preview_grid(tf.stack(images), AugmentParams.from_preset(args.preset), args.versions, args.seed)
+    grid = preview_grid(tf.stack(images), params, args.versions, args.seed)
     write_png(grid, args.output)
     for line in skipped:
         print(f"skipped (not decodable): {line}", file=sys.stderr)
+    refined = " (refined by --augment-* flags)" if params != AugmentParams(preset=args.preset) else ""
     print(f"Wrote {args.output}: {len(images)} images (rows), the original then {args.versions} "
-          f"'{args.preset}' augmentations (columns).")
+          f"'{args.preset}' augmentations{refined} (columns).")
     return 0
 
 
