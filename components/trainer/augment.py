@@ -6,15 +6,17 @@ to each image with its own probability and a random magnitude up to its limit.
 
 * Geometry (flips, rotation, zoom, translation, random resized crop) is composed
   into one affine transform per image: one resampling, not five, by a bilinear
-  warp with reflected borders compiled by XLA (about 2.5 times as fast on a CPU
-  as TensorFlow's ImageProjectiveTransformV3 op, whose results it reproduces).
+  warp with reflected borders compiled by XLA (faster on a CPU than TensorFlow's
+  ImageProjectiveTransformV3 op, whose results it reproduces: bench/bench_input.py
+  measures both).
 * Colour: brightness, contrast, saturation and random grayscale (one gray blend),
   hue (a rotation in YIQ space), composed into one 3x3 matrix and offset per
   image: one pass over the pixels.
 * Gaussian noise; Gaussian blur (one depthwise convolution with a kernel per
   image); random erasing (a noise-filled rectangle per image).
-* Mixup and cutmix pair each image with its neighbour in the reversed batch and
-  mix their one-hot labels in the same proportion (soft labels).
+* Mixup and cutmix (one or neither per image) pair each image with its neighbour
+  in the reversed batch and mix their one-hot labels in the same proportion as
+  the pixels (soft labels).
 
 Images come in as uint8 or float32 in [0, 255] and leave as float32; labels are
 one-hot float32.
