@@ -166,7 +166,8 @@ def create_pipeline(
         raise ValueError("config.data_dir is not set (the runner fills it with the demo data when omitted).")
     layout_dir = layout_dir or config.data_dir
     example_gen = create_image_example_gen(
-        config.data_dir, config.train_hash_buckets, config.eval_hash_buckets, layout_dir=layout_dir
+        config.data_dir, config.train_hash_buckets, config.eval_hash_buckets, layout_dir=layout_dir,
+        split_seed=config.train.seed,
     )
 
     schema_gen = tfx.components.ImportSchemaGen(schema_file=os.path.join(project_dir, SCHEMA_PATH))

@@ -109,7 +109,13 @@ def test_executor_hash_splits_class_folders_and_keeps_every_file(tmp_path):
     assert _value(by_path["dog/03.jpg"], features.LABEL) == "dog"
     assert _value(by_path["dog/03.jpg"], features.IMAGE) == files["dog/03.jpg"]
 
-    # The split follows the relative path only: adding files moves none of the old ones.
+    # The seed chooses the split: the same seed gives the same one, another seed another.
+    assert _paths(run_ingest(data_dir, tmp_path / "same")["eval"]) == _paths(splits["eval"])
+    reseeded = run_ingest(data_dir, tmp_path / "reseeded", split_seed=8)
+    assert _paths(reseeded["eval"]) != _paths(splits["eval"])
+    assert sorted(_paths(reseeded["train"]) + _paths(reseeded["eval"])) == sorted(files)
+
+    # The split follows the seed and the relative path only: adding files moves none of the old ones.
     write_image_folder(data_dir, {f"dog/new_{n}.png": encode_image(image_format="PNG") for n in range(5)})
     again = run_ingest(data_dir, tmp_path / "out2")
     assert set(_paths(splits["eval"])) <= set(_paths(again["eval"]))

@@ -2,9 +2,9 @@
 
 Two folder layouts are read:
 
-* ``<root>/<class>/<file>``: one input; examples are split by a deterministic
-  hash of their relative path (TFX's ``partition_feature_name``), so a file
-  stays in the same split however the folder grows.
+* ``<root>/<class>/<file>``: one input; examples are split by a hash of the
+  seed and their relative path (TFX's hash buckets), so one seed gives one
+  split, and a file stays in its split however the folder grows.
 * ``<root>/<split>/<class>/<file>``: the folders' own splits are kept.
   ``train`` is the training split; ``val``, ``validation`` or ``eval`` becomes
   TFX's ``eval`` split (``test`` does when there is none of those); a ``test``
@@ -19,9 +19,12 @@ from typing import Dict, List, Optional
 import tensorflow as tf
 from tfx import v1 as tfx
 from tfx.components import FileBasedExampleGen
-from tfx.dsl.components.base import executor_spec
+from tfx.components.example_gen import utils as example_gen_utils
+from tfx.dsl.components.base import base_component, executor_spec
+from tfx.proto import example_gen_pb2
+from tfx.types import channel, standard_artifacts, standard_component_specs
+from tfx.types.component_spec import ExecutionParameter
 
-from components import features
 from components.image_ingest import executor, listing
 from components.image_ingest.driver import ImageFolderDriver
 
@@ -79,14 +82,41 @@ def detect_split_folders(data_dir: str) -> Optional[Dict[str, str]]:
     return splits
 
 
-class ImageExampleGen(FileBasedExampleGen):
-    """FileBasedExampleGen whose driver fingerprints what the listing policy ingests."""
+class ImageExampleGenSpec(standard_component_specs.FileBasedExampleGenSpec):
+    """FileBasedExampleGen's parameters, plus the seed of the hash split."""
 
+    PARAMETERS = {
+        **standard_component_specs.FileBasedExampleGenSpec.PARAMETERS,
+        executor.SPLIT_SEED_KEY: ExecutionParameter(type=int),
+    }
+
+
+class ImageExampleGen(FileBasedExampleGen):
+    """FileBasedExampleGen whose driver fingerprints what the listing policy
+    ingests, and whose hash split takes a seed."""
+
+    SPEC_CLASS = ImageExampleGenSpec
     DRIVER_CLASS = ImageFolderDriver
+
+    def __init__(self, input_base: str, input_config, output_config, split_seed: int):
+        spec = ImageExampleGenSpec(
+            input_base=input_base,
+            input_config=input_config,
+            output_config=output_config,
+            output_data_format=example_gen_pb2.FORMAT_TF_EXAMPLE,
+            output_file_format=example_gen_pb2.FORMAT_TFRECORDS_GZIP,
+            split_seed=split_seed,
+            examples=channel.Channel(type=standard_artifacts.Examples),
+        )
+        # FileBasedExampleGen's own __init__ builds its spec without the seed.
+        base_component.BaseComponent.__init__(
+            self, spec=spec, custom_executor_spec=executor_spec.BeamExecutorSpec(executor.Executor)
+        )
 
 
 def create_image_example_gen(
-    data_dir: str, train_hash_buckets: int = 4, eval_hash_buckets: int = 1, layout_dir: Optional[str] = None
+    data_dir: str, train_hash_buckets: int = 4, eval_hash_buckets: int = 1, layout_dir: Optional[str] = None,
+    split_seed: int = 0,
 ) -> ImageExampleGen:
     """Returns the ingest component for ``data_dir`` (see the module docstring).
 
@@ -98,7 +128,6 @@ def create_image_example_gen(
             f"Hash buckets must be positive, got train={train_hash_buckets}, eval={eval_hash_buckets}."
         )
     split_folders = detect_split_folders(layout_dir or data_dir)
-    output_config = None
     if split_folders:
         input_config = tfx.proto.Input(
             splits=[
@@ -106,6 +135,8 @@ def create_image_example_gen(
                 for name, folder in split_folders.items()
             ]
         )
+        # Several split folders are kept as they are; a lone one is hash-split as TFX does.
+        output_config = example_gen_utils.make_default_output_config(input_config)
     else:
         input_config = tfx.proto.Input(splits=[tfx.proto.Input.Split(name="single_split", pattern=listing.PATTERN_SUFFIX)])
         output_config = tfx.proto.Output(
@@ -114,12 +145,8 @@ def create_image_example_gen(
                     tfx.proto.SplitConfig.Split(name=TRAIN, hash_buckets=train_hash_buckets),
                     tfx.proto.SplitConfig.Split(name=EVAL, hash_buckets=eval_hash_buckets),
                 ],
-                partition_feature_name=features.RELATIVE_PATH,
             )
         )
     return ImageExampleGen(
-        input_base=data_dir,
-        input_config=input_config,
-        output_config=output_config,
-        custom_executor_spec=executor_spec.BeamExecutorSpec(executor.Executor),
+        input_base=data_dir, input_config=input_config, output_config=output_config, split_seed=split_seed
     ).with_id("ImageExampleGen")

@@ -1,8 +1,9 @@
 """Beam executor that turns image files into ``tf.Example`` records.
 
-Runs through TFX's ``FileBasedExampleGen``: the base executor handles splits
-(input folders or hash buckets), output shards and the payload format; this
-module says how a split's folder becomes examples.
+Runs through TFX's ``FileBasedExampleGen``: the base executor handles input
+split folders, output shards and the payload format; this module says how a
+split's folder becomes examples, and puts each file of an unsplit folder in a
+hash bucket keyed by the seed and its relative path.
 
 The folder is listed by the policy in ``listing.py``.  Each listed file becomes
 one example holding its encoded bytes (pixels are never decoded here), its label
@@ -14,6 +15,7 @@ out (hidden entries, files outside class folders, repeated folders) and the
 empty class folders are written to ``ingest_listing.json`` beside the splits.
 """
 
+import bisect
 import hashlib
 import io
 import json
@@ -26,13 +28,17 @@ import tensorflow as tf
 from absl import logging
 from apache_beam.io.filesystems import FileSystems
 from PIL import Image
+from tfx.components.example_gen import utils as example_gen_utils
 from tfx.components.example_gen.base_example_gen_executor import BaseExampleGenExecutor
+from tfx.proto import example_gen_pb2
 from tfx.types import artifact_utils, standard_component_specs
+from tfx.utils import proto_utils
 
 from components import features
 from components.image_ingest import listing as listing_lib
 
 LISTING_FILE = "ingest_listing.json"
+SPLIT_SEED_KEY = "split_seed"
 _METRICS_NAMESPACE = "image_ingest"
 
 
@@ -107,6 +113,15 @@ class _ReadImageExample(beam.DoFn):
         yield image_to_example(relative_path, data, label=label, ingest_error=error)
 
 
+def hash_split(example: tf.train.Example, num_splits: int, bucket_ends: List[int], seed: int) -> int:
+    """The split of ``example``: its bucket, a hash of ``seed`` and its relative path,
+    among ``bucket_ends`` (the cumulative bucket counts of the splits)."""
+    assert num_splits == len(bucket_ends)
+    path = example.features.feature[features.RELATIVE_PATH].bytes_list.value[0]
+    bucket = int(hashlib.sha256(f"{seed}\0".encode() + path).hexdigest(), 16) % bucket_ends[-1]
+    return bisect.bisect(bucket_ends, bucket)
+
+
 class Executor(BaseExampleGenExecutor):
     """ExampleGen executor for ``<root>/[<split>/]<class>/.../<file>`` image folders."""
 
@@ -116,6 +131,27 @@ class Executor(BaseExampleGenExecutor):
         examples = artifact_utils.get_single_instance(output_dict[standard_component_specs.EXAMPLES_KEY])
         with tf.io.gfile.GFile(os.path.join(examples.uri, LISTING_FILE), "w") as f:
             json.dump(self._listings, f, indent=1, sort_keys=True)
+
+    def GenerateExamplesByBeam(self, pipeline, exec_properties: Dict[str, Any]) -> Dict[str, beam.PCollection]:
+        output_config = example_gen_pb2.Output()
+        proto_utils.json_to_proto(exec_properties[standard_component_specs.OUTPUT_CONFIG_KEY], output_config)
+        if not output_config.split_config.splits:
+            return super().GenerateExamplesByBeam(pipeline, exec_properties)  # split folders, kept as they are
+        input_config = example_gen_pb2.Input()
+        proto_utils.json_to_proto(exec_properties[standard_component_specs.INPUT_CONFIG_KEY], input_config)
+        (single_input,) = input_config.splits
+        bucket_ends, total = [], 0
+        for split in output_config.split_config.splits:
+            total += split.hash_buckets
+            bucket_ends.append(total)
+        splits = (
+            pipeline
+            | "InputToRecord" >> self.GetInputSourceToExamplePTransform()(exec_properties, single_input.pattern)
+            | "SplitData" >> beam.Partition(hash_split, len(bucket_ends), bucket_ends,
+                                            exec_properties.get(SPLIT_SEED_KEY) or 0)
+        )
+        names = example_gen_utils.generate_output_split_names(input_config, output_config)
+        return dict(zip(names, splits))
 
     def GetInputSourceToExamplePTransform(self) -> beam.PTransform:
         @beam.ptransform_fn
