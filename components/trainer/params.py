@@ -134,7 +134,9 @@ class TrainParams:
     unfreeze_layers: int = knob(30, "Backbone layers, counted from the top, that phase 2 unfreezes (-1: all).")
     dropout: float = knob(0.2, "Dropout rate before the classification layer.")
     shuffle_buffer: int = knob(1000, "Encoded examples held in the training shuffle buffer.")
-    seed: int = knob(42, "Seed of the train/eval hash split, shuffle order, augmentation, initialisation and demo data.")
+    seed: int = knob(
+        42, "Seed of the train/eval hash split, shuffle order, augmentation, initialisation and demo data."
+    )
     cache: str = knob(
         "memory", "Cache decoded, resized uint8 images before augmentation: 'memory', 'none' or a directory "
         "(a path with a '/', e.g. ./image_cache), where each split, image size and set of examples gets its "
