@@ -9,12 +9,11 @@ field has a flag, and only the flags given override the preset.
 import argparse
 import dataclasses
 import os
-import shlex
 import typing
 from typing import Any, Dict, List, Optional, Tuple
 
 from components.image_validator.policy import ValidationPolicy
-from components.knobs import HELP, knob
+from components.knobs import HELP, add_flag, knob
 from components.trainer.params import AugmentParams, TrainParams
 
 # Field metadata: the flag prefix of a nested dataclass's fields ("" for none).
@@ -170,21 +169,6 @@ def _flag_fields(cls, prefix: str = "", path: Tuple[str, ...] = ()):
             yield prefix + field.name.replace("_", "-"), path + (field.name,), field_type
 
 
-def _parser_for(field_type):
-    """argparse ``type`` for a field type; None means a boolean switch."""
-    if field_type is bool:
-        return None
-    if field_type in (int, float, str):
-        return field_type
-    if field_type == Optional[int]:
-        return lambda value: None if value.lower() == "none" else int(value)
-    if field_type == Optional[str]:
-        return lambda value: None if value.lower() == "none" else value
-    if field_type == Tuple[str, ...]:
-        return lambda value: tuple(shlex.split(value))
-    raise TypeError(f"No flag parser for config field type {field_type}")
-
-
 LOCAL_DESCRIPTION = "Run the image classification pipeline locally (LocalDagRunner, Beam, ML Metadata in SQLite)."
 
 
@@ -205,14 +189,7 @@ def build_arg_parser(description: str = LOCAL_DESCRIPTION, kubeflow: bool = Fals
         dest = ".".join(path)
         default_text = f"full: {full[dest]!r}, demo: {demo[dest]!r}"
         help_text = f"{_help_for(path)} ({default_text})".strip().replace("%", "%%")
-        parse = _parser_for(field_type)
-        if parse is None:
-            parser.add_argument(
-                f"--{flag}", dest=dest, action=argparse.BooleanOptionalAction, default=None, help=help_text
-            )
-        else:
-            metavar = flag.upper().replace("-", "_")
-            parser.add_argument(f"--{flag}", dest=dest, type=parse, default=None, metavar=metavar, help=help_text)
+        add_flag(parser, flag, dest, field_type, help_text)
     return parser
 
 

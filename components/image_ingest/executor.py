@@ -94,13 +94,12 @@ class _ReadImageExample(beam.DoFn):
 
     def __init__(self, input_base: str, split_folder: str):
         self._root = input_base.rstrip("/")
-        # The class is the first folder below the split's folder.
-        self._label_index = len(split_folder.split("/")) if split_folder else 0
+        self._split_folder = split_folder
         self._files = beam.metrics.Metrics.counter(_METRICS_NAMESPACE, "files")
         self._unreadable = beam.metrics.Metrics.counter(_METRICS_NAMESPACE, "unreadable")
 
     def process(self, relative_path: str):
-        label = relative_path.split("/")[self._label_index]
+        label = listing_lib.class_of(relative_path, self._split_folder)
         path = posixpath.join(self._root, relative_path)
         try:
             with FileSystems.open(path, mime_type="application/octet-stream", compression_type="uncompressed") as f:

@@ -39,6 +39,13 @@ def split_folder_of(split_pattern: str) -> str:
     return split_pattern[: -len(PATTERN_SUFFIX)].rstrip("/")
 
 
+def class_of(relative_path: str, split_folder: str) -> str:
+    """The class of a listed file: the first folder below its split's folder
+    (``train/ants/a.jpg`` in split ``train`` -> ``ants``)."""
+    depth = len(split_folder.split("/")) if split_folder else 0
+    return relative_path.split("/")[depth]
+
+
 @dataclasses.dataclass
 class SplitListing:
     """What one input split's folder holds. Paths are relative to the data root."""

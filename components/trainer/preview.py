@@ -21,7 +21,7 @@ import components  # noqa: F401  (sets the Keras choice before TensorFlow loads)
 import tensorflow as tf
 
 from components.image_ingest import listing
-from components.knobs import HELP
+from components.knobs import HELP, add_flag
 from components.image_ingest.component import detect_split_folders
 from components.trainer import augment, image_ops
 from components.trainer.params import PRESETS, AugmentParams
@@ -59,8 +59,8 @@ def _sample_files(data_dir: str, count: int) -> List[str]:
     if not files:
         raise ValueError(f"No images found under {data_dir!r}.")
     by_class: Dict[str, List[str]] = collections.defaultdict(list)
-    for path in files:  # [<split>/]<class>/<file>, relative to data_dir
-        by_class[path[len(split_folder) + 1:].split("/")[0] if split_folder else path.split("/")[0]].append(path)
+    for path in files:
+        by_class[listing.class_of(path, split_folder)].append(path)
     sample = []
     for index in range(max(len(paths) for paths in by_class.values())):
         sample += [paths[index] for paths in by_class.values() if index < len(paths)]
@@ -79,13 +79,9 @@ def _at_least(minimum: int):
 def _add_augment_flags(parser: argparse.ArgumentParser) -> None:
     """The Trainer's ``--augment-<field>`` flags, each overriding the preset's value."""
     for field in dataclasses.fields(AugmentParams):
-        if field.name == "preset":
-            continue
-        flag, help_text = "--augment-" + field.name.replace("_", "-"), field.metadata.get(HELP, "")
-        if field.type is bool:
-            parser.add_argument(flag, action=argparse.BooleanOptionalAction, default=None, help=help_text)
-        else:
-            parser.add_argument(flag, type=field.type, default=None, metavar="VALUE", help=help_text)
+        if field.name != "preset":
+            add_flag(parser, "augment-" + field.name.replace("_", "-"), "augment_" + field.name, field.type,
+                     field.metadata.get(HELP, "").replace("%", "%%"))
 
 
 def augment_params(args: argparse.Namespace) -> AugmentParams:
