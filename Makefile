@@ -32,11 +32,17 @@ test: setup
 test-fast: setup
 	$(PY) -m pytest -m "not e2e" $(ARGS)
 
+# All benchmarks, or some with their own flags: make bench BENCH=input ARGS="--skip-training"
+# (ARGS goes to every benchmark named, and each takes different flags).
+BENCH ?= validation beam input serving
+
 bench: setup
-	$(PY) -m bench.bench_validation $(ARGS)
-	$(PY) -m bench.bench_beam $(ARGS)
-	$(PY) -m bench.bench_input $(ARGS)
-	$(PY) -m bench.bench_serving $(ARGS)
+	@for name in $(BENCH); do \
+		test -f bench/bench_$$name.py || { echo "error: no benchmark bench/bench_$$name.py (BENCH takes: validation beam input serving)" >&2; exit 2; }; \
+	done
+	@set -e; for name in $(BENCH); do \
+		echo "$(PY) -m bench.bench_$$name $(ARGS)"; $(PY) -m bench.bench_$$name $(ARGS); \
+	done
 
 # An augmentation preview on your own images: make preview ARGS="--data-dir PATH --preset heavy"
 preview: setup
