@@ -35,12 +35,12 @@ images/s and the median of each repeat's ratios are printed and written to
 bench/results/input_pipeline.json, with every repeat's ratio (their spread
 shows how much the machine's speed moved during the run). Then the real model
 (ResNet50, 128x128, batch 16, random init) is trained fed by input_fn, and fed
-by synthetic in-memory tensors, in turn, 5 times (each time one epoch of 8
-steps after a warm-up one), and the median ratio of their images/s is printed
-with the ratio of each round. Last, the augmentation's XLA warp and TensorFlow's
-ImageProjectiveTransformV3 (bilinear, reflected borders: the same result) warp
-one batch of 32 224x224 images in turn, 15 times, and the median of their time
-ratios is printed.
+by synthetic in-memory tensors, in turn, 9 times (each time one epoch of 8
+steps after a warm-up one; single rounds swing by a third on this machine), and
+the median ratio of their images/s is printed with the ratio of each round.
+Last, the augmentation's XLA warp and TensorFlow's ImageProjectiveTransformV3
+(bilinear, reflected borders: the same result) warp one batch of 32 224x224
+images in turn, 15 times, and the median of their time ratios is printed.
 
     .venv/bin/python -m bench.bench_input [--repeats 7] [--generated 500] [--skip-training]
 """
@@ -230,7 +230,7 @@ class _EpochTimer(tf.keras.callbacks.Callback):
         self.durations.append(time.perf_counter() - self.start)
 
 
-def bench_training(pattern, tft_output, num_classes, steps=8, rounds=5):
+def bench_training(pattern, tft_output, num_classes, steps=8, rounds=9):
     params = dataclasses.replace(PARAMS, image_size=128, batch_size=16)
     real = dataset.make_dataset(pattern, tft_output, params, training=True, num_classes=num_classes).repeat()
     images = tf.random.uniform([16, 128, 128, 3], 0, 255)
