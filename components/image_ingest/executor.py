@@ -18,6 +18,7 @@ empty class folders are written to ``ingest_listing.json`` beside the splits.
 import bisect
 import hashlib
 import io
+import itertools
 import json
 import os
 import posixpath
@@ -139,10 +140,7 @@ class Executor(BaseExampleGenExecutor):
         input_config = example_gen_pb2.Input()
         proto_utils.json_to_proto(exec_properties[standard_component_specs.INPUT_CONFIG_KEY], input_config)
         (single_input,) = input_config.splits
-        bucket_ends, total = [], 0
-        for split in output_config.split_config.splits:
-            total += split.hash_buckets
-            bucket_ends.append(total)
+        bucket_ends = list(itertools.accumulate(split.hash_buckets for split in output_config.split_config.splits))
         splits = (
             pipeline
             | "InputToRecord" >> self.GetInputSourceToExamplePTransform()(exec_properties, single_input.pattern)

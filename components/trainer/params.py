@@ -66,7 +66,8 @@ class AugmentParams:
 
     def __post_init__(self):
         if self.preset not in PRESETS:
-            raise ValueError(f"augment.preset must be one of {sorted(PRESETS)}, got {self.preset!r}.")
+            raise ValueError(f"Unknown augmentation preset {self.preset!r} (augment.preset); choose from "
+                             f"{sorted(PRESETS)}.")
         for name, value in PRESETS[self.preset].items():
             if getattr(self, name) is None:
                 object.__setattr__(self, name, value)  # frozen: set once, here
@@ -92,8 +93,6 @@ class AugmentParams:
 
     @classmethod
     def from_preset(cls, name: str, **overrides) -> "AugmentParams":
-        if name not in PRESETS:
-            raise ValueError(f"Unknown augmentation preset {name!r}; choose from {sorted(PRESETS)}.")
         return cls(preset=name, **overrides)
 
     @property
