@@ -69,6 +69,11 @@ def test_every_field_has_a_flag_and_kubeflow_settings_only_in_the_kubeflow_runne
         (["--no-such-flag"], "unrecognized arguments"),
         (["--cache", "memroy"], "cache must be 'memory', 'none' or a directory path"),
         (["--augment-mixup-prob", "0.7", "--augment-cutmix-prob", "0.5"], "mixup_prob + augment.cutmix_prob"),
+        (["--augment-crop-aspect", "0.5"], "augment.crop_aspect is the largest aspect ratio: it must be at least 1, "
+                                           "got 0.5"),
+        (["--augment-cutmix-alpha", "0"], "augment.cutmix_alpha is a Beta alpha: it must be above 0, got 0.0"),
+        (["--image-size", "64", "--augment-blur-prob", "0.5", "--augment-blur", "25"],
+         "augment.blur 25.0 reaches 75 pixels (3 sigma), which must be less than the image size, 64"),
     ],
 )
 def test_bad_flags_exit_with_a_clear_message(argv, message, capsys):

@@ -92,6 +92,26 @@ def test_disk_cache_starts_afresh_for_another_image_size_or_other_examples(examp
     assert len(list((tmp_path / "cache").glob("train_*.index"))) == 3
 
 
+def test_a_disk_cache_written_with_another_seed_gives_this_seeds_batches(examples_file, transform_output,
+                                                                         tmp_path):
+    # Several shards, as ExampleGen writes them: the cache must not keep a seed's order of the files.
+    records = [record.numpy() for record in tf.data.TFRecordDataset(examples_file, "GZIP")]
+    shards = tmp_path / "shards"
+    shards.mkdir()
+    for index in range(3):
+        with tf.io.TFRecordWriter(str(shards / f"data-{index}.gz"), options="GZIP") as writer:
+            for record in records[index::3]:
+                writer.write(record)
+    pattern = str(shards / "*.gz")
+    disk = dataclasses.replace(PARAMS, cache=str(tmp_path / "cache"))
+    _collect(_dataset(pattern, transform_output, dataclasses.replace(disk, seed=8)))  # writes the cache
+    from_cache = _collect(_dataset(pattern, transform_output, disk))  # seed 7 reads it
+    assert len(list((tmp_path / "cache").glob("train_*.index"))) == 1
+    in_memory = _collect(_dataset(pattern, transform_output, PARAMS))
+    np.testing.assert_array_equal(from_cache[0], in_memory[0])
+    np.testing.assert_array_equal(from_cache[1], in_memory[1])
+
+
 def test_training_batches_are_reproducible_from_the_seed(examples_file, transform_output):
     heavy = dataclasses.replace(PARAMS, augment=AugmentParams.from_preset("heavy"))
     first = _collect(_dataset(examples_file, transform_output, heavy))
@@ -147,13 +167,19 @@ def test_augmentation_stays_finite_and_in_range(seed, preset):
     assert np.isfinite(out.numpy()).all() and out.numpy().min() >= 0.0 and out.numpy().max() <= 255.0
     np.testing.assert_allclose(out_labels.numpy().sum(axis=1), 1.0, atol=1e-5)
     assert out_labels.numpy().min() >= 0.0
+    # The warp and the colour map clip their results, and XLA's clip turns NaN into 0:
+    # their sampling points and colour maps must be finite themselves.
+    points, colour = augment._image_maps(tf.constant([seed, 99], tf.int64), tf.shape(images),
+                                         augment.image_means(images), params)
+    for maps in (*points, *colour):
+        assert np.isfinite(maps.numpy()).all()
 
 
 def test_mixup_and_cutmix_give_soft_labels_from_the_partner_image():
     images, labels = _batch()
     out, soft = augment.augment_batch(images, labels, tf.constant([3, 4], tf.int64), _every_op_always())
     soft = soft.numpy()
-    partners = labels.numpy()[::-1]
+    partners = np.roll(labels.numpy(), 1, axis=0)  # the image before (the first image's is the last)
     assert (soft.max(axis=1) < 1.0).any()  # some labels are mixed
     for row, label, partner in zip(soft, labels.numpy(), partners):
         # A convex combination of the image's own label and its partner's.
@@ -237,7 +263,7 @@ def test_mixup_and_cutmix_keep_their_probabilities_and_labels_match_the_pixels()
     images = tf.constant(np.broadcast_to(greys[:, None, None, None], (_MANY, 16, 16, 3)))
     params = AugmentParams.from_preset("none", mixup_prob=0.5, mixup_alpha=1.0, cutmix_prob=0.5, cutmix_alpha=1.0)
     out, labels = augment.augment_batch(images, tf.eye(_MANY), tf.constant([4, 4], tf.int64), params)
-    partner = greys[::-1]
+    partner = np.roll(greys, 1)
     own_share = (out.numpy()[..., 0] - partner[:, None, None]) / (greys - partner)[:, None, None]
     own_label = np.diag(labels.numpy())
     np.testing.assert_allclose(own_share.mean(axis=(1, 2)), own_label, atol=1e-3)
@@ -245,6 +271,46 @@ def test_mixup_and_cutmix_keep_their_probabilities_and_labels_match_the_pixels()
     pasted = (np.isclose(own_share, 0.0, atol=1e-4) | np.isclose(own_share, 1.0, atol=1e-4)).all(axis=(1, 2)) & (
         own_label < 1.0)  # cutmix: pixels of one image or the other
     assert 0.3 <= blended.mean() <= 0.7 and 0.3 <= pasted.mean() <= 0.7
+
+
+@pytest.mark.parametrize("batch", [2, 3, 5])
+def test_mixing_pairs_every_image_of_a_batch_with_another(batch):
+    # Odd batches too: no image is its own partner. Flat images, each its own grey, all mixed up.
+    greys = np.arange(batch, dtype=np.float32) * 40.0 + 20.0
+    images = tf.constant(np.broadcast_to(greys[:, None, None, None], (batch, 8, 8, 3)))
+    params = AugmentParams.from_preset("none", mixup_prob=1.0, mixup_alpha=1.0)
+    out, labels = augment.augment_batch(images, tf.eye(batch), tf.constant([1, 3], tf.int64), params)
+    assert (np.diag(labels.numpy()) < 1.0 - 1e-6).all()
+    assert (np.abs(out.numpy() - images.numpy()).max(axis=(1, 2, 3)) > 1e-3).all()
+    # A batch of one has no other image to mix with: it passes unchanged.
+    alone, alone_label = augment.augment_batch(images[:1], tf.eye(1), tf.constant([1, 3], tf.int64), params)
+    np.testing.assert_array_equal(alone.numpy(), images.numpy()[:1])
+    np.testing.assert_array_equal(alone_label.numpy(), [[1.0]])
+
+
+def _reference_blur(image, sigma, radius):
+    """A Gaussian blur of one image [h, w, c] in NumPy: mirrored borders, x then y."""
+    offsets = np.arange(-radius, radius + 1)
+    kernel = np.exp(-0.5 * (offsets / max(sigma, 1e-3)) ** 2)
+    kernel /= kernel.sum()
+    padded = np.pad(image.astype(np.float64), [(radius, radius), (radius, radius), (0, 0)], mode="reflect")
+    height, width = image.shape[:2]
+    across = sum(padded[:, tap:tap + width] * k for tap, k in enumerate(kernel))
+    return sum(across[tap:tap + height] * k for tap, k in enumerate(kernel))
+
+
+@pytest.mark.parametrize("blur", [1.5, 2.5, 5.0])
+def test_blur_matches_a_reference_gaussian_at_any_sigma_over_a_full_batch(blur):
+    # 32 images of 3 channels: kernels of 13 taps or more over 96 channels broke the depthwise convolution.
+    images = tf.random.stateless_uniform([32, 40, 40, 3], seed=[8, 2], maxval=255.0)
+    params = AugmentParams.from_preset("none", blur_prob=1.0, blur=blur)
+    out = augment._blur(images, augment._Draws(tf.constant([4, 2], tf.int64), 32), params).numpy()
+    draws = augment._Draws(tf.constant([4, 2], tf.int64), 32)  # the same draws again: each image's sigma
+    sigmas = (draws.applied(1.0) * draws.uniform(min(0.1, blur), blur)).numpy()
+    assert sigmas.max() > 0.6 * blur  # the widest kernels were drawn
+    for image, result, sigma in zip(images.numpy(), out, sigmas):
+        np.testing.assert_allclose(result, np.clip(_reference_blur(image, sigma, params.blur_radius), 0, 255),
+                                   atol=2e-3)
 
 
 @pytest.mark.parametrize("flip, axis", [("horizontal_flip", 2), ("vertical_flip", 1)])
@@ -352,7 +418,11 @@ def test_preview_grid_puts_originals_first():
     images, _ = _batch(size=16)
     grid = preview.preview_grid(images, AugmentParams.from_preset("heavy"), versions=3, seed=1)
     assert grid.dtype == tf.uint8 and grid.shape == (4 * 20, 4 * 20, 3)
-    np.testing.assert_array_equal(grid[:16, :16].numpy(), images[0].numpy().astype(np.uint8))
+    tiles = grid.numpy().reshape(4, 20, 4, 20, 3)[:, :16, :, :16].transpose(0, 2, 1, 3, 4)  # [row, column, y, x, 3]
+    for row, image in enumerate(images.numpy().astype(np.uint8)):
+        np.testing.assert_array_equal(tiles[row, 0], image)  # each row starts with its original
+        for column in (1, 2, 3):
+            assert not np.array_equal(tiles[row, column], image)  # then augmented versions of it
 
 
 def test_preview_command_writes_a_png(tmp_path):
@@ -374,7 +444,9 @@ def test_preview_takes_the_trainers_augment_flags_and_refuses_bad_numbers(capsys
         ["--data-dir", "d", "--preset", "heavy", "--no-augment-color", "--augment-mixup-prob", "0"])
     assert preview.augment_params(args) == AugmentParams.from_preset("heavy", color=False, mixup_prob=0.0)
     for bad, message in ((["--count", "0"], "must be at least 1"), (["--image-size", "0"], "must be at least 8"),
-                         (["--augment-mixup-prob", "0.9", "--augment-cutmix-prob", "0.9"], "at most 1")):
+                         (["--augment-mixup-prob", "0.9", "--augment-cutmix-prob", "0.9"], "at most 1"),
+                         (["--image-size", "8", "--augment-blur-prob", "0.5", "--augment-blur", "3"],
+                          "less than the image size, 8")):
         with pytest.raises(SystemExit) as exit_info:
             preview.main(["--data-dir", "d"] + bad)
         assert exit_info.value.code == 2 and message in capsys.readouterr().err

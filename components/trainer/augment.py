@@ -12,11 +12,12 @@ to each image with its own probability and a random magnitude up to its limit.
 * Colour: brightness, contrast, saturation and random grayscale (one gray blend),
   hue (a rotation in YIQ space), composed into one 3x3 matrix and offset per
   image: one pass over the pixels.
-* Gaussian noise; Gaussian blur (one depthwise convolution with a kernel per
-  image); random erasing (a noise-filled rectangle per image).
-* Mixup and cutmix (one or neither per image) pair each image with its neighbour
-  in the reversed batch and mix their one-hot labels in the same proportion as
-  the pixels (soft labels).
+* Gaussian noise; Gaussian blur (separable, a kernel per image, compiled by
+  XLA); random erasing (a noise-filled rectangle per image).
+* Mixup and cutmix (one or neither per image) pair each image with the one
+  before it in the batch (the first with the last) and mix their one-hot labels
+  in the same proportion as the pixels (soft labels). A batch of one image has
+  no partner for it, so it is not mixed.
 
 Images come in as uint8 or float32 in [0, 255] and leave as float32; labels are
 one-hot float32.
@@ -232,27 +233,31 @@ def _noise(images, draws: _Draws, p: AugmentParams):
     return tf.clip_by_value(images + draws.normal(tf.shape(images)) * sigma[:, None, None, None], 0.0, 255.0)
 
 
+# Shifted copies rather than a depthwise convolution: TensorFlow 2.16's CPU
+# DepthwiseConv2dNative crashes, hangs or returns wrong values once a filter row
+# has 13 or more taps over many channels (a blur sigma from about 1.7 at batch 32).
+@tf.function(jit_compile=True)
+def _separable_blur(images, kernel):
+    """``images`` [b, h, w, 3] convolved along x, then y, with ``kernel`` [b, taps]
+    (one odd-length kernel per image), borders mirrored; clipped to [0, 255]."""
+    taps = kernel.shape[1]
+    radius = taps // 2
+    shape = tf.shape(images)
+    weights = kernel[:, None, None, None, :]
+    padded = tf.pad(images, [[0, 0], [radius, radius], [radius, radius], [0, 0]], mode="REFLECT")
+    across = sum(padded[:, :, tap:tap + shape[2], :] * weights[..., tap] for tap in range(taps))
+    blurred = sum(across[:, tap:tap + shape[1]] * weights[..., tap] for tap in range(taps))
+    return tf.clip_by_value(blurred, 0.0, 255.0)  # a convex blend, in range up to float rounding
+
+
 def _blur(images, draws: _Draws, p: AugmentParams):
-    """Separable Gaussian blur with a sigma per image, as one depthwise convolution."""
-    radius = max(1, int(math.ceil(3.0 * p.blur)))
+    """Separable Gaussian blur with a sigma per image."""
     sigma = draws.applied(p.blur_prob) * draws.uniform(min(0.1, p.blur), p.blur)
-    offsets = tf.range(-radius, radius + 1, dtype=tf.float32)
+    offsets = tf.range(-p.blur_radius, p.blur_radius + 1, dtype=tf.float32)
     # Sigma 0 (not applied) gives a delta kernel: the image unchanged.
     safe_sigma = tf.maximum(sigma, 1e-3)[:, None]
     kernel = tf.exp(-0.5 * tf.square(offsets[None, :] / safe_sigma))
-    kernel = kernel / tf.reduce_sum(kernel, axis=1, keepdims=True)  # [batch, taps]
-    shape = tf.shape(images)
-    # Batch and channels become channels of one image: one kernel per channel.
-    stacked = tf.reshape(tf.transpose(images, [1, 2, 0, 3]), [1, shape[1], shape[2], -1])
-    per_channel = tf.repeat(kernel, 3, axis=0)  # [batch * 3, taps]
-    taps = 2 * radius + 1
-    horizontal = tf.reshape(tf.transpose(per_channel), [1, taps, -1, 1])
-    vertical = tf.reshape(tf.transpose(per_channel), [taps, 1, -1, 1])
-    padded = tf.pad(stacked, [[0, 0], [radius, radius], [radius, radius], [0, 0]], mode="REFLECT")
-    blurred = tf.nn.depthwise_conv2d(padded, horizontal, strides=[1, 1, 1, 1], padding="VALID")
-    blurred = tf.nn.depthwise_conv2d(blurred, vertical, strides=[1, 1, 1, 1], padding="VALID")
-    blurred = tf.transpose(tf.reshape(blurred, [shape[1], shape[2], shape[0], 3]), [2, 0, 1, 3])
-    return tf.clip_by_value(blurred, 0.0, 255.0)  # a convex blend, in range up to float rounding
+    return _separable_blur(images, kernel / tf.reduce_sum(kernel, axis=1, keepdims=True))
 
 
 def _boxes(draws: _Draws, height, width, area):
@@ -279,8 +284,10 @@ def _erase(images, draws: _Draws, p: AugmentParams):
 
 
 def _mix(images, labels, draws: _Draws, p: AugmentParams) -> Tuple[tf.Tensor, tf.Tensor]:
-    """Mixup or cutmix with the partner image of the reversed batch; labels mixed alike."""
-    partner_images, partner_labels = tf.reverse(images, [0]), tf.reverse(labels, [0])
+    """Mixup or cutmix with the partner image, the one before in the batch (the
+    first image's is the last); labels mixed alike."""
+    # A roll pairs no image of a batch of two or more with itself, as reversing would the middle of an odd one.
+    partner_images, partner_labels = tf.roll(images, 1, axis=0), tf.roll(labels, 1, axis=0)
     # One draw picks mixup, cutmix or neither, each with its own probability.
     which = draws.uniform()
     use_mixup = tf.cast(which < p.mixup_prob, tf.float32)

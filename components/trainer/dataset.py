@@ -114,7 +114,10 @@ def make_dataset(
     augmenting = training and augment.is_active(params.augment)
     # Each image's mean, the centre of its contrast changes, is computed as it is decoded (and cached with it).
     with_means = augmenting and augment.uses_image_means(params.augment)
-    images = decoded_images(file_patterns, params, shuffle_files=training, with_means=with_means)
+    # A cache holds the files in their listed order, whatever the seed, and the seeded shuffle after
+    # it does the shuffling: a disk cache written by a run with another seed then gives this seed's batches.
+    images = decoded_images(file_patterns, params, shuffle_files=training and params.cache_dir is None,
+                            with_means=with_means)
     if params.cache_dir is not None:
         # An in-memory cache ("") belongs to this pipeline; a disk cache outlives the run.
         prefix = params.cache_dir and disk_cache_prefix(

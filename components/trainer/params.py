@@ -1,6 +1,7 @@
 """Typed hyper-parameters of the Trainer, passed to it as TFX ``custom_config``."""
 
 import dataclasses
+import math
 from typing import Any, Dict
 
 from components.knobs import knob
@@ -81,10 +82,17 @@ class AugmentParams:
                 raise ValueError(f"augment.{name} must be in [0, 1), got {getattr(self, name)}.")
         if not 0.0 <= self.hue <= 0.5:
             raise ValueError(f"augment.hue must be in [0, 0.5], got {self.hue}.")
-        if not 0.0 < self.crop_min_area <= 1.0 or self.crop_aspect < 1.0:
-            raise ValueError("augment.crop_min_area must be in (0, 1] and augment.crop_aspect at least 1.")
-        if self.blur < 0 or self.mixup_alpha <= 0 or self.cutmix_alpha <= 0:
-            raise ValueError("augment.blur must be >= 0 and the mixup/cutmix alphas > 0.")
+        if not 0.0 < self.crop_min_area <= 1.0:
+            raise ValueError(f"augment.crop_min_area is a share of the area: it must be in (0, 1], "
+                             f"got {self.crop_min_area}.")
+        if self.crop_aspect < 1.0:
+            raise ValueError(f"augment.crop_aspect is the largest aspect ratio: it must be at least 1, "
+                             f"got {self.crop_aspect}.")
+        if self.blur < 0:
+            raise ValueError(f"augment.blur is a sigma in pixels: it must be 0 or more, got {self.blur}.")
+        for name in ("mixup_alpha", "cutmix_alpha"):
+            if getattr(self, name) <= 0:
+                raise ValueError(f"augment.{name} is a Beta alpha: it must be above 0, got {getattr(self, name)}.")
         if self.mixup_prob + self.cutmix_prob > 1.0:
             raise ValueError(
                 "An image gets mixup or cutmix, not both: augment.mixup_prob + augment.cutmix_prob must be at most 1, "
@@ -98,6 +106,20 @@ class AugmentParams:
     @property
     def mixes_labels(self) -> bool:
         return self.mixup_prob > 0 or self.cutmix_prob > 0
+
+    @property
+    def blur_radius(self) -> int:
+        """The blur kernel's reach either side of a pixel: 3 sigma, whole pixels."""
+        return max(1, math.ceil(3.0 * self.blur))
+
+    def check_image_size(self, image_size: int) -> None:
+        """ValueError unless these augmentations fit images of ``image_size`` pixels."""
+        # The blur mirrors the image at its borders, which needs the kernel to reach less than an image side.
+        if self.blur_prob > 0 and self.blur > 0 and self.blur_radius >= image_size:
+            raise ValueError(
+                f"augment.blur {self.blur} reaches {self.blur_radius} pixels (3 sigma), which must be less than "
+                f"the image size, {image_size}: lower augment.blur or raise the image size."
+            )
 
 
 # Each preset gives every op field a value.
@@ -168,6 +190,7 @@ class TrainParams:
     def __post_init__(self):
         if self.image_size < 32:
             raise ValueError(f"image_size must be at least 32 (ResNet50's minimum), got {self.image_size}.")
+        self.augment.check_image_size(self.image_size)
         for name in ("batch_size", "shuffle_buffer"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be at least 1, got {getattr(self, name)}.")

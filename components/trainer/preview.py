@@ -108,6 +108,7 @@ def main(argv: Optional[List[str]] = None) -> int:
     args = parser.parse_args(argv)
     try:
         params = augment_params(args)
+        params.check_image_size(args.image_size)
     except ValueError as error:
         parser.error(str(error))
     try:
