@@ -160,6 +160,13 @@ def window_rates(fn, *args):
     return {w: images * w / ends[w - 1] for w in WINDOWS if w <= len(ends)}
 
 
+def paired_ratios(ours, theirs, window):
+    """The median and every repeat's ratio of two runs' images/s over ``window`` epochs,
+    paired repeat by repeat."""
+    each = [o[window] / t[window] for o, t in zip(ours, theirs)]
+    return {"median": round(statistics.median(each), 2), "each_repeat": [round(r, 2) for r in each]}
+
+
 def bench_dataset(name, folder, work, repeats):
     examples = run_ingest(folder, work / f"{name}_ingested", return_artifact=True)
     validated = run_validator(examples, work / f"{name}_validation")
@@ -192,26 +199,21 @@ def bench_dataset(name, folder, work, repeats):
         # Ratios pair the runs of one repeat, made minutes apart at most: this machine's
         # speed drifts by more than that between repeats.
         read = {key: values for key, values in rates.items() if w in values[0]}
-        ours = [r[w] for r in read["input_fn"]]
-        ratios = {key: [o / r[w] for o, r in zip(ours, values)] for key, values in read.items()
+        ratios = {key: paired_ratios(read["input_fn"], values, w) for key, values in read.items()
                   if key not in ("input_fn", "input_fn_disk_cache_warm")}
         result["windows"][f"{w}_epochs"] = {
             "images_per_second": {key: round(statistics.median(r[w] for r in values), 1)
                                   for key, values in read.items()},
-            "input_fn_speedup": {key: round(statistics.median(each), 2) for key, each in ratios.items()},
+            "input_fn_speedup": {key: each["median"] for key, each in ratios.items()},
             # Every repeat's ratio, in run order: how far one repeat can stray from the median.
-            "input_fn_speedup_each_repeat": {key: [round(r, 2) for r in each] for key, each in ratios.items()},
+            "input_fn_speedup_each_repeat": {key: each["each_repeat"] for key, each in ratios.items()},
         }
     # An augmenting pipeline that decodes every image this way is slower than decode_only.
-    decoding_alone = [d[1] / g[1] for d, g in zip(rates["decode_only"], rates["image_data_gen"])]
-    result["decode_only_over_image_data_gen_first_epoch"] = {
-        "median": round(statistics.median(decoding_alone), 2), "each_repeat": [round(r, 2) for r in decoding_alone]}
+    result["decode_only_over_image_data_gen_first_epoch"] = paired_ratios(
+        rates["decode_only"], rates["image_data_gen"], 1)
     # With nothing decoded, what is left is starting the pipeline and augmenting.
-    warm = {w: [d[w] / g[w] for d, g in zip(rates["input_fn_disk_cache_warm"], rates["image_data_gen"])]
-            for w in WINDOWS}
     result["input_fn_disk_cache_warm_over_image_data_gen"] = {
-        f"{w}_epochs": {"median": round(statistics.median(each), 2), "each_repeat": [round(r, 2) for r in each]}
-        for w, each in warm.items()}
+        f"{w}_epochs": paired_ratios(rates["input_fn_disk_cache_warm"], rates["image_data_gen"], w) for w in WINDOWS}
     return result, (pattern, tft_output, len(labels))
 
 
