@@ -45,6 +45,10 @@ shows how much the machine's speed moved during the run). Then the real model
 by synthetic in-memory tensors, in turn, 9 times (each time one epoch of 8
 steps after a warm-up one; single rounds swing by a third on this machine), and
 the median ratio of their images/s is printed with the ratio of each round.
+Then camera-sized JPEGs (64 each of 1600x1200 and 4032x3024) are decoded and
+resized to 224x224 the pipeline's way (decoded at a reduced scale first) and by
+decoding them whole, then the same resize, in turn, 9 times, and the median of
+their time ratios is printed per size.
 Last, the augmentation's XLA warp and TensorFlow's ImageProjectiveTransformV3
 (bilinear, reflected borders: the same result) warp one batch of 32 224x224
 images in turn, 15 times, and the median of their time ratios is printed.
@@ -241,6 +245,40 @@ def bench_warp(rounds=15):
             "xla_warp_speedup": round(statistics.median(ratios), 2)}
 
 
+def bench_large_jpeg_decode(work, rounds=9, count=64):
+    """Decoding and resizing camera-sized JPEGs to 224x224 the pipeline's way (a JPEG
+    at least twice the size both ways is decoded at 1/2, 1/4 or 1/8 scale first)
+    against decoding them whole, then the same area resize, in parallel maps as the
+    pipeline runs them: the median of each round's time ratio, per photo size."""
+    def full_decode(encoded):
+        image = tf.io.decode_image(encoded, channels=3, expand_animations=False)
+        return tf.cast(tf.round(tf.image.resize(image, [SIZE, SIZE], method="area")), tf.uint8)
+
+    def ours(encoded):
+        return image_ops.decode_and_resize(encoded, SIZE, tf.uint8)
+
+    results = {}
+    for width, height in ((1600, 1200), (4032, 3024)):
+        folder = generate_jpegs(work / f"photos_{width}x{height}", count, width, height)
+        files = sorted(str(p) for p in folder.glob("*/*"))
+        encoded = tf.data.Dataset.from_tensor_slices(files).map(tf.io.read_file).cache()
+        pipelines = {name: encoded.map(fn, num_parallel_calls=tf.data.AUTOTUNE).batch(BATCH).prefetch(1)
+                     for name, fn in (("decode_and_resize", ours), ("full_decode", full_decode))}
+        seconds = {name: [] for name in pipelines}
+        for round_number in range(rounds + 1):
+            for name, pipeline in pipelines.items():
+                start = time.perf_counter()
+                for _ in pipeline:
+                    pass
+                if round_number:  # the first round reads the files and traces
+                    seconds[name].append(time.perf_counter() - start)
+        ratios = [full / scaled for scaled, full in zip(seconds["decode_and_resize"], seconds["full_decode"])]
+        results[f"{width}x{height}"] = {
+            "images_per_second": {name: round(count / statistics.median(s), 1) for name, s in seconds.items()},
+            "decode_and_resize_speedup": round(statistics.median(ratios), 2)}
+    return results
+
+
 class _EpochTimer(tf.keras.callbacks.Callback):
     def on_train_begin(self, logs=None):
         self.durations = []
@@ -319,6 +357,10 @@ def main(argv=None) -> int:
             print(f"\ntraining (ResNet50 128x128, batch 16): {training['images_per_second']} img/s; "
                   f"input_fn / synthetic = {training['input_fn_over_synthetic']:.3f} "
                   f"(rounds: {training['input_fn_over_synthetic_each_round']})")
+        results["large_jpeg_decode"] = bench_large_jpeg_decode(work)
+        for photo, figures in results["large_jpeg_decode"].items():
+            print(f"\n{photo} JPEGs to {SIZE}x{SIZE}: decode_and_resize is x{figures['decode_and_resize_speedup']:.2f} "
+                  f"as fast as a full decode then the same resize ({figures['images_per_second']} img/s)")
     results["warp"] = bench_warp()
     print(f"\nwarp of {BATCH} {SIZE}x{SIZE} images: the XLA warp is x{results['warp']['xla_warp_speedup']:.2f} "
           f"as fast as ImageProjectiveTransformV3 ({results['warp']['seconds_per_batch']} s)")

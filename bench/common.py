@@ -9,15 +9,15 @@ from PIL import Image
 RESULTS_DIR = pathlib.Path(__file__).resolve().parent / "results"
 
 
-def generate_jpegs(root: pathlib.Path, count: int) -> pathlib.Path:
-    """``count`` 224x224 JPEGs in 4 class folders under ``root``, the same every time."""
+def generate_jpegs(root: pathlib.Path, count: int, width: int = 224, height: int = 224) -> pathlib.Path:
+    """``count`` ``width`` x ``height`` JPEGs in 4 class folders under ``root``, the same every time."""
     rng = np.random.default_rng(0)
     for index in range(count):
         folder = root / f"class_{index % 4}"
         folder.mkdir(parents=True, exist_ok=True)
         # Smooth random colour fields compress like photos, unlike pure noise.
-        small = rng.integers(0, 256, (14, 14, 3), dtype=np.uint8)
-        Image.fromarray(small).resize((224, 224), Image.BICUBIC).save(folder / f"{index:05d}.jpg", quality=90)
+        small = rng.integers(0, 256, (height // 16, width // 16, 3), dtype=np.uint8)
+        Image.fromarray(small).resize((width, height), Image.BICUBIC).save(folder / f"{index:05d}.jpg", quality=90)
     return root
 
 

@@ -1,10 +1,12 @@
 """The Trainer's tf.data input pipeline and augmentation, on real encoded examples."""
 
 import dataclasses
+import io
 
 import numpy as np
 import pytest
 import tensorflow as tf
+from PIL import Image
 
 from components.trainer import augment, dataset, image_ops, preview
 from components.trainer.params import PRESETS, AugmentParams, TrainParams
@@ -370,6 +372,40 @@ def test_shrinking_averages_fine_detail_instead_of_aliasing():
     assert np.ptp(mixed) < 128
     # Squares as big as the shrink factor stay black and white.
     assert set(np.unique(image_ops.decode_and_resize(_checkerboard_png(96, 96, 3), 32))) == {0.0, 255.0}
+
+
+def _photo_jpeg(height, width, mode="RGB"):
+    """A JPEG of smooth random colours (a 6x6 grid blown up), which compresses like a photo."""
+    rng = np.random.default_rng(height * width)
+    small = Image.fromarray(rng.integers(0, 256, (6, 6, 3), dtype=np.uint8))
+    buffer = io.BytesIO()
+    small.resize((width, height), Image.BICUBIC).convert(mode).save(buffer, "JPEG", quality=90)
+    return buffer.getvalue()
+
+
+@pytest.mark.parametrize("height, width, scale", [
+    (63, 90, 1),    # short side under 2x the size: decoded whole
+    (64, 90, 2),    # exactly 2x: half size is the image size itself
+    (130, 200, 4),  # 4x and more: a quarter
+    (300, 260, 8),
+])
+def test_a_large_jpeg_is_decoded_at_the_smallest_scale_that_keeps_the_image_size(height, width, scale):
+    data = _photo_jpeg(height, width)
+    image = image_ops.decode_and_resize(data, 32).numpy()
+    scaled = tf.io.decode_jpeg(data, channels=3, ratio=scale)
+    assert min(scaled.shape[:2]) >= 32
+    expected = scaled if scaled.shape[:2] == (32, 32) else tf.image.resize(scaled, [32, 32], method="area")
+    np.testing.assert_array_equal(image, np.round(expected))
+    # The same picture as a full decode would give, within a few levels (a side that is not a whole number
+    # of scaled pixels ends in a part pixel kept whole, which stretches the picture by under a pixel).
+    full = tf.image.resize(tf.io.decode_jpeg(data, channels=3), [32, 32], method="area").numpy()
+    assert np.abs(image - full).mean() < 8
+
+
+def test_a_grayscale_jpeg_decoded_at_a_reduced_scale_still_has_three_channels():
+    image = image_ops.decode_and_resize(_photo_jpeg(200, 150, mode="L"), 32).numpy()
+    assert image.shape == (32, 32, 3)
+    np.testing.assert_array_equal(image[..., 0], image[..., 2])
 
 
 def test_an_image_at_the_size_keeps_its_exact_pixels_in_either_dtype():

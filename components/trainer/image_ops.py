@@ -5,6 +5,34 @@ import tensorflow as tf
 
 from components.trainer.params import DEFAULT_MAX_SERVING_PIXELS
 _HEADER_BYTES = 32
+_JPEG_MAGIC = b"\xff\xd8\xff"
+# libjpeg decodes a JPEG at 1/2, 1/4 or 1/8 of its size by scaling in the DCT domain (an average over each
+# block), for about that fraction of a full decode's work: a 12-megapixel photo need not be decoded whole
+# to be shrunk to 224x224.
+_JPEG_SCALES = (2, 4, 8)
+
+
+def _is_jpeg(encoded: tf.Tensor) -> tf.Tensor:
+    return tf.strings.substr(encoded, 0, len(_JPEG_MAGIC)) == _JPEG_MAGIC
+
+
+def _decode(encoded: tf.Tensor, image_size: int) -> tf.Tensor:
+    """RGB uint8 ``[h, w, 3]``; a JPEG is decoded at the smallest of its full size, 1/2,
+    1/4 or 1/8 that keeps both sides at least ``image_size``."""
+
+    def jpeg():
+        height_width = tf.image.extract_jpeg_shape(encoded)[:2]  # the frame header: nothing decoded yet
+        # libjpeg rounds a scaled side up, so a side of at least image_size * scale stays at least image_size.
+        scale_index = tf.add_n([tf.cast(tf.reduce_min(height_width) >= image_size * scale, tf.int32)
+                                for scale in _JPEG_SCALES])
+        return tf.switch_case(scale_index, [
+            lambda scale=scale: tf.io.decode_jpeg(encoded, channels=3, ratio=scale) for scale in (1,) + _JPEG_SCALES
+        ])
+
+    def other():
+        return tf.io.decode_image(encoded, channels=3, expand_animations=False)
+
+    return tf.cond(_is_jpeg(encoded), jpeg, other)
 
 
 def decode_and_resize(encoded: tf.Tensor, image_size: int, dtype: tf.DType = tf.float32) -> tf.Tensor:
@@ -14,16 +42,17 @@ def decode_and_resize(encoded: tf.Tensor, image_size: int, dtype: tf.DType = tf.
     Values are whole numbers in [0, 255], so the Trainer can cache them as
     uint8 and training, evaluation and serving see exactly the same pixels.
     Grayscale is expanded and alpha dropped (``channels=3``); an animated GIF
-    gives its first frame.  Pixel normalisation for ResNet50 happens inside
-    the model.
+    gives its first frame.  A large JPEG is decoded straight to a smaller
+    size (see ``_JPEG_SCALES``) before it is resized.  Pixel normalisation for
+    ResNet50 happens inside the model.
     """
-    image = tf.io.decode_image(encoded, channels=3, expand_animations=False)
+    image = _decode(encoded, image_size)
     size = [image_size, image_size]
     height_width = tf.shape(image)[:2]
 
     def resized(**method):
-        image_f = tf.image.resize(image, size, **method)
-        return tf.cast(tf.round(tf.clip_by_value(image_f, 0.0, 255.0)), dtype)
+        # Both filters average with non-negative weights: values stay within [0, 255], no clip needed.
+        return tf.cast(tf.round(tf.image.resize(image, size, **method)), dtype)
 
     image = tf.case(
         [
@@ -66,7 +95,7 @@ def header_pixels(encoded: tf.Tensor) -> tf.Tensor:
 
     return tf.case(
         [
-            (tf.strings.substr(prefix, 0, 3) == b"\xff\xd8\xff", jpeg),
+            (_is_jpeg(encoded), jpeg),
             (prefix == b"\x89PNG", lambda: _big_endian(head, 16, 4) * _big_endian(head, 20, 4)),
             (prefix == b"GIF8", lambda: _little_endian(head, 6, 2) * _little_endian(head, 8, 2)),
             (tf.strings.substr(prefix, 0, 2) == b"BM",
