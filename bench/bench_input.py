@@ -57,6 +57,7 @@ images in turn, 15 times, and the median of their time ratios is printed.
 """
 
 import argparse
+import collections
 import dataclasses
 import os
 import pathlib
@@ -221,6 +222,19 @@ def bench_dataset(name, folder, work, repeats):
     return result, (pattern, tft_output, len(labels))
 
 
+def alternated_seconds(runs, rounds):
+    """Seconds each of ``runs`` (name -> callable) took in each of ``rounds`` rounds, the
+    runs alternated within a round; an untimed first round traces, compiles and reads files."""
+    seconds = {name: [] for name in runs}
+    for round_number in range(rounds + 1):
+        for name, run in runs.items():
+            start = time.perf_counter()
+            run()
+            if round_number:
+                seconds[name].append(time.perf_counter() - start)
+    return seconds
+
+
 def bench_warp(rounds=15):
     images = tf.random.stateless_uniform([BATCH, SIZE, SIZE, 3], seed=[1, 2], maxval=256, dtype=tf.int32)
     images = tf.cast(images, tf.uint8)
@@ -233,13 +247,8 @@ def bench_warp(rounds=15):
             images=tf.cast(x, tf.float32), transforms=tf.pad(t, [[0, 0], [0, 2]]), output_shape=[SIZE, SIZE],
             interpolation="BILINEAR", fill_mode="REFLECT", fill_value=0.0)),
     }
-    seconds = {name: [] for name in warps}
-    for round_number in range(rounds + 1):
-        for name, warp in warps.items():
-            start = time.perf_counter()
-            warp(images, transforms).numpy()
-            if round_number:  # the first round traces and compiles
-                seconds[name].append(time.perf_counter() - start)
+    seconds = alternated_seconds({name: lambda warp=warp: warp(images, transforms).numpy()
+                                  for name, warp in warps.items()}, rounds)
     ratios = [theirs / ours for ours, theirs in zip(seconds["xla_warp"], seconds["image_projective_transform"])]
     return {"seconds_per_batch": {name: round(statistics.median(s), 4) for name, s in seconds.items()},
             "xla_warp_speedup": round(statistics.median(ratios), 2)}
@@ -264,14 +273,8 @@ def bench_large_jpeg_decode(work, rounds=9, count=64):
         encoded = tf.data.Dataset.from_tensor_slices(files).map(tf.io.read_file).cache()
         pipelines = {name: encoded.map(fn, num_parallel_calls=tf.data.AUTOTUNE).batch(BATCH).prefetch(1)
                      for name, fn in (("decode_and_resize", ours), ("full_decode", full_decode))}
-        seconds = {name: [] for name in pipelines}
-        for round_number in range(rounds + 1):
-            for name, pipeline in pipelines.items():
-                start = time.perf_counter()
-                for _ in pipeline:
-                    pass
-                if round_number:  # the first round reads the files and traces
-                    seconds[name].append(time.perf_counter() - start)
+        seconds = alternated_seconds({name: lambda pipeline=pipeline: collections.deque(pipeline, maxlen=0)
+                                      for name, pipeline in pipelines.items()}, rounds)
         ratios = [full / scaled for scaled, full in zip(seconds["decode_and_resize"], seconds["full_decode"])]
         results[f"{width}x{height}"] = {
             "images_per_second": {name: round(count / statistics.median(s), 1) for name, s in seconds.items()},

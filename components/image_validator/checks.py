@@ -5,8 +5,8 @@ and rejects on it before decoding anything, so a decompression bomb is never
 decoded.  Accepted files are then decoded in full by TensorFlow's own
 ``decode_image``, whose decoders training and serving use (they may decode a
 large JPEG at a reduced scale, which reads the same data), so a file that
-passes here decodes there.  Files TensorFlow would misread are converted: CMYK JPEGs to
-RGB, EXIF-rotated JPEGs to upright pixels (re-encoded at quality 95).
+passes here decodes there.  Files TensorFlow would misread are converted: CMYK
+JPEGs to RGB, EXIF-rotated JPEGs to upright pixels (re-encoded at quality 95).
 """
 
 import dataclasses

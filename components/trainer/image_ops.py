@@ -23,8 +23,8 @@ def _decode(encoded: tf.Tensor, image_size: int) -> tf.Tensor:
     def jpeg():
         height_width = tf.image.extract_jpeg_shape(encoded)[:2]  # the frame header: nothing decoded yet
         # libjpeg rounds a scaled side up, so a side of at least image_size * scale stays at least image_size.
-        scale_index = tf.add_n([tf.cast(tf.reduce_min(height_width) >= image_size * scale, tf.int32)
-                                for scale in _JPEG_SCALES])
+        scale_index = tf.reduce_sum(tf.cast(tf.reduce_min(height_width) >= image_size * tf.constant(_JPEG_SCALES),
+                                            tf.int32))
         return tf.switch_case(scale_index, [
             lambda scale=scale: tf.io.decode_jpeg(encoded, channels=3, ratio=scale) for scale in (1,) + _JPEG_SCALES
         ])
