@@ -46,6 +46,17 @@ def test_batches_have_the_right_shapes_dtypes_and_ranges(examples_file, transfor
         assert set(labels.argmax(axis=1)) == {0, 1, 2}
 
 
+@pytest.mark.parametrize("cache", ["memory", "none"])
+def test_every_pipeline_runs_without_the_autotuning_thread(examples_file, transform_output, cache):
+    # With it, Keras' end of each fit and validation pass could wait out the thread's sleep.
+    params = dataclasses.replace(PARAMS, cache=cache)
+    pipelines = [_dataset(examples_file, transform_output, params, training) for training in (True, False)]
+    pipelines.append(dataset.decoded_images(examples_file, params, shuffle_files=True))  # the preview's
+    for ds in pipelines:
+        assert ds.options().autotune.enabled is False
+        assert ds.repeat().options().autotune.enabled is False  # as fit reads it
+
+
 def test_labels_follow_the_learned_vocabulary(examples_file, transform_output):
     vocabulary = [v.decode() for v in transform_output.vocabulary_by_name("label")]
     assert vocabulary[0] == "red"  # most frequent label first
