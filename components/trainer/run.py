@@ -34,11 +34,11 @@ def class_counts(file_patterns) -> Dict[str, int]:
     """Examples per label in the given example files (reads the labels only)."""
     files = tf.io.gfile.glob(file_patterns)
     records = tf.data.TFRecordDataset(files, compression_type=dataset.compression_of(file_patterns))
-    labels = dataset.without_autotune_thread(records.batch(1024).map(
+    labels = records.batch(1024).map(
         lambda batch: tf.io.parse_example(batch, {features.LABEL: tf.io.FixedLenFeature([], tf.string)})[
-            features.LABEL]))
+            features.LABEL])
     counts = collections.Counter()
-    for batch in labels:
+    for batch in dataset.without_autotune_thread(labels):
         counts.update(label.decode("utf-8") for label in batch.numpy())
     return dict(counts)
 
