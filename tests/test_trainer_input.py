@@ -57,6 +57,50 @@ def test_every_pipeline_runs_without_the_autotuning_thread(examples_file, transf
         assert ds.repeat().options().autotune.enabled is False  # as fit reads it
 
 
+def _map_functions(ds):
+    """The FunctionDefs of the map ops in ``ds``'s graph."""
+    graph = tf.compat.v1.GraphDef.FromString(
+        tf.raw_ops.DatasetToGraphV2(input_dataset=tf.data.experimental.to_variant(ds)).numpy())
+    functions = {function.signature.name: function for function in graph.library.function}
+    return [functions[node.attr["f"].func.name] for node in graph.node if "MapDataset" in node.op]
+
+
+@pytest.mark.parametrize("cache", ["memory", "none"])
+def test_every_map_function_is_instantiated_for_one_device(examples_file, transform_output, cache):
+    # Instantiated as multi-device functions (Dataset.map's way), they would be optimised anew for every
+    # iterator Keras starts: each fit and each validation pass.
+    params = dataclasses.replace(PARAMS, cache=cache)
+    for training in (True, False):
+        functions = _map_functions(_dataset(examples_file, transform_output, params, training))
+        assert len(functions) == 2  # decode, then the batch map
+        assert all(function.attr["experimental_ints_on_device"].b for function in functions)
+
+
+def test_parallel_map_gives_what_dataset_map_gives():
+    pairs = tf.data.Dataset.range(10).map(lambda i: ((i, tf.strings.as_string(i)), tf.cast(i, tf.float32) / 2))
+
+    def fn(pair, half):
+        number, text = pair
+        return {"sum": tf.cast(number, tf.float32) + half, "text": tf.strings.join([text, "!"])}, tf.fill([3], number)
+
+    def values(ds):
+        return [tf.nest.map_structure(lambda t: np.asarray(t).tolist(), element) for element in ds]
+
+    expected = pairs.map(fn, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
+    mapped = dataset.parallel_map(pairs, fn, deterministic=True)
+    assert mapped.element_spec == expected.element_spec
+    assert values(mapped) == values(expected)
+    # One tensor per element is passed as one argument; the cardinality is kept.
+    doubled = dataset.parallel_map(tf.data.Dataset.range(4), lambda i: i * 2)
+    assert values(doubled) == [0, 2, 4, 6] and doubled.cardinality().numpy() == 4
+
+
+def test_parallel_map_refuses_elements_that_are_not_dense_tensors():
+    ragged = tf.data.Dataset.from_tensor_slices(tf.ragged.constant([[1], [2, 3]]))
+    with pytest.raises(TypeError, match="dense tensors"):
+        dataset.parallel_map(ragged, lambda row: row)
+
+
 @pytest.mark.parametrize("mixing", [False, True])
 def test_class_weights_ride_in_the_batches_as_each_labels_average(examples_file, transform_output, mixing):
     class_weights = [0.5, 2.0, 4.0]
