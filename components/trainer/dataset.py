@@ -47,9 +47,10 @@ _ONE_DEVICE_MAP_FUNCTION = {"_tf_data_function": True, "experimental_ints_on_dev
 
 def parallel_map(ds: tf.data.Dataset, fn, deterministic: Optional[bool] = None) -> tf.data.Dataset:
     """``ds.map(fn, num_parallel_calls=AUTOTUNE, deterministic=deterministic)`` for
-    elements and results of tensors, tuples and dicts, with ``fn`` instantiated for the one device the pipeline runs on, and traced without
-    AutoGraph (these functions hold no Python control flow over tensors, and the
-    rewrite costs a sixth of the time it takes to build a pipeline).
+    elements and results made of tensors, tuples and dicts, with ``fn`` instantiated
+    for the one device the pipeline runs on, and traced without AutoGraph (these
+    functions hold no Python control flow over tensors, and the rewrite costs a
+    sixth of the time it takes to build a pipeline).
 
     Why: tf.data instantiates a ``Dataset.map`` function as a multi-device function,
     anew for every iterator, and Keras starts one per ``fit`` and per validation
