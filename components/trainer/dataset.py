@@ -66,19 +66,17 @@ def parallel_map(ds: tf.data.Dataset, fn, deterministic: Optional[bool] = None) 
     in_specs = tf.nest.flatten(ds.element_spec)
     if not all(isinstance(spec, tf.TensorSpec) for spec in in_specs):
         raise TypeError(f"parallel_map takes elements of dense tensors, not {ds.element_spec}.")
-    traced_outputs = []
 
-    def flat_fn(*components):
+    def from_components(*components):
         element = tf.nest.pack_sequence_as(ds.element_spec, list(components))
         # A tuple element is passed as arguments, as ``Dataset.map`` does.
-        outputs = fn(*element) if isinstance(element, tuple) else fn(element)
-        traced_outputs.append(outputs)
-        return tf.nest.flatten(outputs)
+        return fn(*element) if isinstance(element, tuple) else fn(element)
 
-    flat_fn.__name__ = getattr(fn, "__name__", "map_function")  # names the traced function
-    traced = tf.function(flat_fn, input_signature=in_specs, autograph=False,
+    from_components.__name__ = getattr(fn, "__name__", "map_function")  # names the traced function
+    traced = tf.function(from_components, input_signature=in_specs, autograph=False,
                          experimental_attributes=_ONE_DEVICE_MAP_FUNCTION).get_concrete_function()
-    out_specs = tf.nest.map_structure(lambda t: tf.TensorSpec(t.shape, t.dtype), traced_outputs[-1])
+    # The traced function returns its results flattened, in tf.nest's order.
+    out_specs = tf.nest.map_structure(lambda t: tf.TensorSpec(t.shape, t.dtype), traced.structured_outputs)
     flat_out = tf.nest.flatten(out_specs)
     variant = tf.raw_ops.ParallelMapDatasetV2(
         input_dataset=tf.data.experimental.to_variant(ds),
