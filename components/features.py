@@ -5,14 +5,16 @@ The ingest component writes these into each ``tf.Example``; the curated schema i
 """
 
 IMAGE = "image"  # the encoded file bytes, never decoded pixels
-LABEL = "label"  # the class folder name
-RELATIVE_PATH = "relative_path"  # path below the data root, '/'-separated
+LABEL = "label"  # the class folder name, escaped (components/names.py)
+RELATIVE_PATH = "relative_path"  # path below the data root, '/'-separated, escaped (components/names.py)
 FORMAT = "format"  # lower-case format read from the file header, or "unknown"
 HEIGHT = "height"
 WIDTH = "width"
 CHANNELS = "channels"  # bands stored in the file (a palette image has 1)
 SHA256 = "sha256"  # hex digest of the bytes
 INGEST_ERROR = "ingest_error"  # why the file could not be read ("" when it was)
+# The ingest error of a link whose target lies outside the data folder: never read.
+OUTSIDE_LINK_ERROR = "link leaves the data folder; its target was not read"
 
 # Transform's output: the label's index in the learned vocabulary.
 LABEL_ID = "label_id"

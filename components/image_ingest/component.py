@@ -13,6 +13,7 @@ Two folder layouts are read:
 The layout is read when the pipeline is built (TFX fixes split names then).
 """
 
+import os
 import posixpath
 from typing import Dict, List, Optional
 
@@ -34,6 +35,8 @@ _SPLIT_FOLDERS = frozenset(("train", "test") + _EVAL_FOLDERS)
 
 
 def _subfolders(path: str) -> List[str]:
+    if "://" not in path:  # os, not tf.io.gfile: a local name need not be UTF-8
+        return sorted(n for n in os.listdir(path) if os.path.isdir(os.path.join(path, n)) and not n.startswith("."))
     return sorted(
         name.rstrip("/")
         for name in tf.io.gfile.listdir(path)
@@ -88,6 +91,7 @@ class ImageExampleGenSpec(standard_component_specs.FileBasedExampleGenSpec):
     PARAMETERS = {
         **standard_component_specs.FileBasedExampleGenSpec.PARAMETERS,
         executor.SPLIT_SEED_KEY: ExecutionParameter(type=int),
+        executor.FOLLOW_OUTSIDE_LINKS_KEY: ExecutionParameter(type=int, optional=True),
     }
 
 
@@ -98,7 +102,7 @@ class ImageExampleGen(FileBasedExampleGen):
     SPEC_CLASS = ImageExampleGenSpec
     DRIVER_CLASS = ImageFolderDriver
 
-    def __init__(self, input_base: str, input_config, output_config, split_seed: int):
+    def __init__(self, input_base: str, input_config, output_config, split_seed: int, follow_outside_links: bool = False):
         spec = ImageExampleGenSpec(
             input_base=input_base,
             input_config=input_config,
@@ -106,6 +110,7 @@ class ImageExampleGen(FileBasedExampleGen):
             output_data_format=example_gen_pb2.FORMAT_TF_EXAMPLE,
             output_file_format=example_gen_pb2.FORMAT_TFRECORDS_GZIP,
             split_seed=split_seed,
+            follow_outside_links=int(follow_outside_links),
             examples=channel.Channel(type=standard_artifacts.Examples),
         )
         # FileBasedExampleGen's own __init__ builds its spec without the seed.
@@ -116,12 +121,14 @@ class ImageExampleGen(FileBasedExampleGen):
 
 def create_image_example_gen(
     data_dir: str, train_hash_buckets: int = 4, eval_hash_buckets: int = 1, layout_dir: Optional[str] = None,
-    split_seed: int = 0,
+    split_seed: int = 0, follow_outside_links: bool = False,
 ) -> ImageExampleGen:
     """Returns the ingest component for ``data_dir`` (see the module docstring).
 
     The split folders are read from ``layout_dir`` (default ``data_dir``): a
     local copy of a folder the machine building the pipeline cannot see.
+    ``follow_outside_links``: read what links leaving the data folder point to
+    (by default they are reported, not read).
     """
     if train_hash_buckets < 1 or eval_hash_buckets < 1:
         raise ValueError(
@@ -148,5 +155,6 @@ def create_image_example_gen(
             )
         )
     return ImageExampleGen(
-        input_base=data_dir, input_config=input_config, output_config=output_config, split_seed=split_seed
+        input_base=data_dir, input_config=input_config, output_config=output_config, split_seed=split_seed,
+        follow_outside_links=follow_outside_links,
     ).with_id("ImageExampleGen")

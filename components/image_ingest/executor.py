@@ -10,9 +10,13 @@ one example holding its encoded bytes (pixels are never decoded here), its label
 (the class folder), its path relative to the data root, and what its header
 says: format, height, width, channels.  Nothing is dropped: a file that cannot
 be read becomes an example with empty bytes and the error in ``ingest_error``;
-one whose header cannot be parsed gets format ``unknown``.  What the listing left
-out (hidden entries, files outside class folders, repeated folders) and the
-empty class folders are written to ``ingest_listing.json`` beside the splits.
+one whose header cannot be parsed gets format ``unknown``; a link leaving the
+data folder is not read at all (unless the listing follows such links) and gets
+``features.OUTSIDE_LINK_ERROR``.  Paths and labels are escaped names
+(``components/names.py``), so any name on disk fits in a UTF-8 feature.  What
+the listing left out (hidden entries, files outside class folders, repeated
+folders) and the empty class folders are written to ``ingest_listing.json``
+beside the splits.
 """
 
 import bisect
@@ -35,11 +39,12 @@ from tfx.proto import example_gen_pb2
 from tfx.types import artifact_utils, standard_component_specs
 from tfx.utils import proto_utils
 
-from components import features
+from components import features, names
 from components.image_ingest import listing as listing_lib
 
 LISTING_FILE = "ingest_listing.json"
 SPLIT_SEED_KEY = "split_seed"
+FOLLOW_OUTSIDE_LINKS_KEY = "follow_outside_links"
 _METRICS_NAMESPACE = "image_ingest"
 
 
@@ -99,17 +104,22 @@ class _ReadImageExample(beam.DoFn):
         self._files = beam.metrics.Metrics.counter(_METRICS_NAMESPACE, "files")
         self._unreadable = beam.metrics.Metrics.counter(_METRICS_NAMESPACE, "unreadable")
 
-    def process(self, relative_path: str):
+    def process(self, entry: Tuple[str, bool]):
+        relative_path, outside_link = entry
         label = listing_lib.class_of(relative_path, self._split_folder)
-        path = posixpath.join(self._root, relative_path)
+        self._files.inc()
+        if outside_link:
+            yield image_to_example(relative_path, b"", label=label, ingest_error=features.OUTSIDE_LINK_ERROR)
+            return
+        path = posixpath.join(self._root, names.os_path(relative_path))
         try:
             with FileSystems.open(path, mime_type="application/octet-stream", compression_type="uncompressed") as f:
                 data, error = f.read(), ""
         except (OSError, IOError) as read_error:  # permission denied, broken link, vanished file...
-            data, error = b"", f"{type(read_error).__name__}: {read_error}"
+            # strerror, not str(): the message names the path, which may not be UTF-8.
+            data, error = b"", names.escape(f"{type(read_error).__name__}: {read_error.strerror or read_error}")
             self._unreadable.inc()
-            logging.warning("Cannot read %s (kept for the report): %s", path, error)
-        self._files.inc()
+            logging.warning("Cannot read %s (kept for the report): %s", relative_path, error)
         yield image_to_example(relative_path, data, label=label, ingest_error=error)
 
 
@@ -157,16 +167,20 @@ class Executor(BaseExampleGenExecutor):
         def image_files_to_examples(pipeline, exec_properties: Dict[str, Any], split_pattern: str):
             input_base = exec_properties[standard_component_specs.INPUT_BASE_KEY]
             split_folder = listing_lib.split_folder_of(split_pattern)
-            listing = listing_lib.list_split(input_base, split_folder)
+            listing = listing_lib.list_split(
+                input_base, split_folder, bool(exec_properties.get(FOLLOW_OUTSIDE_LINKS_KEY))
+            )
             self._listings[split_folder or "."] = listing.to_json()
             logging.info(
-                "Ingesting %d files in %d class folders under %s (%d hidden entries left out)",
+                "Ingesting %d files in %d class folders under %s (%d hidden entries left out, "
+                "%d links out of the data folder not read)",
                 len(listing.files), len(listing.class_folders),
-                posixpath.join(input_base, split_folder), len(listing.hidden),
+                posixpath.join(input_base, split_folder), len(listing.hidden), len(listing.outside_links),
             )
+            entries = [(path, False) for path in listing.files] + [(path, True) for path in listing.outside_links]
             return (
                 pipeline
-                | "ListedFiles" >> beam.Create(listing.files)
+                | "ListedFiles" >> beam.Create(entries)
                 # Spread the reads over workers: the listing is in folder order.
                 | "Reshuffle" >> beam.Reshuffle()
                 | "ToExample" >> beam.ParDo(_ReadImageExample(input_base, split_folder))

@@ -9,12 +9,20 @@
   ``._photo.jpg`` or ``.git``) are not images: they are left out and listed.
 * Files lying directly in the split root, outside any class folder, have no
   label: they are listed as such, not ingested.
-* Symbolic links are followed, to files and to folders; a folder reached a
-  second time (a link loop, two links to one folder, a link into another class
-  or back up to the root) is walked once only, under its own class, and the
-  repeat is listed.  A link whose target is missing is ingested as an
-  unreadable file, so it reaches the report.
+* Symbolic links that stay inside the data folder are followed, to files and
+  to folders; a folder reached a second time (a link loop, two links to one
+  folder, a link into another class or back up to the root) is walked once
+  only, under its own class, and the repeat is listed.  A link whose target
+  is missing is ingested as an unreadable file, so it reaches the report.
+* A link whose target lies outside the data folder is not followed (unless
+  ``follow_outside_links``): it is listed in ``outside_links`` and ingested
+  as a file that was not read, so the report names it without ever opening
+  what it points to (a key file, a home folder).
 * Class folders with no files are listed, so the validator can report them.
+
+Every path is relative to the data root and escaped (``components/names.py``):
+any byte string a folder holds, newlines or invalid UTF-8 included, becomes one
+printable line that maps back to the real name.
 
 Listing uses ``os`` for local paths (to follow links safely) and
 ``tf.io.gfile`` for other filesystems (``gs://``, ``s3://``, which have none).
@@ -24,9 +32,11 @@ import dataclasses
 import hashlib
 import os
 import posixpath
-from typing import Dict, List
+from typing import Dict, List, Set
 
 import tensorflow as tf
+
+from components import names
 
 # Every split pattern is "[<split folder>/]*/*": the driver and executor read the folder from it.
 PATTERN_SUFFIX = "*/*"
@@ -56,6 +66,8 @@ class SplitListing:
     outside_class_folders: List[str] = dataclasses.field(default_factory=list)
     hidden: List[str] = dataclasses.field(default_factory=list)
     repeated_folders: List[str] = dataclasses.field(default_factory=list)
+    # Links (to files or folders) below a class folder whose target lies outside the data folder.
+    outside_links: List[str] = dataclasses.field(default_factory=list)
 
     def to_json(self) -> Dict[str, List[str]]:
         return dataclasses.asdict(self)
@@ -69,43 +81,61 @@ def _is_remote(path: str) -> bool:
     return "://" in path
 
 
-def _walk(top: str, seen: set):
-    """Yields (folder, subfolder names, file names, repeated folder paths) below ``top``.
+def _inside(path: str, real_root: str) -> bool:
+    return os.path.commonpath([os.path.realpath(path), real_root]) == real_root
+
+
+def _walk(top: str, seen: Set[str], real_root: str, follow_outside_links: bool):
+    """Yields (folder, subfolder names, file names, repeated folders, outside links) below ``top``.
 
     Local walks follow symbolic links but never enter a real folder in ``seen``
-    (which they extend), so each folder is walked once, under one class.
+    (which they extend), so each folder is walked once, under one class; nor a
+    link leaving ``real_root`` unless ``follow_outside_links``.
     """
     if _is_remote(top):
-        for folder, subfolders, names in tf.io.gfile.walk(top):
-            yield folder, subfolders, names, []
+        for folder, subfolders, file_names in tf.io.gfile.walk(top):
+            yield folder, subfolders, file_names, [], []
         return
-    for folder, subfolders, names in os.walk(top, followlinks=True):
+    for folder, subfolders, file_names in os.walk(top, followlinks=True):
         real = os.path.realpath(folder)
         if folder != top and real in seen:  # reached through a link: walked elsewhere
             subfolders[:] = []
-            yield folder, [], [], [folder]
+            yield folder, [], [], [folder], []
             continue
         seen.add(real)
-        yield folder, subfolders, names, []
+        outside = []
+        if not follow_outside_links:
+            for entry in subfolders + file_names:
+                path = os.path.join(folder, entry)
+                if os.path.islink(path) and not _inside(path, real_root):
+                    outside.append(path)
+            outside_names = {os.path.basename(p) for p in outside}
+            subfolders[:] = [n for n in subfolders if n not in outside_names]
+            file_names = [n for n in file_names if n not in outside_names]
+        yield folder, subfolders, file_names, [], outside
 
 
-def list_split(data_root: str, split_folder: str) -> SplitListing:
+def list_split(data_root: str, split_folder: str, follow_outside_links: bool = False) -> SplitListing:
     """Lists ``<data_root>/<split_folder>`` (``split_folder`` may be "") by the policy above."""
     root = data_root.rstrip("/")
     split_root = posixpath.join(root, split_folder) if split_folder else root
     listing = SplitListing()
+    real_root = "" if _is_remote(root) else os.path.realpath(root)
 
     def relative(path: str) -> str:
-        return os.path.relpath(path, root).replace(os.sep, "/") if not _is_remote(path) else path[len(root) + 1:]
+        name = os.path.relpath(path, root).replace(os.sep, "/") if not _is_remote(path) else path[len(root) + 1:]
+        return names.escape(name)
 
     class_paths = []
-    for name in sorted(tf.io.gfile.listdir(split_root)):
+    for name in sorted(tf.io.gfile.listdir(split_root) if _is_remote(split_root) else os.listdir(split_root)):
         name = name.rstrip("/")
         path = posixpath.join(split_root, name)
         if _is_hidden(name):
             listing.hidden.append(relative(path))
-        elif not tf.io.gfile.isdir(path):
+        elif not tf.io.gfile.isdir(path) if _is_remote(path) else not os.path.isdir(path):
             listing.outside_class_folders.append(relative(path))
+        elif real_root and not follow_outside_links and os.path.islink(path) and not _inside(path, real_root):
+            listing.outside_links.append(relative(path))  # a class folder that is a link out of the data
         else:
             class_paths.append(path)
     # The split root and every class folder belong to themselves: a link from one
@@ -114,12 +144,14 @@ def list_split(data_root: str, split_folder: str) -> SplitListing:
     for path in class_paths:
         listing.class_folders.append(relative(path))
         found_files = False
-        for folder, subfolders, names, repeated in _walk(path, seen):
+        for folder, subfolders, file_names, repeated, outside in _walk(path, seen, real_root, follow_outside_links):
             listing.repeated_folders.extend(relative(p) for p in repeated)
+            listing.outside_links.extend(relative(p) for p in outside)
+            found_files = found_files or bool(outside)
             for hidden in sorted(n for n in subfolders if _is_hidden(n)):
                 listing.hidden.append(relative(posixpath.join(folder, hidden)))
             subfolders[:] = sorted(n.rstrip("/") for n in subfolders if not _is_hidden(n))
-            for file_name in sorted(names):
+            for file_name in sorted(file_names):
                 file_path = posixpath.join(folder, file_name)
                 if _is_hidden(file_name):
                     listing.hidden.append(relative(file_path))
@@ -128,6 +160,7 @@ def list_split(data_root: str, split_folder: str) -> SplitListing:
                     found_files = True
         if not found_files:
             listing.empty_class_folders.append(relative(path))
+    listing.outside_links.sort()
     return listing
 
 
@@ -151,8 +184,8 @@ def fingerprint(data_root: str, split_folder: str) -> str:
     listing = list_split(data_root, split_folder)
     digest = hashlib.sha256()
     root = data_root.rstrip("/")
-    for relative_path in sorted(listing.files + listing.outside_class_folders):
-        size, mtime = _size_and_mtime(posixpath.join(root, relative_path))
+    for relative_path in sorted(listing.files + listing.outside_class_folders + listing.outside_links):
+        size, mtime = _size_and_mtime(posixpath.join(root, names.os_path(relative_path)))
         digest.update(f"{relative_path}\0{size}\0{mtime}\n".encode("utf-8"))
     for folder in listing.empty_class_folders:
         digest.update(f"{folder}/\n".encode("utf-8"))

@@ -7,10 +7,18 @@ decoded.  Accepted files are then decoded in full by TensorFlow's own
 large JPEG at a reduced scale, which reads the same data), so a file that
 passes here decodes there.  Files TensorFlow would misread are converted: CMYK
 JPEGs to RGB, EXIF-rotated JPEGs to upright pixels (re-encoded at quality 95).
+Formats Pillow reads but TensorFlow does not (WebP, TIFF, ...), and files of a
+format TensorFlow claims that its decoder still fails on while Pillow reads
+them (an RLE-compressed BMP), are converted to PNG, which loses nothing.
+
+The decoded pixels give the perceptual hashes near-duplicate detection uses.
+A rejected file is described by what it was detected as, its size and its
+hash: a report never quotes a file's content.
 """
 
 import dataclasses
 import io
+import hashlib
 import posixpath
 import warnings
 from typing import Optional, Tuple
@@ -18,10 +26,13 @@ from typing import Optional, Tuple
 import tensorflow as tf
 from PIL import Image, ImageOps
 
+from components import features
+from components.image_validator import near_duplicates
 from components.image_validator.policy import ValidationPolicy
 
 # Rejections: the file is not trained on.
 UNREADABLE = "unreadable"
+LINK_OUTSIDE_DATA = "link_outside_data"
 EMPTY_FILE = "empty_file"
 FILE_TOO_SMALL = "file_too_small"
 FILE_TOO_LARGE = "file_too_large"
@@ -39,6 +50,10 @@ DUPLICATE_IN_CLASS = "duplicate_in_class"
 LABEL_CONFLICT = "label_conflict"
 SPLIT_LEAKAGE = "split_leakage"
 OUTSIDE_CLASS_FOLDER = "outside_class_folder"
+# Near-duplicates: rejections or flags, as the policy says.
+NEAR_DUPLICATE_LEAKAGE = "near_duplicate_leakage"
+NEAR_DUPLICATE_LABEL_CONFLICT = "near_duplicate_label_conflict"
+NEAR_DUPLICATE_IN_CLASS = "near_duplicate_in_class"
 
 # Flags: the file is trained on, and the report says what was noticed or done.
 GRAYSCALE = "grayscale"
@@ -49,10 +64,15 @@ ANIMATED_FIRST_FRAME = "animated_first_frame"
 CONVERTED_CMYK = "converted_cmyk"
 EXIF_ROTATED = "exif_rotated"
 EXTENSION_MISMATCH = "extension_mismatch"
+CONVERTED_TO_PNG = "converted_to_png"
 
 _MAGIC = (b"\xff\xd8\xff", b"\x89PNG\r\n\x1a\n", b"GIF87a", b"GIF89a", b"BM", b"II*\x00", b"MM\x00*", b"\x00\x00\x01\x00")
 _EXTENSIONS = {".jpg": "jpeg", ".jpeg": "jpeg", ".jpe": "jpeg", ".png": "png", ".gif": "gif", ".bmp": "bmp",
-               ".webp": "webp", ".tif": "tiff", ".tiff": "tiff"}
+               ".webp": "webp", ".tif": "tiff", ".tiff": "tiff", ".avif": "avif"}
+# Content that is not an image, told apart by its first bytes (only ever named, never quoted).
+_KINDS = ((b"%PDF", "a PDF document"), (b"PK\x03\x04", "a ZIP archive"), (b"\x1f\x8b", "gzip data"),
+          (b"\x7fELF", "an executable"), (b"-----BEGIN", "a PEM key or certificate"), (b"\xef\xbb\xbf", "text"))
+_HEIF_BRANDS = (b"heic", b"heix", b"hevc", b"heim", b"heis", b"mif1", b"msf1")
 _EXIF_ORIENTATION = 0x0112
 
 
@@ -69,6 +89,8 @@ class Inspection:
     height: int = 0
     width: int = 0
     channels: int = 0
+    # near_duplicates.perceptual_hashes of the pixels, for accepted files.
+    hashes: bytes = b""
 
 
 def _looks_like_an_image(data: bytes) -> bool:
@@ -94,8 +116,62 @@ def _reencode_jpeg(image: Image.Image) -> bytes:
     return buffer.getvalue()
 
 
+def _encode_png(image: Image.Image) -> bytes:
+    if image.mode not in ("1", "L", "LA", "P", "RGB", "RGBA", "I;16"):
+        image = image.convert("RGBA" if "A" in image.getbands() else "RGB")
+    buffer = io.BytesIO()
+    image.save(buffer, format="PNG", compress_level=1)  # converted once, read every epoch: favour speed
+    return buffer.getvalue()
+
+
+def describe(data: bytes) -> str:
+    """What a file that is not a usable image holds, its size and hash: never its bytes."""
+    kind = "unrecognised binary data"
+    for magic, name in _KINDS:
+        if data.startswith(magic):
+            kind = name
+            break
+    else:
+        head = data[:512].lstrip()
+        if head[:1] == b"<":
+            kind = "HTML or XML markup"
+        else:
+            try:
+                data[:4096].decode("utf-8")
+                kind = "text"
+            except UnicodeDecodeError:
+                pass
+    return f"detected as {kind}; {len(data)} bytes, sha256 {hashlib.sha256(data).hexdigest()[:16]}"
+
+
+def _heif_brand(data: bytes) -> Optional[str]:
+    if data[4:8] == b"ftyp" and data[8:12] in _HEIF_BRANDS:
+        return data[8:12].decode("ascii")
+    return None
+
+
+def _tensorflow_decode(data: bytes):
+    """RGB uint8 pixels as training decodes them, or the decoder's one-line error."""
+    try:
+        return tf.io.decode_image(data, channels=3, expand_animations=False).numpy(), ""
+    except (tf.errors.InvalidArgumentError, tf.errors.UnknownError) as error:
+        return None, str(error).split("\n")[0].split("}}")[-1].split(" [Op:")[0].strip()
+
+
+def _pillow_png(data: bytes) -> Optional[bytes]:
+    """The file decoded by Pillow and encoded as PNG, or None when Pillow cannot decode it either."""
+    try:
+        with Image.open(io.BytesIO(data)) as image:
+            image.load()
+            return _encode_png(image)
+    except Exception:  # noqa: BLE001 - Pillow raises many types for broken pixels
+        return None
+
+
 def inspect_image(data: bytes, relative_path: str, policy: ValidationPolicy, ingest_error: str = "") -> Inspection:
     """Checks one file against ``policy`` (see the module docstring)."""
+    if ingest_error == features.OUTSIDE_LINK_ERROR:
+        return Inspection(LINK_OUTSIDE_DATA, ingest_error)
     if ingest_error:
         return Inspection(UNREADABLE, ingest_error)
     if not data:
@@ -112,15 +188,22 @@ def inspect_image(data: bytes, relative_path: str, policy: ValidationPolicy, ing
     except Image.DecompressionBombError as error:
         return Inspection(DECOMPRESSION_BOMB, str(error))
     except Exception as error:  # noqa: BLE001 - Pillow raises many types for bad headers
+        brand = _heif_brand(data)
+        if brand:
+            return Inspection(FORMAT_NOT_ALLOWED, f"HEIF image ({brand}): no decoder for it here; {describe(data)}")
         if _looks_like_an_image(data):
             return Inspection(CORRUPT_IMAGE, f"image signature but unreadable header ({type(error).__name__})")
-        return Inspection(NOT_AN_IMAGE, f"starts with {data[:16]!r}")
+        return Inspection(NOT_AN_IMAGE, describe(data))
 
     with image:
         image_format = (image.format or "").lower()
+        if image_format == "mpo":  # a camera JPEG carrying extra frames: TensorFlow reads its first as a JPEG
+            image_format = "jpeg"
         width, height = image.size
-        if image_format not in policy.allowed_formats:
-            return Inspection(FORMAT_NOT_ALLOWED, f"{image_format or 'unknown'} not in {list(policy.allowed_formats)}")
+        convert_format = image_format not in policy.allowed_formats
+        if convert_format and image_format not in policy.convert_formats:
+            accepted = list(policy.allowed_formats) + list(policy.convert_formats)
+            return Inspection(FORMAT_NOT_ALLOWED, f"{image_format or 'unknown'} not in {accepted}")
         if width * height > policy.max_pixels:
             return Inspection(DECOMPRESSION_BOMB, f"{width}x{height} = {width * height} pixels > {policy.max_pixels}")
         if width < policy.min_width or height < policy.min_height:
@@ -135,12 +218,15 @@ def inspect_image(data: bytes, relative_path: str, policy: ValidationPolicy, ing
         extension = posixpath.splitext(relative_path)[1].lower()
         if extension in _EXTENSIONS and _EXTENSIONS[extension] != image_format:
             flags.append(EXTENSION_MISMATCH)
-        if getattr(image, "n_frames", 1) > 1:
+        if getattr(image, "n_frames", 1) > 1 and image.format != "MPO":
             if not policy.accept_animated:
                 return Inspection(ANIMATED, f"{image.n_frames} frames")
             flags.append(ANIMATED_FIRST_FRAME)
 
         converted = None
+        detail = ""
+        # TensorFlow's BMP decoder reads a palette BMP's indices as grey levels, without a word.
+        palette_bmp = image_format == "bmp" and image.mode in ("P", "PA", "1")
         try:
             if image.mode == "CMYK":
                 if not policy.convert_cmyk:
@@ -151,18 +237,35 @@ def inspect_image(data: bytes, relative_path: str, policy: ValidationPolicy, ing
             if policy.apply_exif_orientation and orientation not in (0, 1):
                 converted = ImageOps.exif_transpose(converted or image)
                 flags.append(EXIF_ROTATED)
-            if converted is not None:
+            if convert_format or palette_bmp:
+                image.seek(0)
+                data = _encode_png(converted or image)
+                flags.append(CONVERTED_TO_PNG)
+                detail = (f"converted from {image_format} (TensorFlow does not decode it)" if convert_format
+                          else "converted from a palette BMP (TensorFlow ignores BMP palettes)")
+            elif converted is not None:
                 data = _reencode_jpeg(converted)
-                width, height = converted.size
                 image_format = "jpeg"
+            if converted is not None:
+                width, height = converted.size
+            if convert_format or palette_bmp:
+                image_format = "png"
         except Exception as error:  # noqa: BLE001 - a conversion that fails means broken pixels
-            return Inspection(CORRUPT_IMAGE, f"cannot convert: {error}")
+            return Inspection(CORRUPT_IMAGE, f"cannot convert: {type(error).__name__}")
         channels = len(image.getbands()) if converted is None else 3
 
     # The full decode, by the decoder training and serving use.
-    try:
-        tf.io.decode_image(data, channels=3, expand_animations=False)
-    except (tf.errors.InvalidArgumentError, tf.errors.UnknownError) as error:
-        message = str(error).split("\n")[0].split("}}")[-1].split(" [Op:")[0].strip()
-        return Inspection(CORRUPT_IMAGE, f"decode failed: {message}")
-    return Inspection(None, "", tuple(flags), data, image_format, height, width, channels)
+    pixels, error = _tensorflow_decode(data)
+    if pixels is None and image_format != "png":
+        # A format TensorFlow claims but cannot read in this file (an RLE BMP): Pillow's PNG of it, if it reads.
+        png = _pillow_png(data)
+        if png is not None:
+            pixels, _ = _tensorflow_decode(png)
+            if pixels is not None:
+                flags.append(CONVERTED_TO_PNG)
+                detail = f"converted from {image_format} (TensorFlow's decoder failed: {error})"
+                data, image_format = png, "png"
+    if pixels is None:
+        return Inspection(CORRUPT_IMAGE, f"decode failed: {error}")
+    hashes = near_duplicates.perceptual_hashes(pixels) if policy.near_duplicates else b""
+    return Inspection(None, detail, tuple(flags), data, image_format, height, width, channels, hashes)

@@ -1,12 +1,13 @@
 """Beam executor of the image validator.
 
-1. Every example of every split is inspected in parallel (``checks.py``).
-2. Accepted files are grouped by the sha256 of their bytes: copies under two
-   classes are all rejected (a label conflict); copies across splits keep the
-   one in the earliest split (train, then eval, then others) and reject the rest
-   (leakage); copies within one split keep the first path.
+1. Every example of every split is inspected in parallel (``checks.py``):
+   decoded, checked, converted where needed, and hashed.
+2. Copies among the accepted files, exact and near, are decided on one worker
+   from small records (``duplicates.py``), never from the image bytes: label
+   conflicts, leakage across splits, duplicates within a class.
 3. Accepted examples (with converted bytes where a conversion was made) are
-   written as the ``validated_examples`` artifact, with the same splits.
+   written as the ``validated_examples`` artifact, with the same splits; each
+   member of a copy group leaves a thumbnail in the report's ``thumbnails/``.
 4. A verdict per file goes to ``files.jsonl``; the executor then writes
    ``report.json`` and ``report.md``, with the gate's verdict, which the
    ImageValidationGate component enforces (so the report is published
@@ -14,13 +15,16 @@
 """
 
 import dataclasses
+import hashlib
+import io
 import json
 import os
-from typing import Any, Dict, Iterable, List, Optional, Set, Tuple
+from typing import Any, Dict, List, Optional, Set, Tuple
 
 import apache_beam as beam
 import tensorflow as tf
 from absl import logging
+from PIL import Image
 from tensorflow_metadata.proto.v0 import schema_pb2
 from tfx.dsl.components.base import base_beam_executor
 from tfx.types import artifact_utils
@@ -28,7 +32,7 @@ from tfx.utils import io_utils
 
 from components import features
 from components.image_ingest.executor import LISTING_FILE
-from components.image_validator import checks, report as report_lib
+from components.image_validator import checks, duplicates, report as report_lib
 from components.image_validator.policy import ValidationPolicy
 
 EXAMPLES_KEY = "examples"
@@ -37,7 +41,9 @@ VALIDATED_EXAMPLES_KEY = "validated_examples"
 REPORT_KEY = "report"
 POLICY_KEY = "policy"
 FILES_JSONL = "files.jsonl"
-_SPLIT_ORDER = ("train", "eval")
+GROUPS_JSON = "groups.json"
+THUMBNAILS = "thumbnails"
+_THUMBNAIL_SIDE = 112
 
 
 @dataclasses.dataclass(frozen=True)
@@ -51,13 +57,18 @@ class Verdict:
     flags: Tuple[str, ...]
     # The serialized example to train on; None when rejected.
     example: Optional[bytes]
+    hashes: bytes = b""
+    group: Optional[int] = None
 
     def rejected(self, reason: str, detail: str) -> "Verdict":
         return dataclasses.replace(self, reason=reason, detail=detail, example=None)
 
+    def candidate(self) -> duplicates.Candidate:
+        return duplicates.Candidate(self.path, self.split, self.label, self.sha256, self.hashes)
+
     def to_record(self) -> Dict[str, Any]:
         record = dataclasses.asdict(self)
-        del record["example"]
+        del record["example"], record["hashes"]
         record["flags"] = list(self.flags)
         return record
 
@@ -87,7 +98,7 @@ def inspect_example(
         ingest_error=_bytes_value(example, features.INGEST_ERROR).decode("utf-8"),
     )
     verdict = Verdict(split, path, label, _bytes_value(example, features.SHA256).decode("ascii"),
-                      inspection.reason, inspection.detail, inspection.flags, None)
+                      inspection.reason, inspection.detail, inspection.flags, None, inspection.hashes)
     if inspection.reason:
         return verdict
     if label_domain is not None and label not in label_domain:
@@ -101,31 +112,48 @@ def inspect_example(
     return dataclasses.replace(verdict, example=example.SerializeToString())
 
 
-def _split_rank(split: str) -> int:
-    return _SPLIT_ORDER.index(split) if split in _SPLIT_ORDER else len(_SPLIT_ORDER)
+def resolve_copies(
+    candidates: List[duplicates.Candidate], policy: ValidationPolicy
+) -> Tuple[Dict[str, duplicates.Decision], List[dict]]:
+    return duplicates.resolve(candidates, policy)
 
 
-def resolve_duplicates(verdicts: Iterable[Verdict]) -> List[Verdict]:
-    """Decides between accepted files with identical bytes (see the module docstring)."""
-    verdicts = list(verdicts)
-    accepted = sorted((v for v in verdicts if v.reason is None), key=lambda v: (_split_rank(v.split), v.path))
-    result = [v for v in verdicts if v.reason is not None]
-    if len(accepted) < 2:
-        return result + accepted
-    labels = sorted({v.label for v in accepted})
-    if len(labels) > 1:
-        for verdict in accepted:
-            others = [v.path for v in accepted if v is not verdict]
-            result.append(verdict.rejected(checks.LABEL_CONFLICT, f"same bytes as {others} in classes {labels}"))
-        return result
-    keeper = accepted[0]
-    result.append(keeper)
-    for verdict in accepted[1:]:
-        if verdict.split != keeper.split:
-            result.append(verdict.rejected(checks.SPLIT_LEAKAGE, f"same bytes as {keeper.path} in split {keeper.split}"))
-        else:
-            result.append(verdict.rejected(checks.DUPLICATE_IN_CLASS, f"same bytes as {keeper.path}"))
-    return result
+def apply_decision(verdict: Verdict, resolved: Tuple[Dict[str, duplicates.Decision], List[dict]]) -> Verdict:
+    """The verdict once copies are decided: rejected, flagged or kept as it was."""
+    decision = resolved[0].get(verdict.path) if verdict.reason is None else None
+    if decision is None:
+        return verdict
+    if decision.reason:
+        return dataclasses.replace(verdict.rejected(decision.reason, decision.detail), group=decision.group)
+    flags = verdict.flags + ((decision.flag,) if decision.flag else ())
+    return dataclasses.replace(verdict, flags=flags, detail=verdict.detail or decision.detail, group=decision.group)
+
+
+def thumbnail_name(path: str) -> str:
+    """The file name of a group member's thumbnail: a hash of its path (any path, one safe name)."""
+    return hashlib.sha256(path.encode("utf-8")).hexdigest()[:20] + ".jpg"
+
+
+class _WriteThumbnail(beam.DoFn):
+    """Writes a small JPEG of a copy group's member (before its verdict drops the bytes)."""
+
+    def __init__(self, directory: str):
+        self._directory = directory
+
+    def process(self, pair: Tuple[bytes, str]):
+        serialized, path = pair
+        data = _bytes_value(tf.train.Example.FromString(serialized), features.IMAGE)
+        try:
+            with Image.open(io.BytesIO(data)) as image:
+                image.draft("RGB", (_THUMBNAIL_SIDE, _THUMBNAIL_SIDE))  # JPEG: decode at a reduced scale
+                image.thumbnail((_THUMBNAIL_SIDE, _THUMBNAIL_SIDE))
+                buffer = io.BytesIO()
+                image.convert("RGB").save(buffer, format="JPEG", quality=85)
+        except Exception as error:  # noqa: BLE001 - a thumbnail is a courtesy: never fail the run for it
+            logging.warning("No thumbnail for %s: %s", path, type(error).__name__)
+            return
+        with tf.io.gfile.GFile(os.path.join(self._directory, thumbnail_name(path)), "wb") as f:
+            f.write(buffer.getvalue())
 
 
 def label_domain_from_schema(schema: schema_pb2.Schema) -> Optional[Set[str]]:
@@ -158,7 +186,8 @@ class Executor(base_beam_executor.BaseBeamExecutor):
 
         splits = artifact_utils.decode_split_names(examples.split_names)
         validated.split_names = examples.split_names
-        tf.io.gfile.makedirs(report_artifact.uri)
+        thumbnails = os.path.join(report_artifact.uri, THUMBNAILS)
+        tf.io.gfile.makedirs(thumbnails)
         files_jsonl = os.path.join(report_artifact.uri, FILES_JSONL)
 
         with self._make_beam_pipeline() as pipeline:
@@ -170,13 +199,26 @@ class Executor(base_beam_executor.BaseBeamExecutor):
                     | f"Read[{split}]" >> beam.io.ReadFromTFRecord(pattern)
                     | f"Inspect[{split}]" >> beam.Map(inspect_example, split, policy, label_domain)
                 )
-            verdicts = (
-                per_split
-                | "AllSplits" >> beam.Flatten()
-                | "BySha256" >> beam.Map(lambda v: (v.sha256, v))
-                | "GroupCopies" >> beam.GroupByKey()
-                | "ResolveDuplicates" >> beam.FlatMap(lambda item: resolve_duplicates(item[1]))
+            inspected = per_split | "AllSplits" >> beam.Flatten()
+            # Copies are decided on one worker from small records; the verdicts keep their bytes meanwhile.
+            resolved = beam.pvalue.AsSingleton(
+                inspected
+                | "Accepted files" >> beam.Filter(lambda v: v.reason is None)
+                | "Candidates" >> beam.Map(lambda v: v.candidate())
+                | "AllCandidates" >> beam.combiners.ToList()
+                | "ResolveCopies" >> beam.Map(resolve_copies, policy)
             )
+            inspected_and_resolved = inspected | "ApplyDecisions" >> beam.Map(
+                lambda v, r: (v, apply_decision(v, r)), resolved
+            )
+            _ = (
+                inspected_and_resolved
+                | "GroupMembers" >> beam.Filter(lambda pair: pair[1].group is not None)
+                | "ImageOfMember" >> beam.Map(lambda pair: (pair[0].example, pair[0].path))
+                | "Thumbnails" >> beam.ParDo(_WriteThumbnail(thumbnails))
+            )
+            verdicts = inspected_and_resolved | "Verdicts" >> beam.Map(lambda pair: pair[1])
+            _ = resolved.pvalue | "WriteGroups" >> beam.Map(_write_json, os.path.join(report_artifact.uri, GROUPS_JSON))
             accepted = (
                 verdicts
                 | "Accepted" >> beam.Filter(lambda v: v.example is not None)
@@ -203,7 +245,12 @@ class Executor(base_beam_executor.BaseBeamExecutor):
         with tf.io.gfile.GFile(files_jsonl) as f:
             records = [json.loads(line) for line in f if line.strip()]
         listing = _read_listing(examples.uri)
-        report = report_lib.build_report(records, listing, policy, splits)
+        with tf.io.gfile.GFile(os.path.join(report_artifact.uri, GROUPS_JSON)) as f:
+            groups = json.load(f)
+        for group in groups:
+            for member in group["members"]:
+                member["thumbnail"] = f"{THUMBNAILS}/{thumbnail_name(member['path'])}"
+        report = report_lib.build_report(records, listing, policy, splits, groups)
         report_lib.write_reports(report, report_artifact.uri)
         counts = report["counts"]
         logging.info(
@@ -220,3 +267,8 @@ def _read_listing(examples_uri: str) -> Dict[str, Dict[str, List[str]]]:
         return {}
     with tf.io.gfile.GFile(path) as f:
         return json.load(f)
+
+
+def _write_json(resolved: Tuple[Dict[str, duplicates.Decision], List[dict]], path: str) -> None:
+    with tf.io.gfile.GFile(path, "w") as f:
+        json.dump(resolved[1], f)

@@ -1,12 +1,17 @@
-"""The validation report: counts, every rejected or flagged file, the class balance, the gate."""
+"""The validation report: counts, every rejected or flagged file, copy groups, the class balance, the gate.
+
+Paths and class names are the escaped names of ``components/names.py``; in
+Markdown each sits in a code span, so every character shows as it is.
+"""
 
 import collections
 import json
 import os
-from typing import Any, Dict, List
+from typing import Any, Dict, List, Optional
 
 import tensorflow as tf
 
+from components import names
 from components.image_validator import checks
 from components.image_validator.policy import ValidationPolicy
 
@@ -29,9 +34,11 @@ def build_report(
     listing: Dict[str, Dict[str, List[str]]],
     policy: ValidationPolicy,
     splits: List[str],
+    groups: Optional[List[Dict[str, Any]]] = None,
 ) -> Dict[str, Any]:
     """``records`` holds one verdict per ingested file (``Verdict.to_record``);
-    ``splits`` names the splits of the examples."""
+    ``splits`` names the splits of the examples; ``groups`` the copy groups
+    (``duplicates.resolve``)."""
     records = sorted(records + _outside_class_records(listing), key=lambda r: (r["path"], r["split"]))
     used = [r for r in records if r["reason"] is None]
     rejected = [r for r in records if r["reason"] is not None]
@@ -85,12 +92,14 @@ def build_report(
             "rejected_by_reason": dict(sorted(collections.Counter(r["reason"] for r in rejected).items())),
             "flagged_by_flag": dict(sorted(collections.Counter(f for r in used for f in r["flags"]).items())),
             "hidden_ignored": sum(len(e.get("hidden", [])) for e in listing.values()),
+            "copy_groups": len(groups or []),
         },
         "classes": classes,
         "class_balance": {"train_counts": train_counts, "imbalance_ratio": imbalance, "warnings": warnings},
         "gate": {"passed": not failures, "failures": failures, "rejected_fraction": rejected_fraction},
         "rejected": [{k: r[k] for k in ("path", "split", "label", "reason", "detail")} for r in rejected],
-        "flagged": [{k: r[k] for k in ("path", "split", "label", "flags")} for r in used if r["flags"]],
+        "flagged": [{k: r.get(k, "") for k in ("path", "split", "label", "flags", "detail")} for r in used if r["flags"]],
+        "copy_groups": groups or [],
         "empty_class_folders": empty_folders,
         "ignored": {
             "hidden": sorted(p for e in listing.values() for p in e.get("hidden", [])),
@@ -104,6 +113,29 @@ def _cell(value: Any) -> str:
     return str(value).replace("|", "\\|").replace("\n", " ")
 
 
+def _name(name: str) -> str:
+    return names.markdown_code(name) if name else ""
+
+
+def _groups_section(groups: List[Dict[str, Any]]) -> List[str]:
+    lines = ["## Copy groups", ""]
+    if not groups:
+        return lines + ["None: no two accepted images are copies or near-copies of each other.", ""]
+    lines += ["Each group's images side by side, the first one kept; the table says what became of each.", ""]
+    for group in groups:
+        members = group["members"]
+        lines += [f"### Group {group['group']}: {group['kind']}, {len(members)} images", ""]
+        lines.append(" ".join(f"![{i + 1}]({m['thumbnail']})" for i, m in enumerate(members) if m.get("thumbnail")))
+        lines.append("")
+        lines += _table(
+            ["#", "path", "split", "class", "bits from #1", "outcome"],
+            [[i + 1, _name(m["path"]), m["split"], _name(m["label"]),
+              "same bytes" if m["exact_copy_of_first"] else ("" if m["bits_from_first"] is None else m["bits_from_first"]),
+              m["outcome"]] for i, m in enumerate(members)],
+        )
+    return lines
+
+
 def _table(header: List[str], rows: List[List[Any]]) -> List[str]:
     if not rows:
         return ["None.", ""]
@@ -114,7 +146,9 @@ def _table(header: List[str], rows: List[List[Any]]) -> List[str]:
 
 def to_markdown(report: Dict[str, Any]) -> str:
     counts, gate = report["counts"], report["gate"]
-    lines = ["# Image validation report", ""]
+    lines = ["# Image validation report", "",
+             "Names are escaped: `\\xHH` is a byte that is not UTF-8, `\\n` `\\t` a newline or tab, "
+             "`\\\\` a backslash.", ""]
     lines.append("**Gate: passed.**" if gate["passed"] else "**Gate: FAILED; the pipeline stopped before training.**")
     lines += [f"- {failure}" for failure in gate["failures"]] + [""]
     lines += _table(
@@ -125,24 +159,27 @@ def to_markdown(report: Dict[str, Any]) -> str:
     lines += ["## Rejected, by reason", ""] + _table(["reason", "files"], sorted(counts["rejected_by_reason"].items()))
     lines += ["## Classes", ""] + _table(
         ["class", "used per split", "rejected"],
-        [[label, ", ".join(f"{s}: {n}" for s, n in sorted(info["used"].items())) or "none", info["rejected"]]
+        [[_name(label), ", ".join(f"{s}: {n}" for s, n in sorted(info["used"].items())) or "none", info["rejected"]]
          for label, info in report["classes"].items()],
     )
     for warning in report["class_balance"]["warnings"]:
         lines += [f"Warning: {warning}", ""]
     if report["empty_class_folders"]:
-        lines += ["Empty class folders: " + ", ".join(report["empty_class_folders"]), ""]
+        lines += ["Empty class folders: " + ", ".join(_name(p) for p in report["empty_class_folders"]), ""]
     lines += ["## Rejected files", ""] + _table(
         ["path", "split", "class", "reason", "detail"],
-        [[r["path"], r["split"], r["label"], r["reason"], r["detail"]] for r in report["rejected"]],
+        [[_name(r["path"]), r["split"], _name(r["label"]), r["reason"], r["detail"]] for r in report["rejected"]],
     )
     lines += ["## Flagged files (used)", ""] + _table(
-        ["path", "split", "class", "flags"],
-        [[r["path"], r["split"], r["label"], ", ".join(r["flags"])] for r in report["flagged"]],
+        ["path", "split", "class", "flags", "detail"],
+        [[_name(r["path"]), r["split"], _name(r["label"]), ", ".join(r["flags"]), r.get("detail", "")]
+         for r in report["flagged"]],
     )
+    lines += _groups_section(report.get("copy_groups", []))
     ignored = report["ignored"]
     lines += ["## Left out by the listing policy", ""]
-    lines += [f"- hidden: {p}" for p in ignored["hidden"]] + [f"- folder reached again: {p}" for p in ignored["repeated_folders"]]
+    lines += [f"- hidden: {_name(p)}" for p in ignored["hidden"]]
+    lines += [f"- folder reached again: {_name(p)}" for p in ignored["repeated_folders"]]
     lines += ["", "## Policy", "", "```json", json.dumps(report["policy"], indent=1), "```", ""]
     return "\n".join(lines)
 

@@ -1,0 +1,121 @@
+"""Copies among the accepted images: exact (same bytes) and near (close perceptual hashes).
+
+Accepted files are linked when their bytes are identical (sha256) or, with
+near-duplicate detection on, their hashes are within the policy's threshold
+(``near_duplicates.py``).  Each linked group is decided as a whole; its members
+are ordered by split (train, then eval, then others) and path, and the first
+is the one kept:
+
+* members under two classes or more: a label conflict, every member
+  (``label_conflict`` for exact copies, always rejected;
+  ``near_duplicate_label_conflict`` otherwise, rejected or flagged);
+* a member in a later split than the kept one: leakage (``split_leakage``,
+  rejected; ``near_duplicate_leakage``, rejected or flagged);
+* a member in the kept one's split: a duplicate (``duplicate_in_class``,
+  rejected; ``near_duplicate_in_class``, rejected or flagged).
+
+Only small records travel here (path, split, label, sha256, hashes), never the
+image bytes, so one worker decides for the whole dataset.
+"""
+
+import dataclasses
+from typing import Dict, List, Optional, Sequence, Tuple
+
+from components.image_validator import checks, near_duplicates
+from components.image_validator.policy import ValidationPolicy
+
+_SPLIT_ORDER = ("train", "eval")
+
+
+@dataclasses.dataclass(frozen=True)
+class Candidate:
+    """What deciding between copies needs of one accepted file."""
+
+    path: str
+    split: str
+    label: str
+    sha256: str
+    hashes: bytes
+
+
+@dataclasses.dataclass(frozen=True)
+class Decision:
+    """The outcome for one group member: rejected (``reason``) or kept with ``flag`` (or neither)."""
+
+    group: int
+    reason: Optional[str] = None
+    flag: Optional[str] = None
+    detail: str = ""
+
+
+def _split_rank(split: str) -> int:
+    return _SPLIT_ORDER.index(split) if split in _SPLIT_ORDER else len(_SPLIT_ORDER)
+
+
+def _links(candidates: Sequence[Candidate], policy: ValidationPolicy) -> Dict[Tuple[int, int], int]:
+    links: Dict[Tuple[int, int], int] = {}
+    by_sha: Dict[str, int] = {}
+    for index, candidate in enumerate(candidates):
+        first = by_sha.setdefault(candidate.sha256, index)
+        if first != index:
+            links[(first, index)] = 0
+    if policy.near_duplicates:
+        hashed = [i for i, c in enumerate(candidates) if c.hashes]
+        close = near_duplicates.close_pairs([candidates[i].hashes for i in hashed], policy.near_duplicate_threshold,
+                                            policy.near_duplicate_colour_tolerance)
+        for (i, j), bits in close.items():
+            links.setdefault((hashed[i], hashed[j]), bits)
+    return links
+
+
+def _decide(option: str, exact_reason: str, exact: bool, policy: ValidationPolicy, group: int, detail: str) -> Decision:
+    """An exact copy is always rejected; a near one as ``option`` of the policy says."""
+    if exact:
+        return Decision(group, reason=exact_reason, detail=detail)
+    near_reason = getattr(checks, option.upper())
+    if policy.rejects(option):
+        return Decision(group, reason=near_reason, detail=detail)
+    return Decision(group, flag=near_reason, detail=detail)
+
+
+def resolve(candidates: Sequence[Candidate], policy: ValidationPolicy) -> Tuple[Dict[str, Decision], List[dict]]:
+    """The decision for every member of a group, by path, and the groups for the report."""
+    candidates = sorted(candidates, key=lambda c: (_split_rank(c.split), c.path))
+    links = _links(candidates, policy)
+    decisions: Dict[str, Decision] = {}
+    report_groups = []
+    for number, members in enumerate(near_duplicates.groups(len(candidates), links), start=1):
+        keeper = candidates[members[0]]
+        labels = sorted({candidates[m].label for m in members})
+        described = []
+        for position, member in enumerate(members):
+            candidate = candidates[member]
+            bits = links.get((members[0], member), None)
+            exact = candidate.sha256 == keeper.sha256
+            if len(labels) > 1:
+                exact_elsewhere = any(candidates[o].sha256 == candidate.sha256 and candidates[o].label != candidate.label
+                                      for o in members)
+                others = sorted({candidates[o].label for o in members} - {candidate.label})
+                decision = _decide("near_duplicate_label_conflict", checks.LABEL_CONFLICT, exact_elsewhere, policy,
+                                   number, f"group {number}: also filed under {others}")
+            elif position == 0:
+                decision = Decision(number)
+            elif candidate.split != keeper.split:
+                decision = _decide("near_duplicate_leakage", checks.SPLIT_LEAKAGE, exact, policy, number,
+                                   f"group {number}: {'same bytes as' if exact else 'a near copy of'} "
+                                   f"{keeper.path} in split {keeper.split}")
+            else:
+                decision = _decide("near_duplicate_in_class", checks.DUPLICATE_IN_CLASS, exact, policy, number,
+                                   f"group {number}: {'same bytes as' if exact else 'a near copy of'} {keeper.path}")
+            decisions[candidate.path] = decision
+            described.append({
+                "path": candidate.path, "split": candidate.split, "label": candidate.label,
+                "exact_copy_of_first": exact and position > 0,
+                "bits_from_first": bits if position else 0,
+                "outcome": decision.reason or decision.flag or "kept",
+                "rejected": decision.reason is not None,
+            })
+        kind = "label conflict" if len(labels) > 1 else (
+            "leakage" if len({d["split"] for d in described}) > 1 else "duplicate")
+        report_groups.append({"group": number, "kind": kind, "members": described})
+    return decisions, report_groups

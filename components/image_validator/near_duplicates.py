@@ -1,0 +1,164 @@
+"""Near-duplicate images: a perceptual hash from the decoded pixels, and groups of close hashes.
+
+The hash (a DCT "pHash" at hash size 16): the image's luma is box-averaged to
+64x64, its 16x16 lowest 2-D DCT frequencies are compared with their median,
+and the 256 signs are the hash.  Resizing, re-encoding and small colour or
+contrast changes flip few of them; distinct photos differ in about half.
+
+Crops: a crop moves the whole picture, so each image also gets the hashes of
+fourteen crops of itself (2.5% and 5% off every side, 5% off each one side,
+2.5% and 5% off each corner's two sides).  A copy cropped by up to 5% off one
+side, two adjacent sides or all four then matches one of them closely.
+
+Colour: the hash sees only luma, so two pictures of one layout in other colours
+would match; a link also needs the images' mean colours within a tolerance
+(per channel, in 0-255 levels), which a slight recolouring keeps.
+
+Grouping never compares all pairs.  The 256 bits are cut into 16 bands of 16
+bits; an image's hashes (full and crops) are looked up, band by band, in a
+table of every image's full hash, and only images that share a band exactly
+become candidates; a candidate within ``threshold`` bits is a link, and the
+linked components are the groups.  Two hashes within 15 bits always share a
+band; at 32 bits, most pairs still do.  With hashes spread evenly, each lookup
+finds about n / 65,536 unrelated images per band, so the work grows as
+n x (1 + n / 4,096) band lookups: linear up to tens of thousands of images.
+
+NumPy rather than the ``imagehash`` library: the validator already holds the
+decoded pixels (imagehash starts from a Pillow image and adds PyWavelets), and
+the crop hashes come from one matrix product per image.
+"""
+
+import functools
+from typing import Dict, List, Sequence, Tuple
+
+import numpy as np
+from PIL import Image
+
+HASH_BITS = 256
+HASH_BYTES = HASH_BITS // 8
+_SIDE = 64  # the DCT's input: 64x64 luma
+_LOW = 16  # the 16x16 lowest frequencies
+_SOURCE = 128  # every crop is averaged down from this 128x128 thumbnail
+# (left, top, right, bottom) fractions cut off; the first is the image itself.
+CROPS = (
+    (0.0, 0.0, 0.0, 0.0),
+    (0.025, 0.025, 0.025, 0.025),
+    (0.05, 0.05, 0.05, 0.05),
+    (0.05, 0.0, 0.0, 0.0),
+    (0.0, 0.05, 0.0, 0.0),
+    (0.0, 0.0, 0.05, 0.0),
+    (0.0, 0.0, 0.0, 0.05),
+    (0.025, 0.025, 0.0, 0.0),
+    (0.0, 0.025, 0.025, 0.0),
+    (0.0, 0.0, 0.025, 0.025),
+    (0.025, 0.0, 0.0, 0.025),
+    (0.05, 0.05, 0.0, 0.0),
+    (0.0, 0.05, 0.05, 0.0),
+    (0.0, 0.0, 0.05, 0.05),
+    (0.05, 0.0, 0.0, 0.05),
+)
+_BANDS = HASH_BITS // 16
+SIGNATURE_BYTES = len(CROPS) * HASH_BYTES + 3
+_POPCOUNT = np.array([bin(value).count("1") for value in range(256)], np.uint8)
+_LUMA = np.array([0.299, 0.587, 0.114], np.float32)
+
+
+def _box_average(start: float, stop: float, size: int) -> np.ndarray:
+    """``[size, _SOURCE]``: row i averages source pixels over [start + i*step, start + (i+1)*step)."""
+    step = (stop - start) / size
+    lows = start + step * np.arange(size)[:, None]
+    pixels = np.arange(_SOURCE)[None, :]
+    overlap = np.clip(np.minimum(pixels + 1, lows + step) - np.maximum(pixels, lows), 0, None)
+    return (overlap / step).astype(np.float32)
+
+
+def _dct_rows(size: int, count: int) -> np.ndarray:
+    """The first ``count`` rows of the orthonormal DCT-II matrix of ``size`` points."""
+    k = np.arange(count)[:, None]
+    i = np.arange(size)[None, :]
+    matrix = np.cos(np.pi * (2 * i + 1) * k / (2 * size)) * np.sqrt(2.0 / size)
+    matrix[0] /= np.sqrt(2.0)
+    return matrix.astype(np.float32)
+
+
+@functools.lru_cache(maxsize=None)
+def _projections() -> Tuple[np.ndarray, np.ndarray]:
+    """Per crop: the low DCT rows times the box average, for rows ``[K*16, 128]`` and columns ``[K, 128, 16]``."""
+    dct = _dct_rows(_SIDE, _LOW)
+    rows, columns = [], []
+    for left, top, right, bottom in CROPS:
+        rows.append(dct @ _box_average(top * _SOURCE, (1 - bottom) * _SOURCE, _SIDE))
+        columns.append((dct @ _box_average(left * _SOURCE, (1 - right) * _SOURCE, _SIDE)).T)
+    return np.concatenate(rows), np.stack(columns)
+
+
+def perceptual_hashes(pixels: np.ndarray) -> bytes:
+    """The hashes of an RGB uint8 ``[h, w, 3]`` image and its crops, then its mean colour:
+    ``SIGNATURE_BYTES`` bytes."""
+    thumbnail = np.asarray(Image.fromarray(pixels).resize((_SOURCE, _SOURCE), Image.BOX), np.float32)
+    luma = thumbnail @ _LUMA
+    rows, columns = _projections()
+    coefficients = ((rows @ luma).reshape(len(CROPS), _LOW, _SOURCE) @ columns).reshape(len(CROPS), -1)
+    bits = coefficients > np.median(coefficients, axis=1, keepdims=True)
+    mean_colour = np.round(thumbnail.mean(axis=(0, 1))).astype(np.uint8)
+    return np.packbits(bits, axis=1).tobytes() + mean_colour.tobytes()
+
+
+def distance(first: bytes, second: bytes) -> int:
+    """Bits in which two single hashes differ."""
+    a = np.frombuffer(first, np.uint8)
+    b = np.frombuffer(second, np.uint8)
+    return int(_POPCOUNT[a ^ b].sum())
+
+
+def close_pairs(signatures: Sequence[bytes], threshold: int, colour_tolerance: int) -> Dict[Tuple[int, int], int]:
+    """``{(i, j): bits}`` for i < j whose images are within ``threshold`` bits (one
+    image's full hash against any of the other's) and ``colour_tolerance`` levels
+    of mean colour (see the module docstring)."""
+    count = len(signatures)
+    if count < 2:
+        return {}
+    table = np.frombuffer(b"".join(signatures), np.uint8).reshape(count, SIGNATURE_BYTES)
+    colours = table[:, -3:].astype(np.int16)
+    every = np.ascontiguousarray(table[:, :-3]).reshape(count * len(CROPS), HASH_BYTES)
+    full = every[:: len(CROPS)]
+    owner = np.arange(len(every)) // len(CROPS)
+    every_bands = every.view(">u2")
+    full_bands = full.view(">u2")
+    found: Dict[Tuple[int, int], int] = {}
+    for band in range(_BANDS):
+        keys = full_bands[:, band]
+        order = np.argsort(keys, kind="stable")
+        starts = np.searchsorted(keys[order], np.arange(65537))
+        query_keys = every_bands[:, band].astype(np.int64)
+        first, sizes = starts[query_keys], starts[query_keys + 1] - starts[query_keys]
+        query = np.repeat(np.arange(len(every)), sizes)
+        offsets = np.arange(sizes.sum()) - np.repeat(np.cumsum(sizes) - sizes, sizes)
+        candidate = order[np.repeat(first, sizes) + offsets]
+        keep = owner[query] != candidate
+        query, candidate = query[keep], candidate[keep]
+        bits = _POPCOUNT[every[query] ^ full[candidate]].sum(axis=1, dtype=np.int32)
+        near = bits <= threshold
+        near[near] = np.abs(colours[owner[query[near]]] - colours[candidate[near]]).max(axis=1) <= colour_tolerance
+        for i, j, d in zip(owner[query[near]], candidate[near], bits[near]):
+            key = (int(min(i, j)), int(max(i, j)))
+            found[key] = min(found.get(key, 1 << 30), int(d))
+    return found
+
+
+def groups(count: int, pairs: Dict[Tuple[int, int], int]) -> List[List[int]]:
+    """The linked components with two images or more, each sorted, in order of their first image."""
+    parent = list(range(count))
+
+    def root(index: int) -> int:
+        while parent[index] != index:
+            parent[index] = parent[parent[index]]
+            index = parent[index]
+        return index
+
+    for i, j in pairs:
+        parent[root(i)] = root(j)
+    members: Dict[int, List[int]] = {}
+    for index in range(count):
+        members.setdefault(root(index), []).append(index)
+    return sorted((m for m in members.values() if len(m) > 1), key=lambda m: m[0])
