@@ -1,4 +1,5 @@
-"""Ingest plus validation throughput with 1 local Beam worker beside 2, in one run.
+"""Ingest plus validation throughput with 1 local Beam worker beside 2, in one run,
+on both sides of the line the local runner's default draws (``local_beam_workers``).
 
 On the same files (the hymenoptera set, when present beside the repository,
 and a generated set of 224x224 JPEGs), runs the ingest executor and then the
@@ -7,9 +8,11 @@ gives them for ``--beam-workers 1`` (Beam in the component's own process) and
 ``--beam-workers 2`` (Beam's multi-processing direct runner, 2 worker
 processes).  Times include starting Beam's workers, which each import
 TensorFlow.  Medians of the repeats are printed as files/s and as the ratio of
-2 workers to 1, and written to bench/results/beam_workers.json.
+2 workers to 1, with what the default picks for each set on this machine, and
+written to bench/results/beam_workers.json.  The default's file line is
+MIN_FILES_FOR_WORKERS: the generated sets sit below and above it.
 
-    .venv/bin/python -m bench.bench_beam [--repeats 3] [--generated 2000 8000]
+    .venv/bin/python -m bench.bench_beam [--repeats 3] [--generated 2000 20000]
 """
 
 import argparse
@@ -21,7 +24,7 @@ import tempfile
 
 from bench.bench_validation import run_validator, timed
 from bench.common import generate_jpegs, write_results
-from pipeline.pipeline import beam_pipeline_args
+from pipeline.pipeline import MIN_FILES_FOR_WORKERS, beam_pipeline_args, local_beam_workers
 from tests.conftest import HYMENOPTERA, run_ingest
 
 WORKERS = (1, 2)
@@ -40,8 +43,11 @@ def bench_dataset(root: pathlib.Path, work: pathlib.Path, repeats: int) -> dict:
             run_dir = work / f"{workers}_workers_{repeat}"
             times[workers].append(timed(ingest_and_validate, root, run_dir, beam_pipeline_args((), workers)))
     rates = {workers: files / statistics.median(values) for workers, values in times.items()}
+    default = local_beam_workers(0, files)
     return {
         "files": files,
+        "default_workers": default,
+        "default_is_faster_choice": rates[min(default, 2)] >= max(rates.values()),
         "seconds": {f"{w}_workers": [round(t, 2) for t in values] for w, values in times.items()},
         "files_per_second": {f"{w}_workers": round(rate, 1) for w, rate in rates.items()},
         "ratio_2_to_1_workers": round(rates[2] / rates[1], 3),
@@ -51,7 +57,7 @@ def bench_dataset(root: pathlib.Path, work: pathlib.Path, repeats: int) -> dict:
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--repeats", type=int, default=3)
-    parser.add_argument("--generated", type=int, nargs="+", default=[2000, 8000],
+    parser.add_argument("--generated", type=int, nargs="+", default=[2000, 2 * MIN_FILES_FOR_WORKERS],
                         help="Sizes of the generated 224x224 JPEG sets.")
     args = parser.parse_args(argv)
     results = {"repeats": args.repeats, "cpu_count": os.cpu_count(), "datasets": {}}
@@ -68,7 +74,8 @@ def main(argv=None) -> int:
             rates = result["files_per_second"]
             print(f"{name}: {result['files']} files, median of {args.repeats}: "
                   f"1 worker {rates['1_workers']:.1f} files/s, 2 workers {rates['2_workers']:.1f} files/s "
-                  f"(x{result['ratio_2_to_1_workers']:.2f})", flush=True)
+                  f"(x{result['ratio_2_to_1_workers']:.2f}); the default picks {result['default_workers']}",
+                  flush=True)
     write_results("beam_workers.json", results)
     return 0
 

@@ -10,16 +10,20 @@ repository, and a generated set of 224x224 JPEGs), measures files/s of:
                   (inspect_example) on the ingested examples: its cost per file
                   without Beam
   validator_*     the ImageValidator executor's Do() on the ingested examples
-                  (full TensorFlow decode, header checks, sha256 duplicates, clean
-                  examples and reports written), on Beam's direct runner in one
-                  thread, in 2 threads and in 2 processes; its times include
-                  Beam's start-up (seconds for worker processes, which import
-                  TensorFlow), so small sets understate its steady rate
+                  (full TensorFlow decode, header checks, perceptual hashes and
+                  copy groups, clean examples, thumbnails and reports written),
+                  on Beam's direct runner in one thread, in 2 threads and in 2
+                  processes; its times include Beam's start-up (seconds for
+                  worker processes, which import TensorFlow), so small sets
+                  understate its steady rate
+  validator_in_memory_no_near_duplicates
+                  the same in one thread with near-duplicate detection off:
+                  what the perceptual hashes and their grouping cost
 
 Each measurement is repeated; medians are printed as ratios against
 pillow_verify and written to bench/results/validation.json.
 
-    .venv/bin/python -m bench.bench_validation [--repeats 3] [--generated 2000]
+    .venv/bin/python -m bench.bench_validation [--repeats 3] [--generated 2000 20000] [--processes]
 """
 
 import argparse
@@ -78,7 +82,7 @@ def checks_loop(records) -> None:
         validator_executor.inspect_example(serialized, split, policy, None)
 
 
-def run_validator(examples, work: pathlib.Path, beam_args=None):
+def run_validator(examples, work: pathlib.Path, beam_args=None, policy: ValidationPolicy = ValidationPolicy()):
     """The ImageValidator executor's Do(), as TFX calls it; returns its validated Examples."""
     validated = standard_artifacts.Examples()
     validated.uri = str(work / "validated")
@@ -88,7 +92,7 @@ def run_validator(examples, work: pathlib.Path, beam_args=None):
     validator_executor.Executor(context).Do(
         {validator_executor.EXAMPLES_KEY: [examples]},
         {validator_executor.VALIDATED_EXAMPLES_KEY: [validated], validator_executor.REPORT_KEY: [report]},
-        {validator_executor.POLICY_KEY: json.dumps(ValidationPolicy().to_dict())},
+        {validator_executor.POLICY_KEY: json.dumps(policy.to_dict())},
     )
     return validated
 
@@ -99,22 +103,30 @@ def timed(fn, *args) -> float:
     return time.perf_counter() - start
 
 
-def bench_dataset(name: str, root: pathlib.Path, work: pathlib.Path, repeats: int):
+NO_NEAR_DUPLICATES = "validator_in_memory_no_near_duplicates"
+
+
+def bench_dataset(name: str, root: pathlib.Path, work: pathlib.Path, repeats: int, runners: dict):
     paths = image_files(root)
-    examples = run_ingest(root, work / f"{name}_ingested", return_artifact=True)
+    examples = run_ingest(root, work / f"{name}_ingested", return_artifact=True,
+                          beam_args=BEAM_RUNNERS["validator_in_memory"])
     records = read_examples(examples)
-    times = {"pillow_verify": [], "pillow_load": [], "checks_loop": []}
-    times.update({key: [] for key in BEAM_RUNNERS})
-    for repeat in range(repeats):
+    times = {"pillow_verify": [], "pillow_load": [], "checks_loop": [], NO_NEAR_DUPLICATES: []}
+    times.update({key: [] for key in runners})
+    no_near = ValidationPolicy(near_duplicates=False)
+    for repeat in range(repeats):  # side by side, alternating
         times["pillow_verify"].append(timed(pillow_loop, paths, False))
         times["pillow_load"].append(timed(pillow_loop, paths, True))
         times["checks_loop"].append(timed(checks_loop, records))
-        for key, args in BEAM_RUNNERS.items():
+        for key, args in runners.items():
             times[key].append(timed(run_validator, examples, work / f"{name}_{key}_{repeat}", args))
+        times[NO_NEAR_DUPLICATES].append(timed(run_validator, examples, work / f"{name}_no_near_{repeat}",
+                                               BEAM_RUNNERS["validator_in_memory"], no_near))
     rates = {key: len(paths) / statistics.median(values) for key, values in times.items()}
     baseline = rates["pillow_verify"]
     return {
         "files": len(paths),
+        "near_duplicate_cost": round(rates[NO_NEAR_DUPLICATES] / rates["validator_in_memory"], 3),
         "files_per_second": {k: round(v, 1) for k, v in rates.items()},
         "ratio_to_pillow_verify": {k: round(v / baseline, 3) for k, v in rates.items()},
         "ratio_to_pillow_load": {k: round(v / rates["pillow_load"], 3) for k, v in rates.items()},
@@ -124,18 +136,25 @@ def bench_dataset(name: str, root: pathlib.Path, work: pathlib.Path, repeats: in
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--repeats", type=int, default=3)
-    parser.add_argument("--generated", type=int, default=2000, help="How many 224x224 JPEGs to generate.")
+    parser.add_argument("--generated", type=int, nargs="+", default=[2000, 20000],
+                        help="Sizes of the generated 224x224 JPEG sets.")
+    parser.add_argument("--processes", action="store_true",
+                        help="Also run the validator in 2 threads and in 2 worker processes.")
     args = parser.parse_args(argv)
+    runners = BEAM_RUNNERS if args.processes else {"validator_in_memory": BEAM_RUNNERS["validator_in_memory"]}
     results = {"repeats": args.repeats, "cpu_count": os.cpu_count(), "datasets": {}}
     with tempfile.TemporaryDirectory() as tmp:
         work = pathlib.Path(tmp)
-        datasets = {"generated_224_jpeg": generate_jpegs(work / "generated", args.generated)}
+        datasets = {}
         if HYMENOPTERA.is_dir():
             datasets["hymenoptera"] = HYMENOPTERA
+        for count in args.generated:
+            datasets[f"generated_{count}_224_jpeg"] = generate_jpegs(work / f"generated_{count}", count)
         for name, root in datasets.items():
-            result = bench_dataset(name, root, work, args.repeats)
+            result = bench_dataset(name, root, work, args.repeats, runners)
             results["datasets"][name] = result
-            print(f"\n{name}: {result['files']} files, median of {args.repeats}")
+            print(f"\n{name}: {result['files']} files, median of {args.repeats}; without near-duplicate "
+                  f"detection the validator runs x{result['near_duplicate_cost']:.2f} as fast", flush=True)
             for key, rate in result["files_per_second"].items():
                 print(f"  {key:24s} {rate:8.1f} files/s   x{result['ratio_to_pillow_verify'][key]:.2f} vs pillow_verify"
                       f"   x{result['ratio_to_pillow_load'][key]:.2f} vs pillow_load")

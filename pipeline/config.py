@@ -78,8 +78,9 @@ class PipelineConfig:
         0.0, "Accuracy a model may lose against the last blessed model and still be blessed."
     )
     beam_workers: int = knob(
-        0, "Worker processes of the local Beam runner (its multi-processing mode); 0: one per CPU core; "
-        "1: Beam runs in the pipeline's own process (faster for small folders: each worker imports TensorFlow)."
+        0, "Worker processes of the local Beam runner (its multi-processing mode); 1: Beam runs in the "
+        "pipeline's own process; 0: chosen for you (one per core with 4 cores or more and 10,000 files or more, "
+        "else 1: each worker imports TensorFlow, which small runs never earn back)."
     )
     beam_args: Tuple[str, ...] = knob(
         (), "More Beam pipeline args, as one quoted string: e.g. '--runner=DataflowRunner --project=P "

@@ -10,7 +10,7 @@ atomic push into the TF Serving model directory).
 """
 
 import os
-from typing import Optional
+from typing import Optional, Tuple
 
 import tensorflow_model_analysis as tfma
 from tfx import v1 as tfx
@@ -70,6 +70,22 @@ def beam_args_with_dependencies(beam_args, setup_file: str = SETUP_FILE) -> list
     return args + [f"--setup_file={setup_file}"]
 
 
+# Below these, Beam's worker processes cost more than they bring (bench/bench_beam.py): each
+# imports TensorFlow (about 10 s on 2 cores), and on 2 cores they compete with the main process.
+MIN_CORES_FOR_WORKERS = 4
+MIN_FILES_FOR_WORKERS = 10_000
+
+
+def local_beam_workers(beam_workers: int, files: int, cores: Optional[int] = None) -> int:
+    """The direct runner's workers for a local run: ``beam_workers`` when set, else (0)
+    one per core when there are at least MIN_CORES_FOR_WORKERS cores and
+    MIN_FILES_FOR_WORKERS files, and 1 (Beam in the component's own process) otherwise."""
+    if beam_workers:
+        return beam_workers
+    cores = cores or os.cpu_count() or 1
+    return cores if cores >= MIN_CORES_FOR_WORKERS and files >= MIN_FILES_FOR_WORKERS else 1
+
+
 def beam_pipeline_args(beam_args, beam_workers: int, setup_file: str = SETUP_FILE) -> list:
     """The Beam args every Beam-powered component gets.
 
@@ -77,7 +93,8 @@ def beam_pipeline_args(beam_args, beam_workers: int, setup_file: str = SETUP_FIL
     in ``beam_workers`` processes (its multi-processing mode; 0 means one per
     core of the machine that runs the step), or in the component's own process
     for 1 worker, which spares starting workers that each import TensorFlow.
-    ``--direct_*`` flags given in ``beam_args`` win.
+    ``--direct_*`` flags given in ``beam_args`` win.  A local run first picks
+    the workers with ``local_beam_workers``.
     """
     args = list(beam_args)
     direct_flags = {"--direct_running_mode", "--direct_num_workers"}
@@ -87,13 +104,17 @@ def beam_pipeline_args(beam_args, beam_workers: int, setup_file: str = SETUP_FIL
     return beam_args_with_dependencies(args, setup_file)
 
 
-def count_classes(data_dir: str) -> int:
-    """Class folders under ``data_dir`` (in any split folder): the ids per-class metrics cover."""
+def count_classes_and_files(data_dir: str) -> Tuple[int, int]:
+    """Class folders under ``data_dir`` (in any split folder): the ids per-class metrics
+    cover; and the files the ingest step will read."""
     splits = detect_split_folders(data_dir) or {"": ""}
-    names = set()
+    names, files = set(), 0
     for folder in splits.values():
-        names.update(name.split("/")[-1] for name in listing.list_split(data_dir, folder).class_folders)
-    return len(names)
+        split_listing = listing.list_split(data_dir, folder)
+        names.update(name.split("/")[-1] for name in split_listing.class_folders)
+        files += len(split_listing.files) + len(split_listing.outside_links)
+    return len(names), files
+
 
 
 def create_eval_config(min_accuracy: float, max_accuracy_drop: float, num_classes: int) -> tfma.EvalConfig:
@@ -165,9 +186,10 @@ def create_pipeline(
     if not config.data_dir:
         raise ValueError("config.data_dir is not set (the runner fills it with the demo data when omitted).")
     layout_dir = layout_dir or config.data_dir
+    num_classes, num_files = count_classes_and_files(layout_dir)
     example_gen = create_image_example_gen(
         config.data_dir, config.train_hash_buckets, config.eval_hash_buckets, layout_dir=layout_dir,
-        split_seed=config.train.seed,
+        split_seed=config.train.seed, follow_outside_links=config.validation.follow_outside_links,
     )
 
     schema_gen = tfx.components.ImportSchemaGen(schema_file=os.path.join(project_dir, SCHEMA_PATH))
@@ -220,7 +242,7 @@ def create_pipeline(
         model=trainer.outputs["model"],
         baseline_model=model_resolver.outputs["model"],
         eval_config=create_eval_config(
-            config.min_accuracy, config.max_accuracy_drop, config.num_classes or count_classes(layout_dir)
+            config.min_accuracy, config.max_accuracy_drop, config.num_classes or num_classes
         ),
         example_splits=[EVAL],
     )
@@ -259,6 +281,9 @@ def create_pipeline(
             else None
         ),
         beam_pipeline_args=beam_pipeline_args(
-            config.beam_args, config.beam_workers, os.path.join(project_dir, SETUP_PATH)
+            config.beam_args,
+            # On Kubeflow the step's machine is unknown here: 0 stays one worker per core.
+            local_beam_workers(config.beam_workers, num_files) if local_metadata else config.beam_workers,
+            os.path.join(project_dir, SETUP_PATH),
         ),
     )

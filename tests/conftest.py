@@ -18,7 +18,9 @@ from tfx.types import artifact_utils, standard_artifacts, standard_component_spe
 
 from components import features
 from components.image_ingest.component import create_image_example_gen
-from components.image_ingest.executor import SPLIT_SEED_KEY, Executor as IngestExecutor, image_to_example
+from components.image_ingest.executor import (
+    FOLLOW_OUTSIDE_LINKS_KEY, SPLIT_SEED_KEY, Executor as IngestExecutor, image_to_example,
+)
 from components.label_vocabulary.preprocessing import preprocessing_fn
 
 REPO_ROOT = pathlib.Path(__file__).resolve().parents[1]
@@ -88,11 +90,11 @@ def examples_file(tmp_path_factory) -> str:
     return path
 
 
-def run_ingest(data_dir, output_dir, return_artifact=False, beam_args=None, split_seed=0):
+def run_ingest(data_dir, output_dir, return_artifact=False, beam_args=None, split_seed=0, follow_outside_links=False):
     """Calls the ingest executor's Do() as TFX would, with the component's own configs.
 
     Returns {split: [tf.Example]}, or the Examples artifact with ``return_artifact``."""
-    component = create_image_example_gen(str(data_dir), split_seed=split_seed)
+    component = create_image_example_gen(str(data_dir), split_seed=split_seed, follow_outside_links=follow_outside_links)
     examples = standard_artifacts.Examples()
     examples.uri = str(output_dir)
     exec_properties = {
@@ -105,6 +107,7 @@ def run_ingest(data_dir, output_dir, return_artifact=False, beam_args=None, spli
         standard_component_specs.OUTPUT_DATA_FORMAT_KEY: example_gen_pb2.FORMAT_TF_EXAMPLE,
         standard_component_specs.OUTPUT_FILE_FORMAT_KEY: example_gen_pb2.FORMAT_TFRECORDS_GZIP,
         SPLIT_SEED_KEY: component.exec_properties[SPLIT_SEED_KEY],
+        FOLLOW_OUTSIDE_LINKS_KEY: component.exec_properties[FOLLOW_OUTSIDE_LINKS_KEY],
     }
     context = IngestExecutor.Context(beam_pipeline_args=beam_args, tmp_dir=os.path.join(str(output_dir), ".tmp"))
     IngestExecutor(context).Do({}, {standard_component_specs.EXAMPLES_KEY: [examples]}, exec_properties)

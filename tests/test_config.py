@@ -186,3 +186,30 @@ def test_new_flags_reach_the_config():
     assert config.train.mixed_precision == "off"
     with pytest.raises(SystemExit):
         config_lib.parse_args(["--keep-versions", "0"])
+
+
+@pytest.mark.parametrize(
+    "workers, files, cores, expected",
+    [
+        (0, 400, 2, 1),  # few cores: in-process
+        (0, 50_000, 2, 1),
+        (0, 2_000, 16, 1),  # few files: in-process
+        (0, 10_000, 4, 4),  # both: one per core
+        (0, 200_000, 16, 16),
+        (2, 400, 2, 2),  # --beam-workers wins
+        (1, 200_000, 16, 1),
+    ],
+)
+def test_local_beam_workers_pay_only_with_cores_and_files(workers, files, cores, expected):
+    from pipeline.pipeline import local_beam_workers  # pylint: disable=import-outside-toplevel
+
+    assert local_beam_workers(workers, files, cores) == expected
+
+
+def test_a_local_pipeline_on_a_small_folder_runs_beam_in_process(tmp_path):
+    from pipeline.pipeline import create_pipeline  # pylint: disable=import-outside-toplevel
+    from tests.conftest import encode_image, write_image_folder  # pylint: disable=import-outside-toplevel
+
+    data = write_image_folder(tmp_path / "data", {f"{c}/{n}.jpg": encode_image() for n in range(3) for c in "ab"})
+    pipeline = create_pipeline(PipelineConfig(data_dir=str(data), output_dir=str(tmp_path / "out")))
+    assert "--direct_running_mode=in_memory" in pipeline.beam_pipeline_args

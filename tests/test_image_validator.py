@@ -1,5 +1,6 @@
 """The image validator: per-file checks, its executor's Do() on a bad-input corpus, the gate."""
 
+import dataclasses
 import json
 import os
 
@@ -8,7 +9,7 @@ import tensorflow as tf
 from tensorflow_metadata.proto.v0 import schema_pb2
 from tfx.types import standard_artifacts
 
-from components import features
+from components import features, names
 from components.image_validator import checks, report as report_lib
 from components.image_validator.component import ImageValidationReport, ImageValidator
 from components.image_validator.executor import (
@@ -238,3 +239,94 @@ def test_a_file_without_read_permission_is_reported_unreadable(tmp_path):
     examples = run_ingest(data_dir, tmp_path / "ingested", return_artifact=True)
     _, report = run_validator(examples, tmp_path / "out", RELAXED)
     assert {r["path"]: r["reason"] for r in report["rejected"]} == {"cats/locked.jpg": checks.UNREADABLE}
+
+
+def _report_texts(report_dir):
+    return {name: (report_dir / name).read_text(encoding="utf-8")
+            for name in (report_lib.REPORT_JSON, report_lib.REPORT_MD, "files.jsonl")}
+
+
+def test_odd_names_are_counted_and_every_report_names_them_escaped(corpus, tmp_path):
+    root, expected, examples = corpus
+    _, report = run_validator(examples, tmp_path, RELAXED)
+    texts = _report_texts(tmp_path / "report")
+    lines = texts["files.jsonl"].splitlines()
+    outside = report["counts"]["rejected_by_reason"][checks.OUTSIDE_CLASS_FOLDER]  # listed, not ingested
+    assert len(lines) == report["counts"]["files_seen"] - outside
+    odd = [path for path in expected if "\\" in path or "|" in path or "\u0432" in path or path.startswith("cats/-")]
+    assert len(odd) >= 12
+    recorded = {json.loads(line)["path"] for line in lines}
+    for path in odd:
+        assert path in recorded, path
+        # The escaped form maps back to the real file.
+        assert os.path.lexists(os.path.join(str(root), names.os_path(path))), path
+    markdown = texts[report_lib.REPORT_MD]
+    assert "`` cats/pipe\\|and`tick`.jpg ``" not in markdown  # fenced with more backticks than the name holds
+    assert "\u0432\u0438\u0448\u043d\u044f class" in markdown
+
+
+def test_no_report_quotes_a_file_or_a_link_target(corpus, tmp_path):
+    _, _, examples = corpus
+    _, report = run_validator(examples, tmp_path, RELAXED)
+    for name, text in _report_texts(tmp_path / "report").items():
+        assert "BEGIN FAKE" not in text and "secret" not in text and "these are my notes" not in text, name
+    rejected = {r["path"]: r["detail"] for r in report["rejected"]}
+    assert rejected["cats/key.jpg"].startswith("detected as a PEM key or certificate; ")
+    assert "sha256 " in rejected["cats/notes.jpg"] and "detected as text" in rejected["cats/notes.jpg"]
+    assert rejected["dogs/key_link.jpg"] == features.OUTSIDE_LINK_ERROR
+
+
+def test_links_leaving_the_data_folder_are_read_when_the_policy_allows(tmp_path):
+    data = write_image_folder(tmp_path / "data", {f"{c}/{n}.jpg": encode_image((40 * n, 90, 200 if c == "b" else 5))
+                                                  for n in range(4) for c in ("a", "b")})
+    outside = write_image_folder(tmp_path / "outside", {"x.jpg": encode_image((1, 250, 1), size=(64, 48))})
+    os.symlink(outside / "x.jpg", data / "a" / "linked.jpg")
+    refused = {e.features.feature[features.RELATIVE_PATH].bytes_list.value[0].decode(): e
+               for split in run_ingest(data, tmp_path / "refused").values() for e in split}
+    assert refused["a/linked.jpg"].features.feature[features.IMAGE].bytes_list.value[0] == b""
+    followed = {e.features.feature[features.RELATIVE_PATH].bytes_list.value[0].decode(): e
+                for split in run_ingest(data, tmp_path / "followed", follow_outside_links=True).values()
+                for e in split}
+    assert followed["a/linked.jpg"].features.feature[features.IMAGE].bytes_list.value[0] == (outside / "x.jpg").read_bytes()
+
+
+@pytest.fixture(scope="module")
+def near_corpus(tmp_path_factory):
+    root = tmp_path_factory.mktemp("near") / "data"
+    expected = bad_corpus.make_near_duplicate_corpus(root)
+    examples = run_ingest(root, tmp_path_factory.mktemp("near_ingested"), return_artifact=True)
+    return expected, examples
+
+
+def test_near_copies_get_their_verdicts_and_distinct_photos_none(near_corpus, tmp_path):
+    expected, examples = near_corpus
+    validated, report = run_validator(examples, tmp_path, RELAXED)
+    rejected = {r["path"]: r["reason"] for r in report["rejected"]}
+    flagged = {r["path"]: tuple(r["flags"]) for r in report["flagged"]}
+    used = validated_paths(validated)
+    for path, verdict in expected.items():
+        assert rejected.get(path) == verdict.reason, path
+        assert flagged.get(path, ()) == verdict.flags, path
+        assert (path in used) == (verdict.reason is None), path
+    groups = report["copy_groups"]
+    assert sorted(g["kind"] for g in groups) == ["duplicate", "duplicate", "label conflict", "leakage", "leakage"]
+    assert not any("distinct" in m["path"] for g in groups for m in g["members"])
+    # Each member has its thumbnail, shown side by side in the Markdown report.
+    markdown = (tmp_path / "report" / report_lib.REPORT_MD).read_text(encoding="utf-8")
+    for group in groups:
+        for member in group["members"]:
+            assert (tmp_path / "report" / member["thumbnail"]).stat().st_size > 0
+            assert f"]({member['thumbnail']})" in markdown
+
+
+def test_near_copy_handling_follows_the_policy(near_corpus, tmp_path):
+    _, examples = near_corpus
+    policy = dataclasses.replace(RELAXED, near_duplicate_leakage="flag", near_duplicate_in_class="reject")
+    _, report = run_validator(examples, tmp_path / "flag", policy)
+    rejected = {r["path"]: r["reason"] for r in report["rejected"]}
+    flagged = {r["path"]: r["flags"] for r in report["flagged"]}
+    assert flagged["val/bees/b_half.jpg"] == [checks.NEAR_DUPLICATE_LEAKAGE]
+    assert rejected["train/ants/a_quality60.jpg"] == checks.NEAR_DUPLICATE_IN_CLASS
+    # Off: only exact copies are found.
+    _, report = run_validator(examples, tmp_path / "off", dataclasses.replace(RELAXED, near_duplicates=False))
+    assert [g["kind"] for g in report["copy_groups"]] == ["leakage"]

@@ -131,3 +131,25 @@ def test_a_messy_folder_stops_at_the_gate_with_a_summary_that_adds_up(tmp_path, 
     with open(report, encoding="utf-8") as f:
         markdown = f.read()
     assert all(path in markdown for path, verdict in expected.items() if verdict.reason)
+
+
+def test_a_messy_folder_with_a_relaxed_gate_trains_on_its_clean_part(tmp_path):
+    data_dir = tmp_path / "messy"
+    data_dir.mkdir()
+    expected = bad_corpus.make_bad_corpus(data_dir)
+    (data_dir / "birds").rmdir()  # the empty class would stop any run
+    output_dir = tmp_path / "out"
+    argv = TINY + ["--data-dir", str(data_dir), "--output-dir", str(output_dir),
+                   "--validation-max-rejected-fraction", "1.0", "--validation-min-examples-per-class", "1"]
+    assert local_runner.main(argv) == 0
+
+    with open(output_dir / "summary.json", encoding="utf-8") as f:
+        summary = json.load(f)
+    counts = summary["counts"]
+    assert counts["files_seen"] == len(expected) == counts["examples_used"] + counts["files_rejected"]
+    assert counts["examples_used"] == sum(1 for verdict in expected.values() if verdict.reason is None)
+    assert counts["validation_gate"]["passed"] is True
+    # Training ran on the accepted images, the odd class name among its labels.
+    assert (output_dir / "pipeline_root" / "Trainer").exists()
+    model_dirs = list((output_dir / "pipeline_root" / "Trainer" / "model").glob("*/Format-Serving"))
+    assert model_dirs and "\u0432\u0438\u0448\u043d\u044f class" in export.read_labels(str(model_dirs[0]))

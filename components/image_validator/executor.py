@@ -23,6 +23,7 @@ from typing import Any, Dict, List, Optional, Set, Tuple
 
 import apache_beam as beam
 import tensorflow as tf
+import threadpoolctl
 from absl import logging
 from PIL import Image
 from tensorflow_metadata.proto.v0 import schema_pb2
@@ -112,6 +113,24 @@ def inspect_example(
     return dataclasses.replace(verdict, example=example.SerializeToString())
 
 
+class _Inspect(beam.DoFn):
+    """``inspect_example`` over a split, with NumPy's BLAS on one thread: the hashes' small
+    matrix products run many times slower when OpenBLAS spreads each over the cores."""
+
+    def __init__(self, split: str, policy: ValidationPolicy, label_domain: Optional[Set[str]]):
+        self._split, self._policy, self._label_domain = split, policy, label_domain
+        self._limits = None
+
+    def start_bundle(self):
+        self._limits = threadpoolctl.threadpool_limits(limits=1, user_api="blas")
+
+    def finish_bundle(self):
+        self._limits.restore_original_limits()
+
+    def process(self, serialized: bytes):
+        yield inspect_example(serialized, self._split, self._policy, self._label_domain)
+
+
 def resolve_copies(
     candidates: List[duplicates.Candidate], policy: ValidationPolicy
 ) -> Tuple[Dict[str, duplicates.Decision], List[dict]]:
@@ -197,7 +216,7 @@ class Executor(base_beam_executor.BaseBeamExecutor):
                 per_split.append(
                     pipeline
                     | f"Read[{split}]" >> beam.io.ReadFromTFRecord(pattern)
-                    | f"Inspect[{split}]" >> beam.Map(inspect_example, split, policy, label_domain)
+                    | f"Inspect[{split}]" >> beam.ParDo(_Inspect(split, policy, label_domain))
                 )
             inspected = per_split | "AllSplits" >> beam.Flatten()
             # Copies are decided on one worker from small records; the verdicts keep their bytes meanwhile.
