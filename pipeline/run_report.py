@@ -77,6 +77,9 @@ def _validation_section(counts: Dict[str, Any]) -> List[str]:
     if counts["rejected_by_reason"]:
         lines += ["", "| rejected because | files |", "|---|---|"]
         lines += [f"| {reason} | {n} |" for reason, n in sorted(counts["rejected_by_reason"].items())]
+    if counts.get("copy_groups"):
+        lines += ["", f"{counts['copy_groups']} groups of copies or near-copies, each shown with thumbnails "
+                  "in the validation report."]
     lines += ["", f"Every file's verdict: `{counts['validation_report']}`", ""]
     return lines
 

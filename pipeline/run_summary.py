@@ -87,6 +87,8 @@ def _validation_counts(report_artifact: Optional[metadata_store_pb2.Artifact]) -
         "examples": counts["used_per_split"],
         "rejected_by_reason": counts["rejected_by_reason"],
         "hidden_ignored": counts["hidden_ignored"],
+        "flagged_by_flag": counts.get("flagged_by_flag", {}),
+        "copy_groups": counts.get("copy_groups", 0),
         "validation_report": os.path.join(report_artifact.uri, validation_report.REPORT_MD),
         "validation_gate": report["gate"],
     }
