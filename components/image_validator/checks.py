@@ -74,6 +74,8 @@ _KINDS = ((b"%PDF", "a PDF document"), (b"PK\x03\x04", "a ZIP archive"), (b"\x1f
           (b"\x7fELF", "an executable"), (b"-----BEGIN", "a PEM key or certificate"), (b"\xef\xbb\xbf", "text"))
 _HEIF_BRANDS = (b"heic", b"heix", b"hevc", b"heim", b"heis", b"mif1", b"msf1")
 _EXIF_ORIENTATION = 0x0112
+# The perceptual hash works from 64x64: a JPEG is decoded no smaller than that.
+_HASH_SIDE = 64
 
 
 @dataclasses.dataclass(frozen=True)
@@ -150,9 +152,19 @@ def _heif_brand(data: bytes) -> Optional[str]:
     return None
 
 
-def _tensorflow_decode(data: bytes):
+def _jpeg_scale(height: int, width: int) -> int:
+    """The largest libjpeg scale (1/2, 1/4, 1/8) that keeps the short side at least
+    ``_HASH_SIDE`` pixels.  A scaled decode reads and checks every entropy-coded
+    block as a full one does (training decodes large JPEGs scaled too), for a
+    fraction of the work."""
+    return next((s for s in (8, 4, 2) if min(height, width) >= _HASH_SIDE * s), 1)
+
+
+def _tensorflow_decode(data: bytes, jpeg_scale: int = 1):
     """RGB uint8 pixels as training decodes them, or the decoder's one-line error."""
     try:
+        if jpeg_scale > 1:
+            return tf.io.decode_jpeg(data, channels=3, ratio=jpeg_scale).numpy(), ""
         return tf.io.decode_image(data, channels=3, expand_animations=False).numpy(), ""
     except (tf.errors.InvalidArgumentError, tf.errors.UnknownError) as error:
         return None, str(error).split("\n")[0].split("}}")[-1].split(" [Op:")[0].strip()
@@ -255,7 +267,7 @@ def inspect_image(data: bytes, relative_path: str, policy: ValidationPolicy, ing
         channels = len(image.getbands()) if converted is None else 3
 
     # The full decode, by the decoder training and serving use.
-    pixels, error = _tensorflow_decode(data)
+    pixels, error = _tensorflow_decode(data, _jpeg_scale(height, width) if data.startswith(b"\xff\xd8") else 1)
     if pixels is None and image_format != "png":
         # A format TensorFlow claims but cannot read in this file (an RLE BMP): Pillow's PNG of it, if it reads.
         png = _pillow_png(data)

@@ -33,7 +33,7 @@ from tfx.utils import io_utils
 
 from components import features
 from components.image_ingest.executor import LISTING_FILE
-from components.image_validator import checks, duplicates, report as report_lib
+from components.image_validator import checks, duplicates, record_io, report as report_lib
 from components.image_validator.policy import ValidationPolicy
 
 EXAMPLES_KEY = "examples"
@@ -215,7 +215,7 @@ class Executor(base_beam_executor.BaseBeamExecutor):
                 pattern = os.path.join(artifact_utils.get_split_uri([examples], split), "*")
                 per_split.append(
                     pipeline
-                    | f"Read[{split}]" >> beam.io.ReadFromTFRecord(pattern)
+                    | f"Read[{split}]" >> record_io.ReadRecords(pattern)
                     | f"Inspect[{split}]" >> beam.ParDo(_Inspect(split, policy, label_domain))
                 )
             inspected = per_split | "AllSplits" >> beam.Flatten()
@@ -249,18 +249,19 @@ class Executor(base_beam_executor.BaseBeamExecutor):
                     | f"Example[{split}]" >> beam.Map(lambda v: v.example)
                     # Uncompressed: the images are compressed already, and gzip
                     # would cost time here and at every training epoch.
-                    | f"Write[{split}]" >> beam.io.WriteToTFRecord(
-                        os.path.join(artifact_utils.get_split_uri([validated], split), "data"),
-                        file_name_suffix=".tfrecord",
-                        compression_type=beam.io.filesystem.CompressionTypes.UNCOMPRESSED,
+                    | f"Write[{split}]" >> record_io.WriteRecords(
+                        os.path.join(artifact_utils.get_split_uri([validated], split), "data"), ".tfrecord"
                     )
                 )
             _ = (
                 verdicts
-                | "Record" >> beam.Map(lambda v: json.dumps(v.to_record(), sort_keys=True))
-                | "WriteVerdicts" >> beam.io.WriteToText(files_jsonl, shard_name_template="")
+                | "Record" >> beam.Map(lambda v: json.dumps(v.to_record(), sort_keys=True).encode("utf-8"))
+                | "WriteVerdicts" >> record_io.WriteRecords(files_jsonl, lines=True)
             )
 
+        for split in splits:
+            record_io.remove_staging(artifact_utils.get_split_uri([validated], split))
+        record_io.remove_staging(report_artifact.uri)
         with tf.io.gfile.GFile(files_jsonl) as f:
             records = [json.loads(line) for line in f if line.strip()]
         listing = _read_listing(examples.uri)
