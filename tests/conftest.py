@@ -44,6 +44,18 @@ def encode_image(colour=(200, 30, 30), size=(40, 30), image_format="JPEG", mode=
     return buffer.getvalue()
 
 
+def encode_distinct_image(colour, seed: int, size=(40, 30), image_format="JPEG") -> bytes:
+    """A small image of ``colour`` with a smooth random pattern of its own: images with
+    other seeds are distinct photos to the validator, not near-copies."""
+    rng = np.random.default_rng(seed)
+    pattern = rng.integers(-60, 61, (3, 4, 3))
+    coarse = np.clip(np.array(colour) + pattern, 0, 255).astype(np.uint8)
+    image = Image.fromarray(coarse, "RGB").resize(size, Image.BICUBIC)
+    buffer = io.BytesIO()
+    image.save(buffer, format=image_format)
+    return buffer.getvalue()
+
+
 def write_image_folder(root: pathlib.Path, files: dict) -> pathlib.Path:
     """Writes ``{relative path: bytes}`` under ``root`` and returns ``root``."""
     for relative, data in files.items():

@@ -22,7 +22,9 @@ from kfp import components as kfp_components
 from kfp.pipeline_spec import pipeline_spec_pb2
 
 import kubeflow_runner
-from tests.conftest import CLASS_COLOURS, REPO_ROOT, TINY_TRAINING_FLAGS, encode_image, write_image_folder
+from tests.conftest import (
+    CLASS_COLOURS, REPO_ROOT, TINY_TRAINING_FLAGS, encode_distinct_image, encode_image, write_image_folder,
+)
 
 IMAGE = "registry.example.com/team/tfx-image-classifier:1.2.3"
 RUN_EXECUTOR = ["python", "-m", "tfx.orchestration.kubeflow.v2.container.kubeflow_v2_run_executor"]
@@ -62,8 +64,9 @@ def tiny_images(tmp_path_factory) -> pathlib.Path:
     return write_image_folder(
         root,
         {
-            f"{name}/{name}_{i}.jpg": encode_image(colour, size=(40 + i, 30))  # distinct files, not duplicates
-            for name, colour in CLASS_COLOURS.items()
+            # Distinct pictures: one layout at several sizes would be near-copies, rejected across splits.
+            f"{name}/{name}_{i}.jpg": encode_distinct_image(colour, seed=10 * index + i, size=(40 + i, 30))
+            for index, (name, colour) in enumerate(CLASS_COLOURS.items())
             for i in range(8)
         },
     )
