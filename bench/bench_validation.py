@@ -37,6 +37,7 @@ import time
 
 import components  # noqa: F401  (sets the Keras choice before TensorFlow loads)
 import tensorflow as tf
+import threadpoolctl
 from PIL import Image
 from tfx.types import standard_artifacts
 
@@ -78,8 +79,9 @@ def read_examples(examples) -> list:
 
 def checks_loop(records) -> None:
     policy = ValidationPolicy()
-    for split, serialized in records:
-        validator_executor.inspect_example(serialized, split, policy, None)
+    with threadpoolctl.threadpool_limits(limits=1, user_api="blas"):  # as the executor inspects
+        for split, serialized in records:
+            validator_executor.inspect_example(serialized, split, policy, None)
 
 
 def run_validator(examples, work: pathlib.Path, beam_args=None, policy: ValidationPolicy = ValidationPolicy()):
