@@ -117,8 +117,8 @@ class _Inspect(beam.DoFn):
     """``inspect_example`` over a split, with NumPy's BLAS on one thread: the hashes' small
     matrix products run many times slower when OpenBLAS spreads each over the cores."""
 
-    def __init__(self, split: str, policy: ValidationPolicy, label_domain: Optional[Set[str]]):
-        self._split, self._policy, self._label_domain = split, policy, label_domain
+    def __init__(self, policy: ValidationPolicy, label_domain: Optional[Set[str]]):
+        self._policy, self._label_domain = policy, label_domain
         self._limits = None
 
     def start_bundle(self):
@@ -127,14 +127,9 @@ class _Inspect(beam.DoFn):
     def finish_bundle(self):
         self._limits.restore_original_limits()
 
-    def process(self, serialized: bytes):
-        yield inspect_example(serialized, self._split, self._policy, self._label_domain)
-
-
-def resolve_copies(
-    candidates: List[duplicates.Candidate], policy: ValidationPolicy
-) -> Tuple[Dict[str, duplicates.Decision], List[dict]]:
-    return duplicates.resolve(candidates, policy)
+    def process(self, split_and_record: Tuple[str, bytes]):
+        split, serialized = split_and_record
+        yield inspect_example(serialized, split, self._policy, self._label_domain)
 
 
 def apply_decision(verdict: Verdict, resolved: Tuple[Dict[str, duplicates.Decision], List[dict]]) -> Verdict:
@@ -153,26 +148,63 @@ def thumbnail_name(path: str) -> str:
     return hashlib.sha256(path.encode("utf-8")).hexdigest()[:20] + ".jpg"
 
 
-class _WriteThumbnail(beam.DoFn):
-    """Writes a small JPEG of a copy group's member (before its verdict drops the bytes)."""
+def _thumbnail(data: bytes) -> bytes:
+    """A small JPEG of a copy group's member, for the report."""
+    with Image.open(io.BytesIO(data)) as image:
+        image.draft("RGB", (_THUMBNAIL_SIDE, _THUMBNAIL_SIDE))  # JPEG: decode at a reduced scale
+        image.thumbnail((_THUMBNAIL_SIDE, _THUMBNAIL_SIDE))
+        buffer = io.BytesIO()
+        image.convert("RGB").save(buffer, format="JPEG", quality=85)
+        return buffer.getvalue()
 
-    def __init__(self, directory: str):
-        self._directory = directory
 
-    def process(self, pair: Tuple[bytes, str]):
-        serialized, path = pair
-        data = _bytes_value(tf.train.Example.FromString(serialized), features.IMAGE)
+class _WriteOutputs(beam.DoFn):
+    """Decides each inspected file's copies, then writes everything it leaves in one pass:
+    the accepted example to its split, the verdict line, a copy group member's thumbnail.
+
+    Emits the bundle's staged files as ``(destination, path)``: the split's name, or
+    FILES_JSONL; ``record_io`` moves the finished ones into place.
+    """
+
+    def __init__(self, staging_dir: str, thumbnails_dir: str):
+        self._staging_dir, self._thumbnails_dir = staging_dir, thumbnails_dir
+        self._files = None
+
+    def start_bundle(self):
+        self._files = record_io.BundleFiles(self._staging_dir)
+
+    def process(self, inspected: Verdict, resolved):
+        verdict = apply_decision(inspected, resolved)
+        if verdict.group is not None:
+            self._write_thumbnail(inspected)
+        if verdict.example is not None:
+            self._files.write(verdict.split, verdict.example)
+        self._files.write(FILES_JSONL, json.dumps(verdict.to_record(), sort_keys=True).encode("utf-8"), lines=True)
+
+    def finish_bundle(self):
+        for staged in self._files.close():
+            yield beam.transforms.window.GlobalWindows.windowed_value(staged)
+
+    def _write_thumbnail(self, verdict: Verdict) -> None:
+        data = _bytes_value(tf.train.Example.FromString(verdict.example), features.IMAGE)
         try:
-            with Image.open(io.BytesIO(data)) as image:
-                image.draft("RGB", (_THUMBNAIL_SIDE, _THUMBNAIL_SIDE))  # JPEG: decode at a reduced scale
-                image.thumbnail((_THUMBNAIL_SIDE, _THUMBNAIL_SIDE))
-                buffer = io.BytesIO()
-                image.convert("RGB").save(buffer, format="JPEG", quality=85)
+            thumbnail = _thumbnail(data)
         except Exception as error:  # noqa: BLE001 - a thumbnail is a courtesy: never fail the run for it
-            logging.warning("No thumbnail for %s: %s", path, type(error).__name__)
+            logging.warning("No thumbnail for %s: %s", verdict.path, type(error).__name__)
             return
-        with tf.io.gfile.GFile(os.path.join(self._directory, thumbnail_name(path)), "wb") as f:
-            f.write(buffer.getvalue())
+        with tf.io.gfile.GFile(os.path.join(self._thumbnails_dir, thumbnail_name(verdict.path)), "wb") as f:
+            f.write(thumbnail)
+
+
+def _commit(staged: List[Tuple[str, str]], resolved, prefixes: Dict[str, str], report_uri: str) -> None:
+    """Moves the finished bundles' files into place (``prefixes``: each split's record
+    file prefix) and writes the copy groups."""
+    for split, prefix in prefixes.items():
+        record_io.commit_records([path for destination, path in staged if destination == split], prefix, ".tfrecord")
+    record_io.commit_lines([path for destination, path in staged if destination == FILES_JSONL],
+                           os.path.join(report_uri, FILES_JSONL))
+    with tf.io.gfile.GFile(os.path.join(report_uri, GROUPS_JSON), "w") as f:
+        json.dump(resolved[1], f)
 
 
 def label_domain_from_schema(schema: schema_pb2.Schema) -> Optional[Set[str]]:
@@ -210,57 +242,29 @@ class Executor(base_beam_executor.BaseBeamExecutor):
         files_jsonl = os.path.join(report_artifact.uri, FILES_JSONL)
 
         with self._make_beam_pipeline() as pipeline:
-            per_split = []
-            for split in splits:
-                pattern = os.path.join(artifact_utils.get_split_uri([examples], split), "*")
-                per_split.append(
-                    pipeline
-                    | f"Read[{split}]" >> record_io.ReadRecords(pattern)
-                    | f"Inspect[{split}]" >> beam.ParDo(_Inspect(split, policy, label_domain))
-                )
-            inspected = per_split | "AllSplits" >> beam.Flatten()
+            patterns = {split: os.path.join(artifact_utils.get_split_uri([examples], split), "*") for split in splits}
+            # Uncompressed: the images are compressed already, and gzip would cost time at every epoch.
+            prefixes = {split: os.path.join(artifact_utils.get_split_uri([validated], split), "data") for split in splits}
+            inspected = (
+                pipeline
+                | "Read" >> record_io.ReadRecords(patterns)
+                | "Inspect" >> beam.ParDo(_Inspect(policy, label_domain))
+            )
             # Copies are decided on one worker from small records; the verdicts keep their bytes meanwhile.
             resolved = beam.pvalue.AsSingleton(
                 inspected
-                | "Accepted files" >> beam.Filter(lambda v: v.reason is None)
-                | "Candidates" >> beam.Map(lambda v: v.candidate())
+                | "AcceptedFiles" >> beam.FlatMap(lambda v: [v.candidate()] if v.reason is None else [])
                 | "AllCandidates" >> beam.combiners.ToList()
-                | "ResolveCopies" >> beam.Map(resolve_copies, policy)
-            )
-            inspected_and_resolved = inspected | "ApplyDecisions" >> beam.Map(
-                lambda v, r: (v, apply_decision(v, r)), resolved
+                | "ResolveCopies" >> beam.Map(duplicates.resolve, policy)
             )
             _ = (
-                inspected_and_resolved
-                | "GroupMembers" >> beam.Filter(lambda pair: pair[1].group is not None)
-                | "ImageOfMember" >> beam.Map(lambda pair: (pair[0].example, pair[0].path))
-                | "Thumbnails" >> beam.ParDo(_WriteThumbnail(thumbnails))
-            )
-            verdicts = inspected_and_resolved | "Verdicts" >> beam.Map(lambda pair: pair[1])
-            _ = resolved.pvalue | "WriteGroups" >> beam.Map(_write_json, os.path.join(report_artifact.uri, GROUPS_JSON))
-            accepted = (
-                verdicts
-                | "Accepted" >> beam.Filter(lambda v: v.example is not None)
-                | "BySplit" >> beam.Partition(lambda v, _: splits.index(v.split), len(splits))
-            )
-            for split, split_verdicts in zip(splits, accepted):
-                _ = (
-                    split_verdicts
-                    | f"Example[{split}]" >> beam.Map(lambda v: v.example)
-                    # Uncompressed: the images are compressed already, and gzip
-                    # would cost time here and at every training epoch.
-                    | f"Write[{split}]" >> record_io.WriteRecords(
-                        os.path.join(artifact_utils.get_split_uri([validated], split), "data"), ".tfrecord"
-                    )
-                )
-            _ = (
-                verdicts
-                | "Record" >> beam.Map(lambda v: json.dumps(v.to_record(), sort_keys=True).encode("utf-8"))
-                | "WriteVerdicts" >> record_io.WriteRecords(files_jsonl, lines=True)
+                inspected
+                | "Write" >> beam.ParDo(_WriteOutputs(os.path.join(report_artifact.uri, record_io.STAGING),
+                                                      thumbnails), resolved)
+                | "Staged" >> beam.combiners.ToList()
+                | "Commit" >> beam.Map(_commit, resolved, prefixes, report_artifact.uri)
             )
 
-        for split in splits:
-            record_io.remove_staging(artifact_utils.get_split_uri([validated], split))
         record_io.remove_staging(report_artifact.uri)
         with tf.io.gfile.GFile(files_jsonl) as f:
             records = [json.loads(line) for line in f if line.strip()]
@@ -288,7 +292,3 @@ def _read_listing(examples_uri: str) -> Dict[str, Dict[str, List[str]]]:
     with tf.io.gfile.GFile(path) as f:
         return json.load(f)
 
-
-def _write_json(resolved: Tuple[Dict[str, duplicates.Decision], List[dict]], path: str) -> None:
-    with tf.io.gfile.GFile(path, "w") as f:
-        json.dump(resolved[1], f)
