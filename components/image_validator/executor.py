@@ -79,6 +79,11 @@ def _bytes_value(example: tf.train.Example, name: str) -> bytes:
     return values[0] if values else b""
 
 
+def _int_value(example: tf.train.Example, name: str) -> int:
+    values = example.features.feature[name].int64_list.value
+    return values[0] if values else 0
+
+
 def _set_bytes(example: tf.train.Example, name: str, value: bytes) -> None:
     example.features.feature[name].bytes_list.value[:] = [value]
 
@@ -94,8 +99,9 @@ def inspect_example(
     example = tf.train.Example.FromString(serialized)
     path = _bytes_value(example, features.RELATIVE_PATH).decode("utf-8")
     label = _bytes_value(example, features.LABEL).decode("utf-8")
+    image = _bytes_value(example, features.IMAGE)
     inspection = checks.inspect_image(
-        _bytes_value(example, features.IMAGE), path, policy,
+        image, path, policy,
         ingest_error=_bytes_value(example, features.INGEST_ERROR).decode("utf-8"),
     )
     verdict = Verdict(split, path, label, _bytes_value(example, features.SHA256).decode("ascii"),
@@ -104,6 +110,12 @@ def inspect_example(
         return verdict
     if label_domain is not None and label not in label_domain:
         return verdict.rejected(checks.LABEL_NOT_IN_SCHEMA, f"label {label!r} not in the schema's label domain")
+    described = (inspection.image_format.encode("utf-8"), inspection.height, inspection.width, inspection.channels)
+    if inspection.data is image and described == (
+        _bytes_value(example, features.FORMAT), _int_value(example, features.HEIGHT),
+        _int_value(example, features.WIDTH), _int_value(example, features.CHANNELS),
+    ):
+        return dataclasses.replace(verdict, example=serialized)  # nothing to change: no new copy of the bytes
     # What the trainer reads describes the bytes it gets (converted or not).
     _set_bytes(example, features.IMAGE, inspection.data)
     _set_bytes(example, features.FORMAT, inspection.image_format.encode("utf-8"))
