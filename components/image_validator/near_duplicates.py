@@ -95,20 +95,20 @@ def _projection(length: int, vertical: bool) -> np.ndarray:
 def perceptual_hashes(pixels: np.ndarray) -> bytes:
     """The hashes of an RGB uint8 ``[h, w, 3]`` image and its crops, then its mean colour:
     ``SIGNATURE_BYTES`` bytes."""
-    image = Image.fromarray(pixels)
-    factor = min(image.size) // _SIDE
+    factor = min(pixels.shape[:2]) // _SIDE
     if factor > 1:  # whole blocks, to a short side of 64 to 127 pixels: fast, and the projections do the rest
-        image = image.reduce(factor)
-    small = np.asarray(image, np.float32)
+        small = np.asarray(Image.fromarray(pixels).reduce(factor), np.float32)
+    else:
+        small = pixels.astype(np.float32)
     height, width = small.shape[:2]
     luma = small @ _LUMA
     coefficients = ((_projection(height, True) @ luma).reshape(len(CROPS), _LOW, width)
                     @ _projection(width, False)).reshape(len(CROPS), -1)
-    middle = coefficients.shape[1] // 2  # 256 values: the median is the mean of the two middle ones
-    halves = np.partition(coefficients, (middle - 1, middle), axis=1)[:, middle - 1:middle + 1]
-    bits = coefficients > halves.mean(axis=1, keepdims=True)
+    middle = coefficients.shape[1] // 2  # 256 values: the median is halfway between the two middle ones
+    halves = np.partition(coefficients, (middle - 1, middle), axis=1)
+    bits = 2 * coefficients > halves[:, middle - 1:middle] + halves[:, middle:middle + 1]
     mean_colour = np.ones(height * width, np.float32) @ small.reshape(-1, 3) / (height * width)
-    return np.packbits(bits, axis=1).tobytes() + np.round(mean_colour).astype(np.uint8).tobytes()
+    return np.packbits(bits, axis=1).tobytes() + (mean_colour + 0.5).astype(np.uint8).tobytes()
 
 
 def distance(first: bytes, second: bytes) -> int:
