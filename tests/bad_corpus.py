@@ -43,6 +43,17 @@ def declared_size_png(width: int, height: int) -> bytes:
             + _png_chunk(b"IDAT", zlib.compress(b"\x00" * 64)) + _png_chunk(b"IEND", b""))
 
 
+def rgb555_bmp(width: int, height: int, seed: int) -> bytes:
+    """A 16-bit (5-5-5) BMP, which Pillow reads and TensorFlow 2.16's decoder refuses."""
+    rng = np.random.default_rng(seed)
+    channels = rng.integers(0, 32, (height, width, 3)).astype(np.uint16)
+    values = (channels[..., 0] << 10) | (channels[..., 1] << 5) | channels[..., 2]
+    padding = b"\0" * ((4 - width * 2 % 4) % 4)
+    rows = b"".join(values[y].astype("<u2").tobytes() + padding for y in range(height - 1, -1, -1))
+    info = struct.pack("<IiiHHIIiiII", 40, width, height, 1, 16, 0, len(rows), 2835, 2835, 0, 0)
+    return struct.pack("<2sIHHI", b"BM", 14 + 40 + len(rows), 0, 0, 54) + info + rows
+
+
 def make_bad_corpus(root: pathlib.Path) -> Dict[str, Expected]:
     """Writes the corpus under ``root`` (classes ``cats``, ``dogs``, empty ``birds``).
 
@@ -107,6 +118,7 @@ def make_bad_corpus(root: pathlib.Path) -> Dict[str, Expected]:
         Expected(None, (checks.PALETTE, checks.CONVERTED_TO_PNG)))
     put("dogs/one_bit.bmp", _encode(_image(seed=43).convert("1"), "BMP"),
         Expected(None, (checks.GRAYSCALE, checks.CONVERTED_TO_PNG)))
+    put("dogs/rgb555.bmp", rgb555_bmp(48, 40, 46), Expected(None, (checks.CONVERTED_TO_PNG,)))
     put("cats/progressive.jpg", _encode(_image(seed=44), "JPEG", progressive=True), Expected(None))
     put("dogs/icon.ico", _encode(_image(size=(32, 32), seed=45), "ICO"), Expected(None, (checks.CONVERTED_TO_PNG,)))
     put("dogs/phone.heic", b"\x00\x00\x00\x18ftypheic\x00\x00\x00\x00mif1heic" + bytes(64),

@@ -9,7 +9,8 @@ passes here decodes there.  Files TensorFlow would misread are converted: CMYK
 JPEGs to RGB, EXIF-rotated JPEGs to upright pixels (re-encoded at quality 95).
 Formats Pillow reads but TensorFlow does not (WebP, TIFF, ...), and files of a
 format TensorFlow claims that its decoder still fails on while Pillow reads
-them (an RLE-compressed BMP), are converted to PNG, which loses nothing.
+them (a 16-bit BMP), and palette BMPs, which TensorFlow misreads, are
+converted to PNG, which loses nothing.
 
 The decoded pixels give the perceptual hashes near-duplicate detection uses.
 A rejected file is described by what it was detected as, its size and its
@@ -269,7 +270,7 @@ def inspect_image(data: bytes, relative_path: str, policy: ValidationPolicy, ing
     # The full decode, by the decoder training and serving use.
     pixels, error = _tensorflow_decode(data, _jpeg_scale(height, width) if data.startswith(b"\xff\xd8") else 1)
     if pixels is None and image_format != "png":
-        # A format TensorFlow claims but cannot read in this file (an RLE BMP): Pillow's PNG of it, if it reads.
+        # A format TensorFlow claims but cannot read in this file (a 16-bit BMP): Pillow's PNG of it, if it reads.
         png = _pillow_png(data)
         if png is not None:
             pixels, _ = _tensorflow_decode(png)
