@@ -136,6 +136,7 @@ def make_bad_corpus(root: pathlib.Path) -> Dict[str, Expected]:
     for number in range(6):
         put(f"\u0432\u0438\u0448\u043d\u044f class/{number}.jpg", _encode(_image(seed=60 + number), "JPEG"),
             Expected(None))
+        put(names.escape(b"caf\xe9/%d.jpg" % number), _encode(_image(seed=70 + number), "JPEG"), Expected(None))
     # Links: to a file outside the data, dangling, and a loop back to the root.
     outside = root.parent / f"{root.name}_outside"
     outside.mkdir(exist_ok=True)
