@@ -240,6 +240,7 @@ def inspect_image(data: bytes, relative_path: str, policy: ValidationPolicy, ing
         detail = ""
         # TensorFlow's BMP decoder reads a palette BMP's indices as grey levels, without a word.
         palette_bmp = image_format == "bmp" and image.mode in ("P", "PA", "1")
+        to_png = convert_format or palette_bmp
         try:
             if image.mode == "CMYK":
                 if not policy.convert_cmyk:
@@ -250,19 +251,18 @@ def inspect_image(data: bytes, relative_path: str, policy: ValidationPolicy, ing
             if policy.apply_exif_orientation and orientation not in (0, 1):
                 converted = ImageOps.exif_transpose(converted or image)
                 flags.append(EXIF_ROTATED)
-            if convert_format or palette_bmp:
+            if to_png:
                 image.seek(0)
                 data = _encode_png(converted or image)
                 flags.append(CONVERTED_TO_PNG)
                 detail = (f"converted from {image_format} (TensorFlow does not decode it)" if convert_format
                           else "converted from a palette BMP (TensorFlow ignores BMP palettes)")
+                image_format = "png"
             elif converted is not None:
                 data = _reencode_jpeg(converted)
                 image_format = "jpeg"
             if converted is not None:
                 width, height = converted.size
-            if convert_format or palette_bmp:
-                image_format = "png"
         except Exception as error:  # noqa: BLE001 - a conversion that fails means broken pixels
             return Inspection(CORRUPT_IMAGE, f"cannot convert: {type(error).__name__}")
         channels = len(image.getbands()) if converted is None else 3

@@ -68,12 +68,13 @@ def _links(candidates: Sequence[Candidate], policy: ValidationPolicy) -> Dict[Tu
     return links
 
 
-def _decide(option: str, exact_reason: str, exact: bool, policy: ValidationPolicy, group: int, detail: str) -> Decision:
-    """An exact copy is always rejected; a near one as ``option`` of the policy says."""
+def _decide(near_reason: str, exact_reason: str, exact: bool, policy: ValidationPolicy, group: int,
+            detail: str) -> Decision:
+    """An exact copy is always rejected; a near one as the policy's field named like
+    ``near_reason`` says."""
     if exact:
         return Decision(group, reason=exact_reason, detail=detail)
-    near_reason = getattr(checks, option.upper())
-    if policy.rejects(option):
+    if policy.rejects(near_reason):
         return Decision(group, reason=near_reason, detail=detail)
     return Decision(group, flag=near_reason, detail=detail)
 
@@ -96,16 +97,16 @@ def resolve(candidates: Sequence[Candidate], policy: ValidationPolicy) -> Tuple[
                 exact_elsewhere = any(candidates[o].sha256 == candidate.sha256 and candidates[o].label != candidate.label
                                       for o in members)
                 others = sorted({candidates[o].label for o in members} - {candidate.label})
-                decision = _decide("near_duplicate_label_conflict", checks.LABEL_CONFLICT, exact_elsewhere, policy,
+                decision = _decide(checks.NEAR_DUPLICATE_LABEL_CONFLICT, checks.LABEL_CONFLICT, exact_elsewhere, policy,
                                    number, f"group {number}: also filed under {others}")
             elif position == 0:
                 decision = Decision(number)
             elif candidate.split != keeper.split:
-                decision = _decide("near_duplicate_leakage", checks.SPLIT_LEAKAGE, exact, policy, number,
+                decision = _decide(checks.NEAR_DUPLICATE_LEAKAGE, checks.SPLIT_LEAKAGE, exact, policy, number,
                                    f"group {number}: {'same bytes as' if exact else 'a near copy of'} "
                                    f"{keeper.path} in split {keeper.split}")
             else:
-                decision = _decide("near_duplicate_in_class", checks.DUPLICATE_IN_CLASS, exact, policy, number,
+                decision = _decide(checks.NEAR_DUPLICATE_IN_CLASS, checks.DUPLICATE_IN_CLASS, exact, policy, number,
                                    f"group {number}: {'same bytes as' if exact else 'a near copy of'} {keeper.path}")
             decisions[candidate.path] = decision
             described.append({
