@@ -1,6 +1,7 @@
 """The image validator: per-file checks, its executor's Do() on a bad-input corpus, the gate."""
 
 import dataclasses
+import io
 import json
 import os
 
@@ -10,7 +11,7 @@ from tensorflow_metadata.proto.v0 import schema_pb2
 from tfx.types import standard_artifacts
 
 from components import features, names
-from components.image_validator import checks, report as report_lib
+from components.image_validator import checks, near_duplicates, report as report_lib
 from components.image_validator.component import ImageValidationReport, ImageValidator
 from components.image_validator.executor import (
     EXAMPLES_KEY, POLICY_KEY, REPORT_KEY, SCHEMA_KEY, VALIDATED_EXAMPLES_KEY, Executor, label_domain_from_schema,
@@ -218,6 +219,22 @@ def test_policy_can_reject_instead_of_converting():
     assert checks.inspect_image(animated, "a/x.gif", ValidationPolicy(accept_animated=False)).reason == checks.ANIMATED
 
 
+def test_a_broken_file_in_a_decode_batch_is_singled_out_and_the_rest_are_hashed_as_alone():
+    from tests.conftest import encode_distinct_image  # pylint: disable=import-outside-toplevel
+
+    good = [encode_distinct_image((90, 120, 150), seed, size=(300, 200)) for seed in range(5)]
+    truncated = good[0][: len(good[0]) // 2]  # a valid header, half its pixels
+    png = encode_distinct_image((30, 160, 60), 9, size=(80, 90), image_format="PNG")
+    files = [good[1], truncated, good[2], png, good[3], good[4]]
+    batch = checks.inspect_images([(data, f"c/{i}.x", "") for i, data in enumerate(files)], ValidationPolicy())
+    alone = [checks.inspect_image(data, f"c/{i}.x", ValidationPolicy()) for i, data in enumerate(files)]
+
+    assert [i.reason for i in batch] == [None, checks.CORRUPT_IMAGE, None, None, None, None]
+    assert "decode failed" in batch[1].detail
+    assert [i.hashes for i in batch] == [i.hashes for i in alone]
+    assert all(len(i.hashes) == near_duplicates.SIGNATURE_BYTES for i in batch if i.reason is None)
+
+
 def test_component_rejects_a_bad_policy_argument():
     with pytest.raises(ValueError, match="ValidationPolicy"):
         ImageValidator(examples=None, policy={"min_width": 3})
@@ -330,3 +347,30 @@ def test_near_copy_handling_follows_the_policy(near_corpus, tmp_path):
     # Off: only exact copies are found.
     _, report = run_validator(examples, tmp_path / "off", dataclasses.replace(RELAXED, near_duplicates=False))
     assert [g["kind"] for g in report["copy_groups"]] == ["leakage"]
+
+
+def _jpeg(mode="RGB", **options) -> bytes:
+    from tests.bad_corpus import _encode, _image  # pylint: disable=import-outside-toplevel
+
+    return _encode(_image(mode=mode), "JPEG", **options)
+
+
+def test_plain_jpeg_headers_read_like_pillow_and_anything_else_goes_to_pillow():
+    from PIL import Image  # pylint: disable=import-outside-toplevel
+
+    exif = Image.Exif()
+    exif[0x0112] = 6
+    plain = {"rgb": _jpeg(), "grey": _jpeg("L"), "progressive": _jpeg(progressive=True), "q40": _jpeg(quality=40)}
+    for name, data in plain.items():
+        with Image.open(io.BytesIO(data)) as image:
+            assert checks._plain_jpeg(data) == (image.height, image.width, len(image.getbands())), name
+    others = {"cmyk": _jpeg("CMYK"), "exif": _jpeg(exif=exif.tobytes()), "png": encode_image(image_format="PNG"),
+              "truncated header": _jpeg()[:20], "not a marker": b"\xff\xd8\x00" + _jpeg()[3:]}
+    for name, data in others.items():
+        assert checks._plain_jpeg(data) is None, name
+    if HYMENOPTERA.is_dir():
+        for path in sorted(HYMENOPTERA.rglob("*.jp*g")):
+            data = path.read_bytes()
+            header = checks._plain_jpeg(data)
+            with Image.open(io.BytesIO(data)) as image:
+                assert header in (None, (image.height, image.width, len(image.getbands()))), path

@@ -1,12 +1,15 @@
 """Per-file checks: what one file is, and whether it may be trained on.
 
-``inspect_image`` reads the header first (format, size, mode, frames, EXIF)
+``inspect_images`` reads each header first (format, size, mode, frames, EXIF)
 and rejects on it before decoding anything, so a decompression bomb is never
-decoded.  Accepted files are then decoded in full by TensorFlow's own
-``decode_image``, whose decoders training and serving use (they may decode a
-large JPEG at a reduced scale, which reads the same data), so a file that
-passes here decodes there.  Files TensorFlow would misread are converted: CMYK
-JPEGs to RGB, EXIF-rotated JPEGs to upright pixels (re-encoded at quality 95).
+decoded.  A plain JPEG (8-bit grey or colour, no EXIF, no extra frames, no
+Adobe colour transform: most files) has its few header fields read from its
+markers; anything else is read by Pillow.  Files whose header passes are then
+decoded by TensorFlow's own decoders, which training and serving use, many
+files to one call (``decoding.py``; a large JPEG at a reduced scale, which
+reads the same data), so a file that passes here decodes there.  Files
+TensorFlow would misread are converted: CMYK JPEGs to RGB, EXIF-rotated JPEGs
+to upright pixels (re-encoded at quality 95).
 Formats Pillow reads but TensorFlow does not (WebP, TIFF, ...), and files of a
 format TensorFlow claims that its decoder still fails on while Pillow reads
 them (a 16-bit BMP), and palette BMPs, which TensorFlow misreads, are
@@ -22,13 +25,13 @@ import io
 import hashlib
 import posixpath
 import warnings
-from typing import Optional, Tuple
+from typing import List, Optional, Sequence, Tuple, Union
 
 import tensorflow as tf
 from PIL import Image, ImageOps
 
 from components import features
-from components.image_validator import near_duplicates
+from components.image_validator import decoding, near_duplicates
 from components.image_validator.policy import ValidationPolicy
 
 # Rejections: the file is not trained on.
@@ -75,8 +78,6 @@ _KINDS = ((b"%PDF", "a PDF document"), (b"PK\x03\x04", "a ZIP archive"), (b"\x1f
           (b"\x7fELF", "an executable"), (b"-----BEGIN", "a PEM key or certificate"), (b"\xef\xbb\xbf", "text"))
 _HEIF_BRANDS = (b"heic", b"heix", b"hevc", b"heim", b"heis", b"mif1", b"msf1")
 _EXIF_ORIENTATION = 0x0112
-# The perceptual hash works from 64x64: a JPEG is decoded no smaller than that.
-_HASH_SIDE = 64
 
 
 @dataclasses.dataclass(frozen=True)
@@ -153,20 +154,10 @@ def _heif_brand(data: bytes) -> Optional[str]:
     return None
 
 
-def _jpeg_scale(height: int, width: int) -> int:
-    """The largest libjpeg scale (1/2, 1/4, 1/8) that keeps the short side at least
-    ``_HASH_SIDE`` pixels.  A scaled decode reads and checks every entropy-coded
-    block as a full one does (training decodes large JPEGs scaled too), for a
-    fraction of the work."""
-    return next((s for s in (8, 4, 2) if min(height, width) >= _HASH_SIDE * s), 1)
-
-
-def _tensorflow_decode(data: bytes, jpeg_scale: int = 1):
-    """RGB uint8 pixels as training decodes them, or the decoder's one-line error."""
+def _tensorflow_decode(data: bytes, decoder: int):
+    """RGB uint8 pixels as the batch decodes them, or the decoder's one-line error."""
     try:
-        if jpeg_scale > 1:
-            return tf.io.decode_jpeg(data, channels=3, ratio=jpeg_scale).numpy(), ""
-        return tf.io.decode_image(data, channels=3, expand_animations=False).numpy(), ""
+        return decoding.decode(tf.constant(data), tf.constant(decoder)).numpy(), ""
     except (tf.errors.InvalidArgumentError, tf.errors.UnknownError) as error:
         return None, str(error).split("\n")[0].split("}}")[-1].split(" [Op:")[0].strip()
 
@@ -181,8 +172,147 @@ def _pillow_png(data: bytes) -> Optional[bytes]:
         return None
 
 
+@dataclasses.dataclass(frozen=True)
+class _Decodable:
+    """A file whose header passed: what remains is the full decode."""
+
+    data: bytes
+    image_format: str
+    height: int
+    width: int
+    channels: int
+    flags: Tuple[str, ...]
+    detail: str
+
+
+Checked = Union[Inspection, _Decodable]  # a rejection, or what remains to decode
+
+
+def check_headers(files: Sequence[Tuple[bytes, str, str]], policy: ValidationPolicy) -> List[Checked]:
+    """The first half of ``inspect_images``: what each file's header says (in Python,
+    under the GIL), a rejection or what remains to decode."""
+    return [_check_header(data, path, policy, error) for data, path, error in files]
+
+
+def decode_checked(checked: Sequence[Checked], policy: ValidationPolicy) -> List[Inspection]:
+    """The second half: the files whose header passed, decoded together (in TensorFlow,
+    which releases the GIL, so it overlaps the next batch's ``check_headers``)."""
+    results = list(checked)
+    decodable = [index for index, result in enumerate(results) if isinstance(result, _Decodable)]
+    for index, inspection in zip(decodable, _decode_all([results[i] for i in decodable], policy)):
+        results[index] = inspection
+    return results
+
+
+def inspect_images(files: Sequence[Tuple[bytes, str, str]], policy: ValidationPolicy) -> List[Inspection]:
+    """Checks each ``(data, relative_path, ingest_error)`` against ``policy`` (see the
+    module docstring)."""
+    return decode_checked(check_headers(files, policy), policy)
+
+
 def inspect_image(data: bytes, relative_path: str, policy: ValidationPolicy, ingest_error: str = "") -> Inspection:
-    """Checks one file against ``policy`` (see the module docstring)."""
+    """Checks one file against ``policy``."""
+    return inspect_images([(data, relative_path, ingest_error)], policy)[0]
+
+
+def _decode_all(files: List[_Decodable], policy: ValidationPolicy) -> List[Inspection]:
+    """Decodes (and hashes) the files in one batch; when one fails, halves the batch
+    until it stands alone."""
+    try:
+        signatures = decoding.decode_batch(
+            [f.data for f in files], [decoding.decoder_index(f.data, f.height, f.width) for f in files],
+            policy.near_duplicates)
+    except tf.errors.OpError:
+        if len(files) == 1:
+            return [_decode_alone(files[0], policy)]
+        half = len(files) // 2
+        return _decode_all(files[:half], policy) + _decode_all(files[half:], policy)
+    return [Inspection(None, f.detail, f.flags, f.data, f.image_format, f.height, f.width, f.channels, signature)
+            for f, signature in zip(files, signatures)]
+
+
+def _decode_alone(file: _Decodable, policy: ValidationPolicy) -> Inspection:
+    """One file that failed in a batch: the decoder's error, or a PNG of it that Pillow
+    reads and TensorFlow decodes (a format TensorFlow claims but cannot read in this
+    file, such as a 16-bit BMP)."""
+    data, image_format, flags, detail = file.data, file.image_format, list(file.flags), file.detail
+    pixels, error = _tensorflow_decode(data, decoding.decoder_index(data, file.height, file.width))
+    if pixels is None and image_format != "png":
+        png = _pillow_png(data)
+        if png is not None:
+            pixels, _ = _tensorflow_decode(png, decoding.ANY_FORMAT)
+            if pixels is not None:
+                flags.append(CONVERTED_TO_PNG)
+                detail = f"converted from {image_format} (TensorFlow's decoder failed: {error})"
+                data, image_format = png, "png"
+    if pixels is None:
+        return Inspection(CORRUPT_IMAGE, f"decode failed: {error}")
+    hashes = near_duplicates.perceptual_hashes(pixels) if policy.near_duplicates else b""
+    return Inspection(None, detail, tuple(flags), data, image_format, file.height, file.width, file.channels, hashes)
+
+
+# Start-of-frame markers of baseline, extended and progressive Huffman JPEGs.
+_JPEG_FRAMES = (0xC0, 0xC1, 0xC2)
+_JPEG_STANDALONE = {0x01, 0xD8, *range(0xD0, 0xD8)}
+
+
+def _plain_jpeg(data: bytes) -> Optional[Tuple[int, int, int]]:
+    """``(height, width, channels)`` of an 8-bit grey or colour JPEG whose header holds
+    nothing the checks act on (no EXIF orientation, no extra frames, no Adobe colour
+    transform for CMYK), read from its markers up to the frame header; None for any
+    other file, which Pillow then reads in full."""
+    if not data.startswith(b"\xff\xd8"):
+        return None
+    position, end = 2, len(data)
+    while position + 4 <= end:
+        if data[position] != 0xFF:
+            return None
+        marker = data[position + 1]
+        if marker == 0xFF:  # fill byte
+            position += 1
+            continue
+        if marker in _JPEG_STANDALONE:
+            position += 2
+            continue
+        length = int.from_bytes(data[position + 2:position + 4], "big")
+        segment = data[position + 4:position + 2 + length]
+        if length < 2 or len(segment) < length - 2:
+            return None
+        if (marker == 0xE1 and segment.startswith(b"Exif")) or (marker == 0xE2 and segment.startswith(b"MPF")) or (
+                marker == 0xEE and segment.startswith(b"Adobe")):
+            return None
+        if marker in _JPEG_FRAMES:
+            if len(segment) < 6 or segment[0] != 8 or segment[5] not in (1, 3):
+                return None
+            height, width = int.from_bytes(segment[1:3], "big"), int.from_bytes(segment[3:5], "big")
+            return (height, width, segment[5]) if height and width else None
+        if (0xC3 <= marker <= 0xCF and marker not in (0xC4, 0xC8, 0xCC)) or marker == 0xDA:
+            return None  # another frame type, or a scan before any frame
+        position += 2 + length
+    return None
+
+
+def _geometry_rejection(width: int, height: int, policy: ValidationPolicy) -> Optional[Inspection]:
+    if width * height > policy.max_pixels:
+        return Inspection(DECOMPRESSION_BOMB, f"{width}x{height} = {width * height} pixels > {policy.max_pixels}")
+    if width < policy.min_width or height < policy.min_height:
+        return Inspection(IMAGE_TOO_SMALL, f"{width}x{height} below {policy.min_width}x{policy.min_height}")
+    if width > policy.max_width or height > policy.max_height:
+        return Inspection(IMAGE_TOO_LARGE, f"{width}x{height} above {policy.max_width}x{policy.max_height}")
+    ratio = max(width, height) / min(width, height)
+    if ratio > policy.max_aspect_ratio:
+        return Inspection(EXTREME_ASPECT_RATIO, f"{width}x{height}, ratio {ratio:.1f} > {policy.max_aspect_ratio}")
+    return None
+
+
+def _extension_flags(relative_path: str, image_format: str) -> List[str]:
+    extension = posixpath.splitext(relative_path)[1].lower()
+    return [EXTENSION_MISMATCH] if extension in _EXTENSIONS and _EXTENSIONS[extension] != image_format else []
+
+
+def _check_header(data: bytes, relative_path: str, policy: ValidationPolicy,
+                  ingest_error: str) -> Checked:
+    """A rejection from what the file's header says, or what the decode needs."""
     if ingest_error == features.OUTSIDE_LINK_ERROR:
         return Inspection(LINK_OUTSIDE_DATA, ingest_error)
     if ingest_error:
@@ -193,6 +323,15 @@ def inspect_image(data: bytes, relative_path: str, policy: ValidationPolicy, ing
         return Inspection(FILE_TOO_SMALL, f"{len(data)} bytes < {policy.min_file_bytes}")
     if len(data) > policy.max_file_bytes:
         return Inspection(FILE_TOO_LARGE, f"{len(data)} bytes > {policy.max_file_bytes}")
+
+    plain = _plain_jpeg(data) if "jpeg" in policy.allowed_formats else None
+    if plain is not None:  # the common case, without Pillow's slower parse of the whole header
+        height, width, channels = plain
+        rejection = _geometry_rejection(width, height, policy)
+        if rejection:
+            return rejection
+        flags = ((GRAYSCALE,) if channels == 1 else ()) + tuple(_extension_flags(relative_path, "jpeg"))
+        return _Decodable(data, "jpeg", height, width, channels, flags, "")
 
     try:
         with warnings.catch_warnings():
@@ -217,20 +356,11 @@ def inspect_image(data: bytes, relative_path: str, policy: ValidationPolicy, ing
         if convert_format and image_format not in policy.convert_formats:
             accepted = list(policy.allowed_formats) + list(policy.convert_formats)
             return Inspection(FORMAT_NOT_ALLOWED, f"{image_format or 'unknown'} not in {accepted}")
-        if width * height > policy.max_pixels:
-            return Inspection(DECOMPRESSION_BOMB, f"{width}x{height} = {width * height} pixels > {policy.max_pixels}")
-        if width < policy.min_width or height < policy.min_height:
-            return Inspection(IMAGE_TOO_SMALL, f"{width}x{height} below {policy.min_width}x{policy.min_height}")
-        if width > policy.max_width or height > policy.max_height:
-            return Inspection(IMAGE_TOO_LARGE, f"{width}x{height} above {policy.max_width}x{policy.max_height}")
-        ratio = max(width, height) / min(width, height)
-        if ratio > policy.max_aspect_ratio:
-            return Inspection(EXTREME_ASPECT_RATIO, f"{width}x{height}, ratio {ratio:.1f} > {policy.max_aspect_ratio}")
+        rejection = _geometry_rejection(width, height, policy)
+        if rejection:
+            return rejection
 
-        flags = list(_mode_flags(image))
-        extension = posixpath.splitext(relative_path)[1].lower()
-        if extension in _EXTENSIONS and _EXTENSIONS[extension] != image_format:
-            flags.append(EXTENSION_MISMATCH)
+        flags = list(_mode_flags(image)) + _extension_flags(relative_path, image_format)
         if getattr(image, "n_frames", 1) > 1 and image.format != "MPO":
             if not policy.accept_animated:
                 return Inspection(ANIMATED, f"{image.n_frames} frames")
@@ -267,18 +397,4 @@ def inspect_image(data: bytes, relative_path: str, policy: ValidationPolicy, ing
             return Inspection(CORRUPT_IMAGE, f"cannot convert: {type(error).__name__}")
         channels = len(image.getbands()) if converted is None else 3
 
-    # The full decode, by the decoder training and serving use.
-    pixels, error = _tensorflow_decode(data, _jpeg_scale(height, width) if data.startswith(b"\xff\xd8") else 1)
-    if pixels is None and image_format != "png":
-        # A format TensorFlow claims but cannot read in this file (a 16-bit BMP): Pillow's PNG of it, if it reads.
-        png = _pillow_png(data)
-        if png is not None:
-            pixels, _ = _tensorflow_decode(png)
-            if pixels is not None:
-                flags.append(CONVERTED_TO_PNG)
-                detail = f"converted from {image_format} (TensorFlow's decoder failed: {error})"
-                data, image_format = png, "png"
-    if pixels is None:
-        return Inspection(CORRUPT_IMAGE, f"decode failed: {error}")
-    hashes = near_duplicates.perceptual_hashes(pixels) if policy.near_duplicates else b""
-    return Inspection(None, detail, tuple(flags), data, image_format, height, width, channels, hashes)
+    return _Decodable(data, image_format, height, width, channels, tuple(flags), detail)

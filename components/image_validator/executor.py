@@ -1,29 +1,33 @@
 """Beam executor of the image validator.
 
-1. Every example of every split is inspected in parallel (``checks.py``):
-   decoded, checked, converted where needed, and hashed.
-2. Copies among the accepted files, exact and near, are decided on one worker
-   from small records (``duplicates.py``), never from the image bytes: label
-   conflicts, leakage across splits, duplicates within a class.
-3. Accepted examples (with converted bytes where a conversion was made) are
-   written as the ``validated_examples`` artifact, with the same splits; each
-   member of a copy group leaves a thumbnail in the report's ``thumbnails/``.
-4. A verdict per file goes to ``files.jsonl``; the executor then writes
-   ``report.json`` and ``report.md``, with the gate's verdict, which the
-   ImageValidationGate component enforces (so the report is published
-   whatever the verdict).
+1. The ingested record files are spread over the workers; each reads its files
+   in batches and inspects every example (``checks.py``): checked, converted
+   where needed, decoded and hashed.  The accepted examples (with converted
+   bytes where a conversion was made) go straight to the bundle's staging
+   files; only a small verdict per file travels on, never the image bytes.
+2. On one worker, copies among the accepted files, exact and near, are decided
+   from the verdicts (``duplicates.py``): label conflicts, leakage across
+   splits, duplicates within a class.  The staged files become the
+   ``validated_examples`` artifact, with the same splits (a file holding an
+   example rejected as a copy is rewritten without it); each member of a copy
+   group leaves a thumbnail in the report's ``thumbnails/``; every verdict goes
+   to ``files.jsonl``.
+3. The executor then writes ``report.json`` and ``report.md``, with the gate's
+   verdict, which the ImageValidationGate component enforces (so the report
+   is published whatever the verdict).
 """
 
+import concurrent.futures
 import dataclasses
 import hashlib
 import io
 import json
 import os
-from typing import Any, Dict, List, Optional, Set, Tuple
+from typing import Any, Dict, Iterable, List, Optional, Sequence, Set, Tuple
 
 import apache_beam as beam
+from apache_beam.options.pipeline_options import DirectOptions, PipelineOptions, StandardOptions
 import tensorflow as tf
-import threadpoolctl
 from absl import logging
 from PIL import Image
 from tensorflow_metadata.proto.v0 import schema_pb2
@@ -45,6 +49,8 @@ FILES_JSONL = "files.jsonl"
 GROUPS_JSON = "groups.json"
 THUMBNAILS = "thumbnails"
 _THUMBNAIL_SIDE = 112
+# Files decoded per call: enough to keep TensorFlow's threads busy, few to redo when one is broken.
+_BATCH = 64
 
 
 @dataclasses.dataclass(frozen=True)
@@ -56,32 +62,31 @@ class Verdict:
     reason: Optional[str]
     detail: str
     flags: Tuple[str, ...]
-    # The serialized example to train on; None when rejected.
-    example: Optional[bytes]
+    # Where the example to train on was staged: (file, record index); None when rejected.
+    staged: Optional[Tuple[str, int]] = None
     hashes: bytes = b""
     group: Optional[int] = None
 
     def rejected(self, reason: str, detail: str) -> "Verdict":
-        return dataclasses.replace(self, reason=reason, detail=detail, example=None)
+        return dataclasses.replace(self, reason=reason, detail=detail, staged=None)
 
     def candidate(self) -> duplicates.Candidate:
         return duplicates.Candidate(self.path, self.split, self.label, self.sha256, self.hashes)
 
     def to_record(self) -> Dict[str, Any]:
-        record = dataclasses.asdict(self)
-        del record["example"], record["hashes"]
-        record["flags"] = list(self.flags)
-        return record
+        """What ``files.jsonl`` holds of it: everything but the staged location and the hashes."""
+        return {"split": self.split, "path": self.path, "label": self.label, "sha256": self.sha256,
+                "reason": self.reason, "detail": self.detail, "flags": list(self.flags), "group": self.group}
+
+
+def _first(feature: tf.train.Feature, kind=bytes):
+    """A feature's first value (b"" or 0 when it has none)."""
+    values = feature.int64_list.value if kind is int else feature.bytes_list.value
+    return values[0] if values else kind()
 
 
 def _bytes_value(example: tf.train.Example, name: str) -> bytes:
-    values = example.features.feature[name].bytes_list.value
-    return values[0] if values else b""
-
-
-def _int_value(example: tf.train.Example, name: str) -> int:
-    values = example.features.feature[name].int64_list.value
-    return values[0] if values else 0
+    return _first(example.features.feature[name])
 
 
 def _set_bytes(example: tf.train.Example, name: str, value: bytes) -> None:
@@ -92,56 +97,97 @@ def _set_int(example: tf.train.Example, name: str, value: int) -> None:
     example.features.feature[name].int64_list.value[:] = [value]
 
 
-def inspect_example(
-    serialized: bytes, split: str, policy: ValidationPolicy, label_domain: Optional[Set[str]]
-) -> Verdict:
-    """The per-file verdict for one ingested example."""
-    example = tf.train.Example.FromString(serialized)
-    path = _bytes_value(example, features.RELATIVE_PATH).decode("utf-8")
-    label = _bytes_value(example, features.LABEL).decode("utf-8")
-    image = _bytes_value(example, features.IMAGE)
-    inspection = checks.inspect_image(
-        image, path, policy,
-        ingest_error=_bytes_value(example, features.INGEST_ERROR).decode("utf-8"),
-    )
-    verdict = Verdict(split, path, label, _bytes_value(example, features.SHA256).decode("ascii"),
+def _parse(records: Sequence[bytes], policy: ValidationPolicy):
+    """The examples of a batch of records, and ``checks.check_headers`` of their images."""
+    examples = [tf.train.Example.FromString(record) for record in records]
+    files = []
+    for example in examples:
+        feature = example.features.feature
+        files.append((_first(feature[features.IMAGE]), _first(feature[features.RELATIVE_PATH]).decode("utf-8"),
+                      _first(feature[features.INGEST_ERROR]).decode("utf-8")))
+    return examples, checks.check_headers(files, policy)
+
+
+def inspect_examples(
+    records: Sequence[bytes], split: str, policy: ValidationPolicy, label_domain: Optional[Set[str]]
+) -> List[Tuple[Verdict, Optional[bytes]]]:
+    """Each ingested example's verdict, and the serialized example to train on (None when rejected)."""
+    examples, checked = _parse(records, policy)
+    return _verdicts(records, examples, checks.decode_checked(checked, policy), split, label_domain)
+
+
+def _verdicts(records, examples, inspections, split, label_domain) -> List[Tuple[Verdict, Optional[bytes]]]:
+    return [_verdict(record, example, inspection, split, label_domain)
+            for record, example, inspection in zip(records, examples, inspections)]
+
+
+def _verdict(serialized: bytes, example: tf.train.Example, inspection: checks.Inspection, split: str,
+             label_domain: Optional[Set[str]]) -> Tuple[Verdict, Optional[bytes]]:
+    feature = example.features.feature
+    path = _first(feature[features.RELATIVE_PATH]).decode("utf-8")
+    label = _first(feature[features.LABEL]).decode("utf-8")
+    verdict = Verdict(split, path, label, _first(feature[features.SHA256]).decode("ascii"),
                       inspection.reason, inspection.detail, inspection.flags, None, inspection.hashes)
     if inspection.reason:
-        return verdict
+        return verdict, None
     if label_domain is not None and label not in label_domain:
-        return verdict.rejected(checks.LABEL_NOT_IN_SCHEMA, f"label {label!r} not in the schema's label domain")
+        return verdict.rejected(checks.LABEL_NOT_IN_SCHEMA, f"label {label!r} not in the schema's label domain"), None
     described = (inspection.image_format.encode("utf-8"), inspection.height, inspection.width, inspection.channels)
-    if inspection.data is image and described == (
-        _bytes_value(example, features.FORMAT), _int_value(example, features.HEIGHT),
-        _int_value(example, features.WIDTH), _int_value(example, features.CHANNELS),
+    if inspection.data == _first(feature[features.IMAGE]) and described == (
+        _first(feature[features.FORMAT]), _first(feature[features.HEIGHT], int),
+        _first(feature[features.WIDTH], int), _first(feature[features.CHANNELS], int),
     ):
-        return dataclasses.replace(verdict, example=serialized)  # nothing to change: no new copy of the bytes
+        return verdict, serialized  # nothing to change: no new copy of the bytes
     # What the trainer reads describes the bytes it gets (converted or not).
     _set_bytes(example, features.IMAGE, inspection.data)
     _set_bytes(example, features.FORMAT, inspection.image_format.encode("utf-8"))
     _set_int(example, features.HEIGHT, inspection.height)
     _set_int(example, features.WIDTH, inspection.width)
     _set_int(example, features.CHANNELS, inspection.channels)
-    return dataclasses.replace(verdict, example=example.SerializeToString())
+    return verdict, example.SerializeToString()
 
 
-class _Inspect(beam.DoFn):
-    """``inspect_example`` over a split, with NumPy's BLAS on one thread: the hashes' small
-    matrix products run many times slower when OpenBLAS spreads each over the cores."""
+class _InspectFiles(beam.DoFn):
+    """Inspects every example of ``(split, record file)`` in batches and stages the
+    accepted ones in the bundle's own files (``record_io``).  While TensorFlow
+    decodes one batch on a thread of its own, the next batch's headers are read."""
 
-    def __init__(self, policy: ValidationPolicy, label_domain: Optional[Set[str]]):
-        self._policy, self._label_domain = policy, label_domain
-        self._limits = None
+    def __init__(self, policy: ValidationPolicy, label_domain: Optional[Set[str]], staging_dir: str):
+        self._policy, self._label_domain, self._staging_dir = policy, label_domain, staging_dir
+        self._files = self._decoder = None
+
+    def setup(self):
+        self._decoder = concurrent.futures.ThreadPoolExecutor(max_workers=1)
+
+    def teardown(self):
+        self._decoder.shutdown()
 
     def start_bundle(self):
-        self._limits = threadpoolctl.threadpool_limits(limits=1, user_api="blas")
+        self._files = record_io.BundleFiles(self._staging_dir)
 
     def finish_bundle(self):
-        self._limits.restore_original_limits()
+        self._files.close()
 
-    def process(self, split_and_record: Tuple[str, bytes]):
-        split, serialized = split_and_record
-        yield inspect_example(serialized, split, self._policy, self._label_domain)
+    def process(self, split_and_path: Tuple[str, str]) -> Iterable[List[Verdict]]:
+        """The verdicts, a batch at a time (one element per batch costs Beam less than one per file)."""
+        split, path = split_and_path
+        previous = None
+        for records in record_io.read_batches(path, _BATCH):
+            examples, checked = _parse(records, self._policy)
+            decoded = self._decoder.submit(checks.decode_checked, checked, self._policy)
+            if previous:
+                yield from self._stage(split, *previous)
+            previous = records, examples, decoded
+        if previous:
+            yield from self._stage(split, *previous)
+
+    def _stage(self, split: str, records, examples, decoded: concurrent.futures.Future) -> Iterable[List[Verdict]]:
+        batch = []
+        for verdict, example in _verdicts(records, examples, decoded.result(), split, self._label_domain):
+            if example is not None:
+                verdict = dataclasses.replace(verdict, staged=self._files.write(split, example))
+            batch.append(verdict)
+        yield batch
 
 
 def apply_decision(verdict: Verdict, resolved: Tuple[Dict[str, duplicates.Decision], List[dict]]) -> Verdict:
@@ -170,53 +216,46 @@ def _thumbnail(data: bytes) -> bytes:
         return buffer.getvalue()
 
 
-class _WriteOutputs(beam.DoFn):
-    """Decides each inspected file's copies, then writes everything it leaves in one pass:
-    the accepted example to its split, the verdict line, a copy group member's thumbnail.
-
-    Emits the bundle's staged files as ``(destination, path)``: the split's name, or
-    FILES_JSONL; ``record_io`` moves the finished ones into place.
-    """
-
-    def __init__(self, staging_dir: str, thumbnails_dir: str):
-        self._staging_dir, self._thumbnails_dir = staging_dir, thumbnails_dir
-        self._files = None
-
-    def start_bundle(self):
-        self._files = record_io.BundleFiles(self._staging_dir)
-
-    def process(self, inspected: Verdict, resolved):
-        verdict = apply_decision(inspected, resolved)
-        if verdict.group is not None:
-            self._write_thumbnail(inspected)
-        if verdict.example is not None:
-            self._files.write(verdict.split, verdict.example)
-        self._files.write(FILES_JSONL, json.dumps(verdict.to_record(), sort_keys=True).encode("utf-8"), lines=True)
-
-    def finish_bundle(self):
-        for staged in self._files.close():
-            yield beam.transforms.window.GlobalWindows.windowed_value(staged)
-
-    def _write_thumbnail(self, verdict: Verdict) -> None:
-        data = _bytes_value(tf.train.Example.FromString(verdict.example), features.IMAGE)
-        try:
-            thumbnail = _thumbnail(data)
-        except Exception as error:  # noqa: BLE001 - a thumbnail is a courtesy: never fail the run for it
-            logging.warning("No thumbnail for %s: %s", verdict.path, type(error).__name__)
-            return
-        with tf.io.gfile.GFile(os.path.join(self._thumbnails_dir, thumbnail_name(verdict.path)), "wb") as f:
-            f.write(thumbnail)
-
-
-def _commit(staged: List[Tuple[str, str]], resolved, prefixes: Dict[str, str], report_uri: str) -> None:
-    """Moves the finished bundles' files into place (``prefixes``: each split's record
-    file prefix) and writes the copy groups."""
+def _finish(batches: List[List[Verdict]], policy: ValidationPolicy, prefixes: Dict[str, str], report_uri: str) -> None:
+    """On one worker, with every batch of verdicts: decides the copies, moves the
+    staged examples into place (``prefixes``: each split's record file prefix), and
+    writes the thumbnails, ``files.jsonl`` and ``groups.json``."""
+    inspected = [verdict for batch in batches for verdict in batch]
+    resolved = duplicates.resolve([v.candidate() for v in inspected if v.reason is None], policy)
+    verdicts = [apply_decision(v, resolved) for v in inspected]
+    members = [v for v in inspected if v.staged is not None and resolved[0].get(v.path) is not None]
+    images = record_io.read_staged([v.staged for v in members])
+    for verdict in members:
+        image = _bytes_value(tf.train.Example.FromString(images[verdict.staged]), features.IMAGE)
+        _write_thumbnail(verdict.path, image, os.path.join(report_uri, THUMBNAILS))
     for split, prefix in prefixes.items():
-        record_io.commit_records([path for destination, path in staged if destination == split], prefix, ".tfrecord")
-    record_io.commit_lines([path for destination, path in staged if destination == FILES_JSONL],
-                           os.path.join(report_uri, FILES_JSONL))
+        record_io.commit_records(
+            written=[v.staged for v in inspected if v.split == split and v.staged is not None],
+            kept={v.staged for v in verdicts if v.split == split and v.staged is not None},
+            prefix=prefix, suffix=".tfrecord")
+    with tf.io.gfile.GFile(os.path.join(report_uri, FILES_JSONL), "w") as f:
+        for verdict in sorted(verdicts, key=lambda v: (v.split, v.path)):
+            f.write(json.dumps(verdict.to_record(), sort_keys=True) + "\n")
     with tf.io.gfile.GFile(os.path.join(report_uri, GROUPS_JSON), "w") as f:
         json.dump(resolved[1], f)
+
+
+def _write_thumbnail(path: str, image: bytes, thumbnails_dir: str) -> None:
+    try:
+        thumbnail = _thumbnail(image)
+    except Exception as error:  # noqa: BLE001 - a thumbnail is a courtesy: never fail the run for it
+        logging.warning("No thumbnail for %s: %s", path, type(error).__name__)
+        return
+    with tf.io.gfile.GFile(os.path.join(thumbnails_dir, thumbnail_name(path)), "wb") as f:
+        f.write(thumbnail)
+
+
+def _several_workers(beam_args: List[str]) -> bool:
+    """Whether the pipeline may run on more than one worker, so that the record files
+    are worth spreading over them (a reshuffle, which costs a stage)."""
+    options = PipelineOptions(beam_args)
+    runner = options.view_as(StandardOptions).runner
+    return runner not in (None, "DirectRunner", "direct") or options.view_as(DirectOptions).direct_num_workers != 1
 
 
 def label_domain_from_schema(schema: schema_pb2.Schema) -> Optional[Set[str]]:
@@ -253,29 +292,26 @@ class Executor(base_beam_executor.BaseBeamExecutor):
         tf.io.gfile.makedirs(thumbnails)
         files_jsonl = os.path.join(report_artifact.uri, FILES_JSONL)
 
+        files = [(split, path) for split in splits for path in
+                 sorted(tf.io.gfile.glob(os.path.join(artifact_utils.get_split_uri([examples], split), "*")))]
+        # Uncompressed: the images are compressed already, and gzip would cost time at every epoch.
+        prefixes = {split: os.path.join(artifact_utils.get_split_uri([validated], split), "data") for split in splits}
+        staging = os.path.join(report_artifact.uri, record_io.STAGING)
+        if not any(arg.startswith("--pickle_library") for arg in self._beam_pipeline_args):
+            # Beam's default pickler (dill) resets every logger's cache at each of the
+            # pipeline's hundred-odd calls, a fixed part of a second that cloudpickle does not cost.
+            self._beam_pipeline_args = [*self._beam_pipeline_args, "--pickle_library=cloudpickle"]
         with self._make_beam_pipeline() as pipeline:
-            patterns = {split: os.path.join(artifact_utils.get_split_uri([examples], split), "*") for split in splits}
-            # Uncompressed: the images are compressed already, and gzip would cost time at every epoch.
-            prefixes = {split: os.path.join(artifact_utils.get_split_uri([validated], split), "data") for split in splits}
-            inspected = (
-                pipeline
-                | "Read" >> record_io.ReadRecords(patterns)
-                | "Inspect" >> beam.ParDo(_Inspect(policy, label_domain))
-            )
-            # Copies are decided on one worker from small records; the verdicts keep their bytes meanwhile.
-            resolved = beam.pvalue.AsSingleton(
-                inspected
-                | "AcceptedFiles" >> beam.FlatMap(lambda v: [v.candidate()] if v.reason is None else [])
-                | "AllCandidates" >> beam.combiners.ToList()
-                | "ResolveCopies" >> beam.Map(duplicates.resolve, policy)
-            )
             _ = (
-                inspected
-                | "Write" >> beam.ParDo(_WriteOutputs(os.path.join(report_artifact.uri, record_io.STAGING),
-                                                      thumbnails), resolved)
-                | "Staged" >> beam.combiners.ToList()
-                | "Commit" >> beam.Map(_commit, resolved, prefixes, report_artifact.uri)
+                pipeline
+                | "RecordFiles" >> beam.Create(files, reshuffle=_several_workers(self._beam_pipeline_args))
+                | "Inspect" >> beam.ParDo(_InspectFiles(policy, label_domain, staging))
+                # Without a default: a stage less; no verdict at all is finished below.
+                | "AllVerdicts" >> beam.CombineGlobally(beam.combiners.ToListCombineFn()).without_defaults()
+                | "Finish" >> beam.Map(_finish, policy, prefixes, report_artifact.uri)
             )
+        if not tf.io.gfile.exists(files_jsonl):  # no record in any split
+            _finish([], policy, prefixes, report_artifact.uri)
 
         record_io.remove_staging(report_artifact.uri)
         with tf.io.gfile.GFile(files_jsonl) as f:

@@ -1,11 +1,11 @@
 """Near-duplicate images: a perceptual hash from the decoded pixels, and groups of close hashes.
 
-The hash (a DCT "pHash" at hash size 16): the image's luma is box-averaged to
-64x64 (by Pillow's block reduce, then a product with precomputed matrices that
-also cut the crops below), its 16x16 lowest 2-D DCT frequencies are compared
-with their median,
-and the 256 signs are the hash.  Resizing, re-encoding and small colour or
-contrast changes flip few of them; distinct photos differ in about half.
+The hash (a DCT "pHash" at hash size 16): the image is area-averaged to
+128x128 (``hash_input``, in TensorFlow, batched with the decode), its luma is
+box-averaged to 64x64 by a product with precomputed matrices (which also cut
+the crops below), its 16x16 lowest 2-D DCT frequencies are compared with their
+median, and the 256 signs are the hash.  Resizing, re-encoding and small colour
+or contrast changes flip few of them; distinct photos differ in about half.
 
 Crops: a crop moves the whole picture, so each image also gets the hashes of
 fourteen crops of itself (2.5% and 5% off every side, 5% off each one side,
@@ -25,19 +25,20 @@ band; at 32 bits, most pairs still do.  With hashes spread evenly, each lookup
 finds about n / 65,536 unrelated images per band, so the work grows as
 n x (1 + n / 4,096) band lookups: linear up to tens of thousands of images.
 
-NumPy rather than the ``imagehash`` library: the validator already holds the
-decoded pixels (imagehash starts from a Pillow image and adds PyWavelets), and
-the crop hashes come from one matrix product per image.
+TensorFlow and NumPy rather than the ``imagehash`` library: the validator
+already holds the decoded pixels in TensorFlow (imagehash starts from a Pillow
+image and adds PyWavelets), and all fifteen hashes of a batch of images come
+from two matrix products.
 """
 
-import functools
 from typing import Dict, List, Sequence, Tuple
 
 import numpy as np
-from PIL import Image
+import tensorflow as tf
 
 HASH_BITS = 256
 HASH_BYTES = HASH_BITS // 8
+INPUT_SIDE = 64  # hash_input's size: the crops are box averages over it
 _SIDE = 64  # the DCT's input: 64x64 luma
 _LOW = 16  # the 16x16 lowest frequencies
 # (left, top, right, bottom) fractions cut off; the first is the image itself.
@@ -61,7 +62,7 @@ CROPS = (
 _BANDS = HASH_BITS // 16
 SIGNATURE_BYTES = len(CROPS) * HASH_BYTES + 3
 _POPCOUNT = np.array([bin(value).count("1") for value in range(256)], np.uint8)
-_LUMA = np.array([0.299, 0.587, 0.114], np.float32)
+_LUMA = (0.299, 0.587, 0.114)
 
 
 def _box_average(start: float, stop: float, size: int, source: int) -> np.ndarray:
@@ -82,33 +83,56 @@ def _dct_rows(size: int, count: int) -> np.ndarray:
     return matrix.astype(np.float32)
 
 
-@functools.lru_cache(maxsize=1024)
-def _projection(length: int, vertical: bool) -> np.ndarray:
-    """Per crop, the low DCT rows times the box average from ``length`` pixels to 64:
-    ``[K*16, length]`` for the rows of an image, ``[K, length, 16]`` for its columns."""
+def _projection(vertical: bool) -> np.ndarray:
+    """Per crop, the low DCT rows times the box average from ``INPUT_SIDE`` pixels to 64:
+    ``[K, 16, INPUT_SIDE]`` for the rows of an image, ``[K, INPUT_SIDE, 16]`` for its columns."""
     dct = _dct_rows(_SIDE, _LOW)
     cuts = [(top, bottom) if vertical else (left, right) for left, top, right, bottom in CROPS]
-    blocks = [dct @ _box_average(first * length, (1 - last) * length, _SIDE, length) for first, last in cuts]
-    return np.concatenate(blocks) if vertical else np.stack([block.T for block in blocks])
+    blocks = np.stack([dct @ _box_average(first * INPUT_SIDE, (1 - last) * INPUT_SIDE, _SIDE, INPUT_SIDE)
+                       for first, last in cuts])
+    return blocks if vertical else np.transpose(blocks, (0, 2, 1))
+
+
+_ROWS, _COLUMNS = _projection(vertical=True), _projection(vertical=False)
+
+
+def hash_input(pixels: tf.Tensor) -> tf.Tensor:
+    """An RGB ``[h, w, 3]`` image area-averaged to ``[INPUT_SIDE, INPUT_SIDE, 3]`` float32
+    (on the decoded uint8 pixels, for the fewest ops per image: the rest runs per batch)."""
+    return tf.image.resize(pixels, [INPUT_SIDE, INPUT_SIDE], method="area")
+
+
+def coefficients(small: tf.Tensor) -> Tuple[tf.Tensor, tf.Tensor]:
+    """For a batch of ``hash_input``s, every crop's 256 low DCT coefficients of the
+    luma ``[n, K, 256]``, and the mean colours ``[n, 3]``."""
+    count = tf.shape(small)[0]
+    luma = tf.tensordot(small, tf.constant(_LUMA), axes=1)
+    rows = tf.matmul(tf.constant(_ROWS.reshape(-1, INPUT_SIDE)), luma)  # [n, K*16, side]
+    both = tf.matmul(tf.reshape(rows, [count, len(CROPS), _LOW, INPUT_SIDE]), tf.constant(_COLUMNS))
+    return tf.reshape(both, [count, len(CROPS), _LOW * _LOW]), tf.reduce_mean(small, axis=[1, 2])
+
+
+def signatures(values: np.ndarray, colours: np.ndarray) -> List[bytes]:
+    """Each image's hashes (full, then crops) and mean colour, from its ``coefficients``
+    and ``hash_input`` colour: ``SIGNATURE_BYTES`` bytes each."""
+    ordered = np.sort(values, axis=-1)  # faster than a partition here
+    middle = values.shape[-1] // 2  # 256 values: the median is halfway between the two middle ones
+    bits = 2 * values > ordered[..., middle - 1:middle] + ordered[..., middle:middle + 1]
+    packed = np.packbits(bits, axis=-1).reshape(len(values), -1)
+    rounded = np.clip(colours + 0.5, 0, 255).astype(np.uint8)
+    return [hashes.tobytes() + colour.tobytes() for hashes, colour in zip(packed, rounded)]
+
+
+@tf.function(input_signature=[tf.TensorSpec([None, None, 3], tf.uint8)])
+def _one(pixels):
+    return coefficients(hash_input(pixels)[tf.newaxis])
 
 
 def perceptual_hashes(pixels: np.ndarray) -> bytes:
-    """The hashes of an RGB uint8 ``[h, w, 3]`` image and its crops, then its mean colour:
-    ``SIGNATURE_BYTES`` bytes."""
-    factor = min(pixels.shape[:2]) // _SIDE
-    if factor > 1:  # whole blocks, to a short side of 64 to 127 pixels: fast, and the projections do the rest
-        small = np.asarray(Image.fromarray(pixels).reduce(factor), np.float32)
-    else:
-        small = pixels.astype(np.float32)
-    height, width = small.shape[:2]
-    luma = small @ _LUMA
-    coefficients = ((_projection(height, True) @ luma).reshape(len(CROPS), _LOW, width)
-                    @ _projection(width, False)).reshape(len(CROPS), -1)
-    middle = coefficients.shape[1] // 2  # 256 values: the median is halfway between the two middle ones
-    halves = np.partition(coefficients, (middle - 1, middle), axis=1)
-    bits = 2 * coefficients > halves[:, middle - 1:middle] + halves[:, middle:middle + 1]
-    mean_colour = np.ones(height * width, np.float32) @ small.reshape(-1, 3) / (height * width)
-    return np.packbits(bits, axis=1).tobytes() + (mean_colour + 0.5).astype(np.uint8).tobytes()
+    """The signature (``SIGNATURE_BYTES``) of one RGB uint8 ``[h, w, 3]`` image; the
+    batched path, ``decoding.decode_batch``, gives the same."""
+    values, colour = _one(pixels)
+    return signatures(values.numpy(), colour.numpy())[0]
 
 
 def distance(first: bytes, second: bytes) -> int:

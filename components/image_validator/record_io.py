@@ -1,91 +1,97 @@
-"""Reading and writing the validator's files in Beam, through TensorFlow's own readers and writers.
+"""The validator's record files: read in batches, staged per bundle, committed once.
 
-Beam's ``ReadFromTFRecord``/``WriteToTFRecord`` checksum every record with
-``crcmod`` in Python, and each file sink adds stages of its own; on the direct
-runner every stage costs a fixed part of a second.  Here ``tf.data`` reads, and
-one DoFn writes every output of a bundle (records per split, verdict lines) to
-staging files of its own, passing their names on; only the files of bundles
-that finished are moved into place, once, at the end, so a retried bundle
-leaves no duplicate, as with Beam's sinks.
+Reading goes through ``tf.data`` in batches (one Python step per batch, where
+Beam's ``ReadFromTFRecord`` checksums every record with ``crcmod`` in Python).
+Each bundle writes the examples it accepts to staging files of its own and
+passes on only where each landed; at the end the staged files of the bundles
+that finished are moved into place, once, so a retried bundle leaves no
+duplicate, as with Beam's sinks.
 """
 
 import os
 import uuid
-from typing import Dict, Iterable, List, Tuple
+from typing import Collection, Dict, Iterable, List, Tuple
 
-import apache_beam as beam
 import tensorflow as tf
 
 STAGING = ".staging"
+Location = Tuple[str, int]  # (staging file, record index)
 
 
-class _ReadRecords(beam.DoFn):
-    def process(self, split_and_path: Tuple[str, str]) -> Iterable[Tuple[str, bytes]]:
-        split, path = split_and_path
-        for record in tf.data.TFRecordDataset(path, compression_type="GZIP" if path.endswith(".gz") else ""):
-            yield split, record.numpy()
+def _dataset(path: str) -> tf.data.Dataset:
+    return tf.data.TFRecordDataset(path, compression_type="GZIP" if path.endswith(".gz") else "")
 
 
-@beam.ptransform_fn
-def ReadRecords(pipeline, patterns: Dict[str, str]):  # pylint: disable=invalid-name
-    """``(split, record)`` for every record of the files matching each split's pattern,
-    spread over the workers file by file."""
-    files = [(split, path) for split, pattern in patterns.items() for path in sorted(tf.io.gfile.glob(pattern))]
-    return (
-        pipeline
-        | "Files" >> beam.Create(files)
-        | "Spread" >> beam.Reshuffle()
-        | "Records" >> beam.ParDo(_ReadRecords())
-    )
+def read_batches(path: str, size: int) -> Iterable[List[bytes]]:
+    """The records of a TFRecord file (gzipped when its name ends in .gz), ``size`` at a
+    time, the next batch read on TensorFlow's threads meanwhile."""
+    for batch in _dataset(path).batch(size).prefetch(1):
+        yield list(batch.numpy())
 
 
 class BundleFiles:
-    """The staging files of one bundle: a TFRecord file or a text file per destination."""
+    """The staging files of one bundle: a TFRecord file per destination."""
 
     def __init__(self, staging_dir: str):
         self._staging_dir = staging_dir
-        self._writers: Dict[str, object] = {}
-        self._paths: Dict[str, str] = {}
+        self._writers: Dict[str, Tuple[object, str, List[int]]] = {}
 
-    def write(self, destination: str, data: bytes, lines: bool = False) -> None:
-        writer = self._writers.get(destination)
-        if writer is None:
+    def write(self, destination: str, record: bytes) -> Location:
+        """Stages ``record``; returns where it landed."""
+        if destination not in self._writers:
             tf.io.gfile.makedirs(self._staging_dir)
             path = os.path.join(self._staging_dir, uuid.uuid4().hex)
-            writer = tf.io.gfile.GFile(path, "wb") if lines else tf.io.TFRecordWriter(path)
-            self._writers[destination], self._paths[destination] = writer, path
-        writer.write(data + b"\n" if lines else data)
+            self._writers[destination] = (tf.io.TFRecordWriter(path), path, [0])
+        writer, path, count = self._writers[destination]
+        writer.write(record)
+        count[0] += 1
+        return path, count[0] - 1
 
-    def close(self) -> List[Tuple[str, str]]:
-        """``(destination, staged file)`` for every file written."""
-        for writer in self._writers.values():
+    def close(self) -> None:
+        for writer, _, _ in self._writers.values():
             writer.close()
-        staged = sorted(self._paths.items())
-        self._writers, self._paths = {}, {}
-        return staged
+        self._writers = {}
 
 
-def commit_records(staged: List[str], prefix: str, suffix: str) -> None:
-    """Moves finished bundles' record files to ``<prefix>-i-of-n<suffix>`` (one empty
-    shard when there are none, so readers find the split)."""
+def read_staged(locations: Collection[Location]) -> Dict[Location, bytes]:
+    """The staged records at ``locations``."""
+    wanted: Dict[str, set] = {}
+    for path, index in locations:
+        wanted.setdefault(path, set()).add(index)
+    found = {}
+    for path, indices in wanted.items():
+        for index, record in enumerate(_dataset(path)):
+            if index in indices:
+                found[(path, index)] = record.numpy()
+    return found
+
+
+def commit_records(written: Collection[Location], kept: Collection[Location], prefix: str, suffix: str) -> None:
+    """Moves the staged files holding ``written`` records to ``<prefix>-i-of-n<suffix>``,
+    keeping only the ``kept`` ones (a file that lost a record is rewritten without
+    it); one empty shard when nothing is kept, so readers find the split."""
     tf.io.gfile.makedirs(os.path.dirname(prefix))
-    if not staged:
+    kept = set(kept)
+    files = sorted({path for path, _ in written})
+    dropped = {path for path, index in written if (path, index) not in kept}
+    kept_files = {path for path, _ in kept}
+    files = [path for path in files if path in kept_files]
+    if not files:
         with tf.io.TFRecordWriter(f"{prefix}-00000-of-00001{suffix}"):
             return
-    for index, path in enumerate(sorted(staged)):
-        tf.io.gfile.rename(path, f"{prefix}-{index:05d}-of-{len(staged):05d}{suffix}", overwrite=True)
-
-
-def commit_lines(staged: List[str], path: str) -> None:
-    """Concatenates finished bundles' text files into ``path``."""
-    with tf.io.gfile.GFile(path, "wb") as out:
-        for part in sorted(staged):
-            with tf.io.gfile.GFile(part, "rb") as f:
-                out.write(f.read())
+    for number, path in enumerate(files):
+        destination = f"{prefix}-{number:05d}-of-{len(files):05d}{suffix}"
+        if path not in dropped:
+            tf.io.gfile.rename(path, destination, overwrite=True)
+            continue
+        with tf.io.TFRecordWriter(destination) as writer:
+            for index, record in enumerate(_dataset(path)):
+                if (path, index) in kept:
+                    writer.write(record.numpy())
 
 
 def remove_staging(directory: str) -> None:
-    """Deletes what failed bundles may have left under ``directory``."""
+    """Deletes what is left under ``directory``'s staging folder (dropped or failed bundles' files)."""
     staging = os.path.join(directory, STAGING)
     if tf.io.gfile.exists(staging):
         tf.io.gfile.rmtree(staging)
