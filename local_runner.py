@@ -2,41 +2,60 @@
 
     python local_runner.py                       # built-in demo data, demo preset
     python local_runner.py --data-dir PATH ...   # your images, full preset
+    python local_runner.py --print-config > run.yaml; python local_runner.py --config run.yaml
     python local_runner.py --help                # every flag
 
+The console shows one line per component, training progress and a closing
+summary; everything TFX, Beam and TensorFlow log goes to
+``<output-dir>/logs/run-<time>.log`` (``--verbose``: all of it on the console).
 Beam runs the data components on its direct runner (``--beam-workers``), or on
-the runner ``--beam-args`` names; ML Metadata lives in SQLite under
-the output dir, ``<output-dir>/summary.json`` records what happened and
-``<output-dir>/run_report.md`` shows it (curves, confusion matrix, per-class metrics).
+the runner ``--beam-args`` names; ML Metadata lives in SQLite under the output
+dir, ``<output-dir>/summary.json`` records what happened,
+``<output-dir>/run_report.md`` shows it and ``<output-dir>/config.yaml`` holds
+the effective config.
 """
 
 import dataclasses
 import os
 import sys
-import warnings
 from typing import List, Optional
 
-from absl import logging
-
 from pipeline import config as config_lib
+from pipeline import noise
+from pipeline.console import RunConsole
 
 
-# TFX 1.16 needs Python 3.10; Google's client libraries warn about it once per module.
-warnings.filterwarnings("ignore", message="You are using a non-supported Python version", category=FutureWarning)
+def build_arg_parser():
+    parser = config_lib.build_arg_parser()
+    parser.add_argument("--verbose", action="store_true",
+                        help="Show everything TFX, Beam and TensorFlow log on the console, as it comes, instead of "
+                             "the short account of the run and a log file under <output-dir>/logs/.")
+    return parser
 
 
 def main(argv: Optional[List[str]] = None) -> int:
-    config = config_lib.parse_args(argv)
-    logging.set_verbosity(logging.INFO)
-    # Deferred: TensorFlow and TFX take seconds to import, --help should not.
-    from tfx import v1 as tfx
+    parser = build_arg_parser()
+    config = config_lib.parse_args(argv, parser)
+    verbose = parser.parse_args(argv).verbose
+    config = dataclasses.replace(config, output_dir=os.path.abspath(config.output_dir))
+    noise.silence()
+    with RunConsole(config.output_dir, verbose=verbose) as console:
+        return _run(config, console)
 
-    from components.trainer.weights import WeightsUnavailableError, resolve_weights
-    from pipeline import demo_data, run_report, run_summary
-    from pipeline.pipeline import create_pipeline
+
+def _run(config: config_lib.PipelineConfig, console: RunConsole) -> int:
+    from absl import logging  # pylint: disable=import-outside-toplevel
+
+    logging.set_verbosity(logging.INFO)
+    # Deferred until the console has the output: TensorFlow and TFX take seconds to import,
+    # and print their start-up lines as they do.
+    from tfx import v1 as tfx  # pylint: disable=import-outside-toplevel
+
+    from components.trainer.weights import WeightsUnavailableError, resolve_weights  # pylint: disable=import-outside-toplevel
+    from pipeline import demo_data, run_report, run_summary  # pylint: disable=import-outside-toplevel
+    from pipeline.pipeline import create_pipeline  # pylint: disable=import-outside-toplevel
 
     try:
-        config = dataclasses.replace(config, output_dir=os.path.abspath(config.output_dir))
         if config.data_dir is None:
             data_dir = demo_data.ensure_demo_dataset(config.demo_data_dir, config.demo_images_per_class, config.train.seed)
             config = dataclasses.replace(config, data_dir=data_dir)
@@ -46,19 +65,25 @@ def main(argv: Optional[List[str]] = None) -> int:
         resolve_weights(config.train.weights)
         pipeline = create_pipeline(config)
     except (ValueError, WeightsUnavailableError) as error:
-        print(f"error: {error}", file=sys.stderr)
+        console.error(f"error: {error}")
         return 2
+    with open(config.config_path, "w", encoding="utf-8") as f:
+        f.write(config_lib.to_yaml(config))
+    console.print(f"Data: {config.data_dir}   recipe: {config.train.recipe} (weights: {config.train.weights})   "
+                  f"config: {config.config_path}")
+    console.figure = lambda component: run_summary.component_figure(config, component)
 
     try:
         tfx.orchestration.LocalDagRunner().run(pipeline)
     except Exception as error:  # noqa: BLE001 - any failure still gets its summary.json and report
+        console.failed(error)
         summary = run_summary.write_summary(config, failure=error)
         report = run_report.write_report(summary, config.output_dir)
-        print(run_summary.describe(summary, config.summary_path) + f"\nReport: {report}", file=sys.stderr)
+        console.error(run_summary.describe(summary, config.summary_path) + f"\nReport: {report}", style=None)
         return 1
     summary = run_summary.write_summary(config)
     report = run_report.write_report(summary, config.output_dir)
-    print(run_summary.describe(summary, config.summary_path) + f"\nReport: {report}")
+    console.print(run_summary.describe(summary, config.summary_path) + f"\nReport: {report}")
     return 0
 
 

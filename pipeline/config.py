@@ -1,26 +1,33 @@
-"""Every knob of the pipeline in one typed, frozen dataclass, plus its CLI flags.
+"""Every knob of the pipeline in one typed, frozen dataclass, plus its CLI flags and YAML file.
 
 ``PipelineConfig()`` holds the full defaults (224x224, ImageNet weights);
 ``PipelineConfig.demo()`` the small and fast preset for the built-in demo data
-and tests.  ``parse_args`` turns ``local_runner.py`` flags into a config: every
-field has a flag, and only the flags given override the preset.
+and tests.  ``parse_args`` builds a config from, in order: the preset, a YAML
+file (``--config``, nested like the dataclasses), the training recipe that
+follows the weights, and the flags given.  ``to_yaml`` writes a config in the
+file's format (``--print-config``).
 """
 
 import argparse
 import dataclasses
+import difflib
 import os
 import typing
 from typing import Any, Dict, List, Optional, Tuple
 
+import yaml
+
 from components.image_validator.policy import ValidationPolicy
 from components.knobs import HELP, add_flag, knob
-from components.trainer.params import AugmentParams, TrainParams
+from components.trainer.params import FINE_TUNE, FROM_SCRATCH, RECIPES, AugmentParams, TrainParams
 
 # Field metadata: the flag prefix of a nested dataclass's fields ("" for none).
 FLAG_PREFIX = "flag_prefix"
 
 # The component image kubeflow_runner.py names by default (`make image` builds it).
 DEFAULT_IMAGE = "tfx-image-classifier:0.1.0"
+# The effective config a local run saves in its output folder.
+CONFIG_FILE = "config.yaml"
 # Where the Dockerfile puts this project inside the image.
 IMAGE_PROJECT_DIR = "/pipeline"
 
@@ -112,18 +119,10 @@ class PipelineConfig:
         train = TrainParams(
             image_size=64,
             batch_size=16,
-            head_epochs=2,
-            finetune_epochs=8,
-            head_learning_rate=3e-3,
-            # From random init the whole backbone trains (unfreeze_layers=-1), so
-            # phase 2 uses a from-scratch learning rate rather than a fine-tuning one.
-            finetune_learning_rate=1e-3,
             weights="none",
-            unfreeze_layers=-1,
+            recipe=FROM_SCRATCH,
+            **{**RECIPES[FROM_SCRATCH], "finetune_epochs": 10},
             shuffle_buffer=256,
-            # From random init BatchNorm trains, so the eval loss swings for the
-            # first epochs: early stopping would keep an early, worse model.
-            early_stopping_patience=0,
             # The demo's classes differ by colour: no hue or saturation changes.
             augment=AugmentParams.from_preset("light"),
         )
@@ -150,6 +149,10 @@ class PipelineConfig:
     @property
     def demo_data_dir(self) -> str:
         return os.path.join(self.output_dir, "demo_data")
+
+    @property
+    def config_path(self) -> str:
+        return os.path.join(self.output_dir, CONFIG_FILE)
 
     @property
     def summary_path(self) -> str:
@@ -182,7 +185,9 @@ def build_arg_parser(description: str = LOCAL_DESCRIPTION, kubeflow: bool = Fals
         help="Starting values for every field: 'demo' (small and fast) or 'full' (224 px, ImageNet weights). "
         "Default: demo without --data-dir, full with it.",
     )
-    parser.add_argument("--epochs", type=int, help="Shorthand: sets both --head-epochs and --finetune-epochs.")
+    parser.add_argument("--epochs", type=int, help="Shorthand: epochs of each phase of the recipe (fine-tune: "
+                        "--head-epochs and --finetune-epochs; from-scratch: its one phase).")
+    add_config_file_flags(parser)
     full, demo = _defaults(PipelineConfig()), _defaults(PipelineConfig.demo())
     for flag, path, field_type in _flag_fields(PipelineConfig):
         if path[0] == "kubeflow" and not kubeflow:
@@ -222,37 +227,150 @@ def from_dict(values: Dict[str, Any]) -> PipelineConfig:
     return PipelineConfig(**values)
 
 
+CONFIG_FILE_HELP = ("YAML file of config fields, nested like --print-config prints them (any subset); "
+                    "the flags given override it.")
+
+
+def add_config_file_flags(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--config", metavar="FILE", help=CONFIG_FILE_HELP)
+    parser.add_argument("--print-config", action="store_true",
+                        help="Print the effective config as YAML (for --config) and exit.")
+
+
+def to_yaml(config: PipelineConfig) -> str:
+    """The config in the format ``--config`` reads: every field, nested."""
+    def plain(value):
+        if isinstance(value, dict):
+            return {key: plain(item) for key, item in value.items()}
+        return list(value) if isinstance(value, tuple) else value
+    return yaml.safe_dump(plain(dataclasses.asdict(config)), sort_keys=False, default_flow_style=False,
+                          allow_unicode=True)
+
+
+def _field_types(cls=PipelineConfig, path: Tuple[str, ...] = ()) -> Dict[str, Any]:
+    """Every dotted field name: its type, or the dataclass of a section."""
+    types = {}
+    for field in dataclasses.fields(cls):
+        field_type = typing.get_type_hints(cls)[field.name]
+        key = ".".join(path + (field.name,))
+        types[key] = field_type
+        if dataclasses.is_dataclass(field_type):
+            types.update(_field_types(field_type, path + (field.name,)))
+    return types
+
+
+def _coerce(value: Any, field_type, key: str) -> Any:
+    """A YAML value as the field's type (YAML reads 1e-5 as text, 3 where 3.0 is meant)."""
+    optional = typing.get_origin(field_type) is typing.Union and type(None) in typing.get_args(field_type)
+    base = next((t for t in typing.get_args(field_type) if t is not type(None)), field_type) if optional else field_type
+    if value is None and optional:
+        return None
+    try:
+        if base is bool and isinstance(value, bool):
+            return value
+        if base in (int, float) and not isinstance(value, bool) and isinstance(value, (int, float, str)):
+            number = base(value) if base is float or not isinstance(value, float) else None
+            if number is not None and (base is float or float(value) == number):
+                return number
+        if base is str and isinstance(value, (str, int, float)) and not isinstance(value, bool):
+            return str(value)
+        if base == Tuple[str, ...] and isinstance(value, (list, tuple, str)):
+            return tuple(value.split()) if isinstance(value, str) else tuple(str(item) for item in value)
+    except ValueError:
+        pass
+    expected = {bool: "true or false", int: "a whole number", float: "a number", str: "text"}.get(base, "a list")
+    raise ValueError(f"{key} must be {expected}{' or null' if optional else ''}, got {value!r}.")
+
+
+def load_config_file(path: str) -> Dict[str, Any]:
+    """The fields a YAML config file sets, by dotted name (``train.head_epochs``)."""
+    try:
+        with open(path, encoding="utf-8") as f:
+            data = yaml.safe_load(f)
+    except OSError as error:
+        raise ValueError(f"Cannot read the config file {path}: {error.strerror}.") from error
+    except yaml.YAMLError as error:
+        raise ValueError(f"{path} is not valid YAML: {error}") from error
+    types = _field_types()
+    values: Dict[str, Any] = {}
+
+    def walk(mapping, prefix: str) -> None:
+        if not isinstance(mapping, dict):
+            raise ValueError(f"{path}: {prefix.rstrip('.') or 'the file'} must be a mapping of fields, "
+                             f"got {mapping!r}.")
+        for name, value in mapping.items():
+            key = f"{prefix}{name}"
+            if key not in types:
+                siblings = [k[len(prefix):] for k in types if k.startswith(prefix) and "." not in k[len(prefix):]]
+                close = difflib.get_close_matches(str(name), siblings, n=1, cutoff=0.6)
+                hint = f"; did you mean '{prefix}{close[0]}'?" if close else ""
+                raise ValueError(f"{path}: unknown config key '{key}'{hint}")
+            if dataclasses.is_dataclass(types[key]):
+                walk(value, key + ".")
+            else:
+                values[key] = _coerce(value, types[key], f"{path}: {key}")
+
+    walk({} if data is None else data, "")
+    return values
+
+
+def _set(values: Dict[str, Any], dotted: str, value: Any) -> None:
+    *parents, name = dotted.split(".")
+    for parent in parents:
+        values = values[parent]
+    values[name] = value
+
+
 def parse_args(
     argv: Optional[List[str]] = None, parser: Optional[argparse.ArgumentParser] = None
 ) -> PipelineConfig:
-    """Builds the config from flags; invalid values exit with a usage error.
+    """Builds the config from flags and ``--config``; invalid values exit with a usage
+    error, and ``--print-config`` prints the result and exits.
 
     ``parser`` (from ``build_arg_parser``) may carry more arguments; their values
     are ignored here.
     """
     parser = parser or build_arg_parser()
-    known = set(_defaults(PipelineConfig())) | {"preset", "epochs"}
-    args = {dest: value for dest, value in vars(parser.parse_args(argv)).items() if dest in known}
-    preset = args.pop("preset") or ("demo" if args.get("data_dir") is None else "full")
-    epochs = args.pop("epochs")
-    if epochs is not None:
-        for phase in ("train.head_epochs", "train.finetune_epochs"):
-            if args[phase] is None:
-                args[phase] = epochs
-    values = dataclasses.asdict(PipelineConfig.demo() if preset == "demo" else PipelineConfig())
+    namespace = parser.parse_args(argv)
+    known = set(_defaults(PipelineConfig()))
+    flags = {dest: value for dest, value in vars(namespace).items() if dest in known and value is not None}
     try:
-        augment_preset = args.pop("train.augment.preset")
-        if augment_preset is not None:
-            # A preset sets every augment field; the other --augment-* flags then override.
-            values["train"]["augment"] = dataclasses.asdict(AugmentParams.from_preset(augment_preset))
-        for dest, value in args.items():
-            if value is not None:
-                *parents, name = dest.split(".")
-                target = values
-                for parent in parents:
-                    target = target[parent]
-                target[name] = value
-        return from_dict(values)
+        given = {**(load_config_file(namespace.config) if namespace.config else {}), **flags}
+        data_dir = given.get("data_dir")
+        preset = namespace.preset or ("demo" if data_dir is None else "full")
+        values = dataclasses.asdict(PipelineConfig.demo() if preset == "demo" else PipelineConfig())
+        train = values["train"]
+        if "train.augment.preset" in given:
+            # A preset sets every augment field; the other augment fields given then override.
+            train["augment"] = dataclasses.asdict(AugmentParams.from_preset(given["train.augment.preset"]))
+        _apply_recipe(train, given, namespace.epochs)
+        for dotted, value in given.items():
+            _set(values, dotted, value)
+        config = from_dict(values)
     except (TypeError, ValueError) as error:
-        parser.error(str(error))
-        raise  # unreachable: parser.error exits
+        parser.exit(2, f"{parser.prog}: error: {error}\n")
+    if namespace.print_config:
+        print(to_yaml(config), end="")
+        parser.exit(0)
+    return config
+
+
+def _apply_recipe(train: Dict[str, Any], given: Dict[str, Any], epochs: Optional[int]) -> None:
+    """Sets ``train``'s recipe from the weights (unless given) and the recipe's settings
+    that were not given; ``epochs`` (--epochs) sets each phase the recipe has."""
+    weights = given.get("train.weights", train["weights"])
+    recipe = given.get("train.recipe", FROM_SCRATCH if weights == "none" else FINE_TUNE)
+    if recipe not in RECIPES:
+        raise ValueError(f"recipe must be one of {tuple(RECIPES)}, got {recipe!r}.")
+    if recipe != train["recipe"]:
+        total = train["head_epochs"] + train["finetune_epochs"]
+        settings = dict(RECIPES[recipe])
+        if recipe == FROM_SCRATCH:
+            settings["finetune_epochs"] = total
+        else:
+            settings.update(head_epochs=max(1, total // 2), finetune_epochs=total - max(1, total // 2))
+        train.update({name: value for name, value in settings.items() if f"train.{name}" not in given})
+        train["recipe"] = recipe
+    if epochs is not None:
+        phases = ("finetune_epochs",) if recipe == FROM_SCRATCH else ("head_epochs", "finetune_epochs")
+        train.update({phase: epochs for phase in phases if f"train.{phase}" not in given})

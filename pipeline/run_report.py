@@ -20,6 +20,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 
 from components.trainer.preview import PREVIEW_FILE
 from components.trainer.run import HISTORY_FILE
+from pipeline.config import CONFIG_FILE
 
 REPORT_FILE = "run_report.md"
 FILES_DIR = "run_report_files"
@@ -143,6 +144,12 @@ def write_report(summary: Dict[str, Any], output_dir: str) -> str:
         outcome = f"Not pushed: {summary.get('reason')}"
     lines = [f"# Run report: {summary.get('run_id', '')}", "", f"Data: `{summary.get('data_dir')}`", "",
              f"**{outcome}**", ""]
+    recipe = summary.get("recipe") or {}
+    if recipe:
+        lines += [f"Training recipe: {recipe.get('name')} (weights: `{recipe.get('weights')}`)", ""]
+    chance = summary.get("chance") or {}
+    if chance.get("near_chance"):
+        lines += [f"> **Warning:** {chance['message']}", ""]
     lines += _validation_section(summary.get("counts") or {})
     lines += _training_section(history, files_dir)
     lines += _evaluation_section(summary, files_dir)
@@ -156,6 +163,13 @@ def write_report(summary: Dict[str, Any], output_dir: str) -> str:
                   "highest)", f"- TF Serving config: `{summary.get('models_config')}`", ""]
     else:
         lines += ["Nothing was pushed by this run.", ""]
+    config_path = os.path.join(output_dir, CONFIG_FILE)
+    if os.path.exists(config_path):
+        with open(config_path, encoding="utf-8") as f:
+            config_text = f.read()
+        lines += ["## Configuration", "", f"The effective config, saved as `{CONFIG_FILE}` (rerun it with "
+                  f"`--config {CONFIG_FILE}`):", "", "<details><summary>config.yaml</summary>", "", "```yaml",
+                  config_text.rstrip(), "```", "", "</details>", ""]
     path = os.path.join(output_dir, REPORT_FILE)
     with open(path, "w", encoding="utf-8") as f:
         f.write("\n".join(lines))

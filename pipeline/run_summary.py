@@ -7,6 +7,7 @@ blessing and the pushed model.
 """
 
 import json
+import math
 import os
 from typing import Any, Dict, List, Optional
 
@@ -19,9 +20,11 @@ from tensorflow_metadata.proto.v0 import anomalies_pb2
 from tfx.types import artifact_utils
 
 from components import features
+from components.image_ingest.executor import LISTING_FILE
 from components.image_validator import report as validation_report
 from components.image_validator.gate import ImageValidationError
 from components.model_pusher import versioning
+from components.trainer.run import HISTORY_FILE
 from pipeline.config import PipelineConfig
 from pipeline.pipeline import ACCURACY, LOSS, PRECISION, RECALL
 
@@ -237,10 +240,99 @@ def build_summary(config: PipelineConfig, failure: Optional[BaseException] = Non
             summary["reason"] = "Not blessed by the Evaluator."
         else:
             summary["reason"] = "The ServingPusher did not push the blessed model."
+    summary["recipe"] = {"name": config.train.recipe, "weights": config.train.weights}
+    summary["chance"] = chance_level(summary.get("metrics", {}).get("accuracy"), summary.get("per_class") or {},
+                                     len(summary["label_names"]), config)
     summary["cached_components"] = records.cached_components()
     summary["serving_model_base"] = config.serving_model_dir
     summary["models_config"] = os.path.join(config.serving_base_dir, versioning.MODELS_CONFIG_FILE)
     return summary
+
+
+def chance_level(accuracy: Optional[float], per_class: Dict[str, Any], num_classes: int,
+                 config: PipelineConfig) -> Optional[Dict[str, Any]]:
+    """What guessing scores on the eval split (the larger of 1/classes and the largest
+    class's share), and whether ``accuracy`` is within noise of it, in words."""
+    if accuracy is None or num_classes < 2:
+        return None
+    counts = [values.get("eval_examples") or 0 for values in per_class.values()]
+    total = sum(counts)
+    level = max(1.0 / num_classes, max(counts) / total if total else 0.0)
+    # Within a fifth of the way from chance to perfect, or two standard errors of a guesser's
+    # accuracy on this many examples, whichever is wider.
+    margin = max(0.2 * (1 - level), 2 * math.sqrt(level * (1 - level) / total) if total else 0.0)
+    near = accuracy < level + margin
+    message = None
+    if near:
+        how = (f"1 in {num_classes}" if level == 1.0 / num_classes
+               else "what always answering the largest class scores")
+        causes = []
+        if config.train.weights == "none":
+            causes.append("training from random weights on few images (pretrained weights, --weights imagenet, "
+                          "usually fix this)")
+        causes += ["too few epochs for the recipe", "a learning rate too high or too low for it",
+                   f"classes that look alike at {config.train.image_size} px, or labels that do not follow "
+                   "what the images show"]
+        message = (f"Eval accuracy {accuracy:.2f} is near chance ({level:.2f}, {how}): the model has not learned "
+                   f"to tell the classes apart. Likely causes: {'; '.join(causes)}.")
+    return {"level": round(level, 4), "margin": round(margin, 4), "near_chance": near, "message": message}
+
+
+def component_figure(config: PipelineConfig, component: str) -> str:
+    """The figure that matters of a component of the running pipeline, for the console
+    line when it ends ("" when it has none)."""
+    records = _RunRecords(config.metadata_path, config.pipeline_name)
+    if "ExampleGen" in component:
+        examples = records.output(component, "examples")
+        if examples is None:
+            return ""
+        with tf.io.gfile.GFile(os.path.join(examples.uri, LISTING_FILE)) as f:
+            listings = json.load(f)
+        return ", ".join(f"{len(listing['files'])} files" + ("" if split == "." else f" in {split}")
+                         for split, listing in sorted(listings.items()))
+    if component == "ImageValidator":
+        counts = _validation_counts(records.output(component, "report"))
+        if not counts:
+            return ""
+        splits = ", ".join(f"{split} {count}" for split, count in counts["examples"].items())
+        text = f"{counts['files_seen']} files: {counts['examples_used']} used ({splits}), " \
+               f"{counts['files_rejected']} rejected"
+        return text + (f", {counts['copy_groups']} copy groups" if counts.get("copy_groups") else "")
+    if component == "ExampleValidator":
+        found = sum(len(messages) for messages in _anomalies(records.output(component, "anomalies")).values())
+        return "no anomalies" if not found else f"{found} anomalies (see the run report)"
+    if component == "Transform":
+        graph = records.output(component, "transform_graph")
+        if graph is None:
+            return ""
+        names = tft.TFTransformOutput(graph.uri).vocabulary_by_name(features.LABEL_VOCABULARY)
+        return f"{len(names)} classes: " + ", ".join(name.decode("utf-8") for name in names[:8]) + (
+            ", ..." if len(names) > 8 else "")
+    if component == "Trainer":
+        run = records.output(component, "model_run")
+        path = os.path.join(run.uri, HISTORY_FILE) if run else ""
+        if not path or not tf.io.gfile.exists(path):
+            return ""
+        with tf.io.gfile.GFile(path) as f:
+            epochs = json.load(f)["epochs"]
+        last = epochs[-1] if epochs else {}
+        return f"{len(epochs)} epochs ({config.train.recipe}), eval accuracy {last.get('val_accuracy', 0):.3f}"
+    if component == "Evaluator":
+        evaluation = records.output(component, "evaluation")
+        blessing = records.output(component, "blessing")
+        if evaluation is None:
+            return ""
+        result = _eval_result(evaluation.uri, _CANDIDATE) or _eval_result(evaluation.uri, "")
+        accuracy = _overall_metrics(result).get(ACCURACY)
+        blessed = bool(blessing and _int_property(blessing, "blessed") == 1)
+        return (f"accuracy {accuracy:.3f}, " if accuracy is not None else "") + (
+            "blessed" if blessed else "not blessed")
+    if component == PUSHER:
+        pushed = records.output(component, "pushed_model")
+        if pushed is not None and _int_property(pushed, "pushed") == 1:
+            return f"version {pushed.custom_properties['pushed_version'].string_value} pushed"
+        return "nothing pushed"
+    return ""
 
 
 def write_summary(config: PipelineConfig, failure: Optional[BaseException] = None) -> Dict[str, Any]:
@@ -261,10 +353,15 @@ def describe(summary: Dict[str, Any], summary_path: str) -> str:
             f"Images: {counts['files_seen']} files seen, {counts['examples_used']} used, "
             f"{counts['files_rejected']} rejected (report: {counts['validation_report']})"
         )
+    recipe = summary.get("recipe") or {}
     lines += [
         f"Eval accuracy: {accuracy:.4f}" if accuracy is not None else "Eval accuracy: n/a",
         f"Classes: {', '.join(summary.get('label_names', []))}",
+        f"Training recipe: {recipe.get('name')} (weights: {recipe.get('weights')})",
     ]
+    chance = summary.get("chance") or {}
+    if chance.get("near_chance"):
+        lines.append(f"Warning: {chance['message']}")
     if summary["pushed_model_dir"]:
         lines.append(f"Pushed model: {summary['pushed_model_dir']}")
     else:

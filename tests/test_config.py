@@ -38,8 +38,11 @@ def test_flags_override_nested_fields():
     )
     assert config.output_dir == "/tmp/h" and config.min_accuracy == 0.7
     assert config.train.image_size == 64 and config.train.weights == "none" and config.train.seed == 5
-    # --epochs sets both phases unless one is given explicitly.
-    assert (config.train.head_epochs, config.train.finetune_epochs) == (1, 3)
+    # --weights none: the from-scratch recipe, one phase; --finetune-epochs given wins over --epochs.
+    assert config.train.recipe == "from-scratch"
+    assert (config.train.head_epochs, config.train.finetune_epochs) == (0, 3)
+    fine_tune = config_lib.parse_args(["--data-dir", "/d", "--epochs", "1", "--finetune-epochs", "3"]).train
+    assert (fine_tune.head_epochs, fine_tune.finetune_epochs) == (1, 3)
     # The preset sets every augment field, then single flags override.
     augment = config.train.augment
     assert augment.preset == "heavy" and augment.mixup_prob == 0.3 and augment.color is False
@@ -213,3 +216,79 @@ def test_a_local_pipeline_on_a_small_folder_runs_beam_in_process(tmp_path):
     data = write_image_folder(tmp_path / "data", {f"{c}/{n}.jpg": encode_image() for n in range(3) for c in "ab"})
     pipeline = create_pipeline(PipelineConfig(data_dir=str(data), output_dir=str(tmp_path / "out")))
     assert "--direct_running_mode=in_memory" in pipeline.beam_pipeline_args
+
+
+def test_print_config_feeds_back_through_a_config_file_and_flags_override_it(tmp_path, capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        config_lib.parse_args(["--data-dir", "/data", "--print-config"])
+    assert exit_info.value.code == 0
+    printed = capsys.readouterr().out
+    assert config_lib.to_yaml(dataclasses.replace(PipelineConfig(), data_dir="/data")) == printed
+    edited = tmp_path / "run.yaml"
+    edited.write_text(printed.replace("  batch_size: 32\n", "  batch_size: 8\n").replace(
+        "min_accuracy: 0.6\n", "min_accuracy: 0.75\n"))
+    config = config_lib.parse_args(["--config", str(edited)])
+    assert config.train.batch_size == 8 and config.min_accuracy == 0.75 and config.data_dir == "/data"
+    assert config == dataclasses.replace(PipelineConfig(), data_dir="/data", min_accuracy=0.75,
+                                         train=dataclasses.replace(PipelineConfig().train, batch_size=8))
+    assert config_lib.parse_args(["--config", str(edited), "--batch-size", "4"]).train.batch_size == 4
+
+
+def test_a_partial_config_file_sets_only_its_fields(tmp_path):
+    partial = tmp_path / "partial.yaml"
+    partial.write_text("train:\n  finetune_learning_rate: 1e-4\n  augment:\n    preset: heavy\n    mixup_prob: 0\n"
+                       "validation:\n  max_rejected_fraction: 0.5\n")
+    config = config_lib.parse_args(["--config", str(partial)])
+    assert config.train.finetune_learning_rate == 1e-4  # YAML reads 1e-4 as text; the field's type wins
+    assert config.train.augment == AugmentParams.from_preset("heavy", mixup_prob=0.0)
+    assert config.validation.max_rejected_fraction == 0.5
+    assert config.train.image_size == PipelineConfig.demo().train.image_size  # no data_dir: the demo preset
+
+
+@pytest.mark.parametrize(
+    "text, message",
+    [
+        ("train:\n  head_epoch: 3\n", "unknown config key 'train.head_epoch'; did you mean 'train.head_epochs'?"),
+        ("trian:\n  seed: 3\n", "unknown config key 'trian'; did you mean 'train'?"),
+        ("train:\n  augment:\n    mixup_pro: 0.1\n", "did you mean 'train.augment.mixup_prob'?"),
+        ("train: 3\n", "train must be a mapping of fields"),
+        ("train:\n  head_epochs: 2.5\n", "train.head_epochs must be a whole number, got 2.5"),
+        ("train:\n  warm_start: maybe\n", "train.warm_start must be true or false"),
+        ("[1, 2]\n", "the file must be a mapping of fields"),
+    ],
+)
+def test_a_bad_config_file_is_refused_by_name(tmp_path, capsys, text, message):
+    path = tmp_path / "bad.yaml"
+    path.write_text(text)
+    with pytest.raises(SystemExit) as exit_info:
+        config_lib.parse_args(["--config", str(path)])
+    assert exit_info.value.code == 2
+    assert message in capsys.readouterr().err
+
+
+def test_a_missing_config_file_is_named(tmp_path, capsys):
+    with pytest.raises(SystemExit):
+        config_lib.parse_args(["--config", str(tmp_path / "none.yaml")])
+    assert f"Cannot read the config file {tmp_path / 'none.yaml'}" in capsys.readouterr().err
+
+
+def test_the_recipe_follows_the_weights_and_explicit_settings_win(tmp_path):
+    scratch = config_lib.parse_args(["--data-dir", "/d", "--weights", "none"]).train
+    assert scratch.recipe == "from-scratch" and scratch.unfreeze_layers == -1
+    assert (scratch.head_epochs, scratch.finetune_epochs) == (0, 5)  # the preset's 3 + 2, in one phase
+    assert scratch.finetune_learning_rate == 1e-3 and scratch.early_stopping_patience == 0
+    given = config_lib.parse_args(["--data-dir", "/d", "--weights", "none", "--finetune-learning-rate", "3e-4",
+                                   "--epochs", "7"]).train
+    assert given.finetune_learning_rate == 3e-4 and (given.head_epochs, given.finetune_epochs) == (0, 7)
+    forced = config_lib.parse_args(["--data-dir", "/d", "--weights", "none", "--recipe", "fine-tune"]).train
+    assert forced == dataclasses.replace(PipelineConfig().train, weights="none")
+    # The demo preset trains from scratch; given ImageNet weights it fine-tunes.
+    demo = config_lib.parse_args(["--weights", "imagenet"]).train
+    assert demo.recipe == "fine-tune" and demo.unfreeze_layers == 30 and demo.finetune_learning_rate == 1e-5
+    assert (demo.head_epochs, demo.finetune_epochs) == (5, 5)
+    file = tmp_path / "recipe.yaml"
+    file.write_text("train:\n  weights: none\n  unfreeze_layers: 10\n")
+    from_file = config_lib.parse_args(["--data-dir", "/d", "--config", str(file)]).train
+    assert from_file.recipe == "from-scratch" and from_file.unfreeze_layers == 10
+    with pytest.raises(SystemExit):
+        config_lib.parse_args(["--recipe", "transfer"])

@@ -1,7 +1,7 @@
 """Near-duplicate images: a perceptual hash from the decoded pixels, and groups of close hashes.
 
 The hash (a DCT "pHash" at hash size 16): the image is area-averaged to
-128x128 (``hash_input``, in TensorFlow, batched with the decode), its luma is
+64x64 (``hash_input``, in TensorFlow, batched with the decode), its luma is
 box-averaged to 64x64 by a product with precomputed matrices (which also cut
 the crops below), its 16x16 lowest 2-D DCT frequencies are compared with their
 median, and the 256 signs are the hash.  Resizing, re-encoding and small colour

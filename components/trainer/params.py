@@ -9,6 +9,18 @@ from components.knobs import knob
 # Hardware settings (components/trainer/acceleration.py acts on them).
 AUTO, ON, OFF = "auto", "on", "off"
 SWITCH_VALUES = (AUTO, ON, OFF)
+# Training recipes: fine-tune pretrained weights (a head on a frozen backbone, then the top
+# layers at a low rate), or train the whole network from random weights in one phase.
+FINE_TUNE, FROM_SCRATCH = "fine-tune", "from-scratch"
+RECIPES = {
+    FINE_TUNE: {"head_learning_rate": 1e-3, "finetune_learning_rate": 1e-5, "unfreeze_layers": 30,
+                "early_stopping_patience": 3},
+    # From random init BatchNorm trains (model.py), every layer learns from the first step
+    # at a rate meant for that, and early stopping is off: the eval loss swings while the
+    # BatchNorm statistics settle, which would stop training at an early, worse model.
+    FROM_SCRATCH: {"head_epochs": 0, "finetune_learning_rate": 1e-3, "unfreeze_layers": -1,
+                   "early_stopping_patience": 0},
+}
 # Distribution strategies: none (the default strategy), one machine's devices, several machines.
 NONE, MIRRORED, MULTI_WORKER = "none", "mirrored", "multi_worker"
 DISTRIBUTION_VALUES = (AUTO, NONE, MIRRORED, MULTI_WORKER)
@@ -152,6 +164,11 @@ class TrainParams:
     head_learning_rate: float = knob(1e-3, "Adam learning rate of phase 1.")
     finetune_learning_rate: float = knob(1e-5, "Adam learning rate of phase 2.")
     weights: str = knob("imagenet", "Backbone weights: 'imagenet' (Keras cache), 'none', or a weights file path.")
+    recipe: str = knob(
+        FINE_TUNE, "Training recipe: 'fine-tune' (a head on the frozen backbone, then its top layers at a low "
+        "rate) or 'from-scratch' (every layer from the start, in one phase); set from --weights unless given "
+        "('none': from-scratch), and the recipe's settings apply unless given too."
+    )
     unfreeze_layers: int = knob(30, "Backbone layers, counted from the top, that phase 2 unfreezes (-1: all).")
     dropout: float = knob(0.2, "Dropout rate before the classification layer.")
     shuffle_buffer: int = knob(1000, "Encoded examples held in the training shuffle buffer.")
@@ -216,6 +233,7 @@ class TrainParams:
         if not self.weights:
             raise ValueError("weights must be 'imagenet', 'none' or a path to a weights file.")
         choices = {
+            "recipe": tuple(RECIPES),
             "lr_schedule": ("cosine", "constant"),
             "class_weights": ("balanced", "none"),
             "mixed_precision": SWITCH_VALUES,

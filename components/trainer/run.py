@@ -20,9 +20,9 @@ from absl import logging
 from tfx.components.trainer.fn_args_utils import FnArgs
 
 from components import features
-from components.trainer import acceleration, augment, dataset, export, model as model_lib, preview
+from components.trainer import acceleration, augment, dataset, export, model as model_lib, preview, progress
 from components.trainer import weights as weights_lib
-from components.trainer.params import TrainParams
+from components.trainer.params import FROM_SCRATCH, TrainParams
 
 PREVIEW_IMAGES = 8
 PREVIEW_VERSIONS = 5
@@ -79,6 +79,12 @@ def _fit(model, train_batches, eval_ds, phase: str, peak_rate: float, epochs: ra
             monitor="val_loss", save_best_only=True, save_weights_only=True,
         ),
     ]
+    shown = "scratch" if params.recipe == FROM_SCRATCH else {"finetune": "fine-tune"}.get(phase, phase)
+    events = progress.ProgressEvents(shown, params.head_epochs + params.finetune_epochs, steps_per_epoch,
+                                     params.batch_size)
+    callbacks.append(tf.keras.callbacks.LambdaCallback(
+        on_epoch_begin=events.on_epoch_begin, on_train_batch_end=events.on_train_batch_end,
+        on_epoch_end=events.on_epoch_end))
     if params.early_stopping_patience:
         callbacks.append(tf.keras.callbacks.EarlyStopping(
             monitor="val_loss", patience=params.early_stopping_patience, restore_best_weights=True, verbose=1))
@@ -175,8 +181,9 @@ def run_fn(fn_args: FnArgs) -> None:
                 backbone, params.unfreeze_layers, keep_batchnorm_frozen=pretrained
             )
             logging.info(
-                "Phase 2: %d epoch(s) fine-tuning %d backbone layers at learning rate %g.",
-                params.finetune_epochs, unfrozen, params.finetune_learning_rate,
+                "Phase 2: %d epoch(s) %s %d backbone layers at learning rate %g (recipe %s).",
+                params.finetune_epochs, "training" if params.recipe == FROM_SCRATCH else "fine-tuning", unfrozen,
+                params.finetune_learning_rate, params.recipe,
             )
             history += _fit(model, train_batches, eval_ds, "finetune", params.finetune_learning_rate,
                             range(epoch, epoch + params.finetune_epochs), **fit)
