@@ -20,14 +20,14 @@ import os
 import posixpath
 import sys
 import tempfile
-import warnings
 from typing import List, Optional
 
 from absl import logging
 
 from pipeline import config as config_lib
+from pipeline import noise
 
-warnings.filterwarnings("ignore", message="You are using a non-supported Python version", category=FutureWarning)
+noise.silence()
 
 DESCRIPTION = "Compile the image classification pipeline for Kubeflow Pipelines v2 / Vertex AI Pipelines."
 TRAINER_ID = "Trainer"

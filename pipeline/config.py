@@ -188,6 +188,15 @@ def build_arg_parser(description: str = LOCAL_DESCRIPTION, kubeflow: bool = Fals
     parser.add_argument("--epochs", type=int, help="Shorthand: epochs of each phase of the recipe (fine-tune: "
                         "--head-epochs and --finetune-epochs; from-scratch: its one phase).")
     add_config_file_flags(parser)
+    # --help in sections, as the config file nests them; the fine-grained ones last.
+    groups = {
+        "": parser.add_argument_group("run"),
+        "train": parser.add_argument_group("training (config file: train)"),
+        "train.augment": parser.add_argument_group(
+            "augmentation of the training split (config file: train.augment; a preset sets them all)"),
+        "validation": parser.add_argument_group("image validation policy (config file: validation)"),
+        "kubeflow": parser.add_argument_group("Kubeflow and Vertex AI (config file: kubeflow)"),
+    }
     full, demo = _defaults(PipelineConfig()), _defaults(PipelineConfig.demo())
     for flag, path, field_type in _flag_fields(PipelineConfig):
         if path[0] == "kubeflow" and not kubeflow:
@@ -195,7 +204,7 @@ def build_arg_parser(description: str = LOCAL_DESCRIPTION, kubeflow: bool = Fals
         dest = ".".join(path)
         default_text = f"full: {full[dest]!r}, demo: {demo[dest]!r}"
         help_text = f"{_help_for(path)} ({default_text})".strip().replace("%", "%%")
-        add_flag(parser, flag, dest, field_type, help_text)
+        add_flag(groups[".".join(path[:-1])], flag, dest, field_type, help_text)
     return parser
 
 

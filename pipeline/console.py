@@ -108,16 +108,16 @@ class RunConsole:
             sys.stdout.flush()
             sys.stderr.flush()
             self._saved_fds = os.dup(1), os.dup(2)
+            # Python-level writers too, should sys.stdout or sys.stderr not be the descriptors.
+            self._saved_streams = sys.stdout, sys.stderr
             log_fd = os.open(self.log_path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
             os.dup2(log_fd, 1)
             os.dup2(log_fd, 2)
             os.close(log_fd)
-            # Python-level writers too, should sys.stdout or sys.stderr not be the descriptors.
-            self._saved_streams = sys.stdout, sys.stderr
             sys.stdout = open(1, "w", buffering=1, encoding="utf-8", errors="replace", closefd=False)
             sys.stderr = open(2, "w", buffering=1, encoding="utf-8", errors="replace", closefd=False)
-            stream = self._stream or self._open_saved(self._saved_fds[0])
-            errors = self._stream or self._open_saved(self._saved_fds[1])
+            stream = self._stream or self._terminal(self._saved_streams[0], self._saved_fds[0])
+            errors = self._stream or self._terminal(self._saved_streams[1], self._saved_fds[1])
         else:
             stream, errors = self._stream or sys.stdout, self._stream or sys.stderr
         self._console = Console(file=stream, highlight=False, soft_wrap=True)
@@ -146,13 +146,21 @@ class RunConsole:
                 os.dup2(saved, fd)
                 os.close(saved)
             self._saved_fds = None
-            if self._stream is None:
-                self._console.file.close()
-                self._errors.file.close()
+            for console in (self._console, self._errors):
+                if console.file not in (self._stream, *self._saved_streams):
+                    console.file.close()
 
     @staticmethod
-    def _open_saved(fd: int) -> TextIO:
-        return open(os.dup(fd), "w", buffering=1, encoding="utf-8", errors="replace", closefd=True)
+    def _terminal(original: TextIO, saved_fd: int) -> TextIO:
+        """Where the account goes: the saved descriptor, when ``original`` wrote to it
+        (else ``original`` itself, which some caller put there: a test's capture, say)."""
+        try:
+            writes_to_descriptor = original.fileno() in (1, 2)
+        except (AttributeError, OSError, ValueError):
+            writes_to_descriptor = False
+        if not writes_to_descriptor:
+            return original
+        return open(os.dup(saved_fd), "w", buffering=1, encoding="utf-8", errors="replace", closefd=True)
 
     # --- what is shown ---------------------------------------------------------------
 

@@ -34,7 +34,14 @@ def test_demo_pipeline_pushes_a_model_that_serves_raw_jpeg_bytes_then_reruns_fro
     assert summary["blessed"] is True and summary["reason"] is None
     pushed = summary["pushed_model_dir"]
     assert re.fullmatch(re.escape(str(output_dir / "serving" / "image_classifier")) + r"/\d+", pushed)
-    assert f"Pushed model: {pushed}" in capsys.readouterr().out
+    out = capsys.readouterr().out
+    assert f"Pushed model: {pushed}" in out
+    # The console holds the account (a line per component and per epoch, the summary); the log the rest.
+    assert len(out.splitlines()) <= 40 and "✓ ImageValidator" in out and "✓ Trainer" in out
+    assert "Training recipe: from-scratch (weights: none)" in out
+    logs = list((output_dir / "logs").glob("run-*.log"))
+    assert len(logs) == 1 and "Component Trainer is finished." in logs[0].read_text(encoding="utf-8")
+    assert "Component Trainer is finished." not in out
     counts = summary["counts"]
     assert counts["files_seen"] == 24 == counts["examples_used"] and sum(counts["examples"].values()) == 24
     assert set(counts["examples"]) == {"train", "eval"} and counts["files_rejected"] == 0
