@@ -288,7 +288,10 @@ def component_figure(config: PipelineConfig, component: str) -> str:
             return ""
         with tf.io.gfile.GFile(os.path.join(examples.uri, LISTING_FILE)) as f:
             listings = json.load(f)
-        return ", ".join(f"{len(listing['files'])} files" + ("" if split == "." else f" in {split}")
+        # Every example the validator will judge: files, links leaving the folder, files outside class folders.
+        def examples(listing):
+            return sum(len(listing.get(kind, [])) for kind in ("files", "outside_links", "outside_class_folders"))
+        return ", ".join(f"{examples(listing)} files" + ("" if split == "." else f" in {split}")
                          for split, listing in sorted(listings.items()))
     if component == "ImageValidator":
         counts = _validation_counts(records.output(component, "report"))
