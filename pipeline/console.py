@@ -95,7 +95,6 @@ class RunConsole:
         self._errors: Optional[Console] = None
         self._live: Optional[Live] = None
         self._handler = _Events(self)
-        self._component: Optional[str] = None
         self._started = 0.0
         self._cached = False
         self.current_component: Optional[str] = None
@@ -103,8 +102,8 @@ class RunConsole:
     # --- the context -----------------------------------------------------------------
 
     def __enter__(self) -> "RunConsole":
-        os.makedirs(os.path.dirname(self.log_path), exist_ok=True)
         if not self.verbose:
+            os.makedirs(os.path.dirname(self.log_path), exist_ok=True)
             sys.stdout.flush()
             sys.stderr.flush()
             self._saved_fds = os.dup(1), os.dup(2)
