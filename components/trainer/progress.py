@@ -28,7 +28,7 @@ class ProgressEvents:
         self._phase, self._total = phase, total_epochs
         self._steps, self._batch_size = steps_per_epoch, batch_size
         self._epoch = 0
-        self._epoch_start = self._last_event = 0.0
+        self._epoch_start = self._first_step_end = self._last_event = 0.0
         self._seconds_per_step = None
 
     def on_epoch_begin(self, epoch, logs=None):
@@ -37,26 +37,33 @@ class ProgressEvents:
 
     def on_train_batch_end(self, batch, logs=None):
         now = time.monotonic()
+        if batch == 0:
+            self._first_step_end = now
         if now - self._last_event < _STEP_INTERVAL:
             return
         self._last_event = now
-        self._emit("step", step=batch + 1, logs=logs or {}, elapsed=now - self._epoch_start)
+        self._emit("step", step=batch + 1, logs=logs or {}, now=now)
 
     def on_epoch_end(self, epoch, logs=None):
-        elapsed = time.monotonic() - self._epoch_start
-        self._seconds_per_step = elapsed / self._steps
-        self._emit("epoch", step=self._steps, logs=logs or {}, elapsed=elapsed)
+        now = time.monotonic()
+        self._emit("epoch", step=self._steps, logs=logs or {}, now=now)
+        self._seconds_per_step = (now - self._epoch_start) / self._steps  # evaluation included
 
-    def _emit(self, kind: str, step: int, logs: dict, elapsed: float) -> None:
+    def _emit(self, kind: str, step: int, logs: dict, now: float) -> None:
         epoch_number = self._epoch + 1
-        # Steps so far in this epoch time the first one; then whole epochs (with their evaluation) do.
-        per_step = self._seconds_per_step or (elapsed / step if step else None)
+        # The first step of a phase also builds its graph: until a whole epoch has run
+        # without that, rates are timed from the end of the first step.
+        if self._seconds_per_step is None and step > 1:
+            timed_steps, elapsed = step - 1, now - self._first_step_end
+        else:
+            timed_steps, elapsed = step, now - self._epoch_start
+        per_step = self._seconds_per_step or (elapsed / timed_steps if elapsed > 0 else None)
         steps_left = (self._total - epoch_number) * self._steps + (self._steps - step)
         event = {
             "kind": kind, "phase": self._phase, "epoch": epoch_number, "epochs": self._total, "step": step,
             "steps": self._steps, "loss": logs.get("loss"), "accuracy": logs.get("accuracy"),
             "eval_accuracy": logs.get("val_accuracy"), "eval_loss": logs.get("val_loss"),
-            "images_per_second": step * self._batch_size / elapsed if elapsed > 0 else None,
+            "images_per_second": timed_steps * self._batch_size / elapsed if elapsed > 0 else None,
             "seconds_left": steps_left * per_step if per_step else None,
         }
         _LOGGER.info("%s", kind, extra={"progress": event})
