@@ -184,6 +184,27 @@ def _gate_error(error: Optional[BaseException]) -> Optional[ImageValidationError
     return None
 
 
+def _label_names(graph: Optional[metadata_store_pb2.Artifact]) -> List[str]:
+    """The label vocabulary Transform learned, or none before it ran."""
+    if graph is None:
+        return []
+    vocabulary = tft.TFTransformOutput(graph.uri).vocabulary_by_name(features.LABEL_VOCABULARY)
+    return [name.decode("utf-8") for name in vocabulary]
+
+
+def _candidate_result(evaluation: metadata_store_pb2.Artifact):
+    # The candidate is named "candidate" only when there was a baseline.
+    return _eval_result(evaluation.uri, _CANDIDATE) or _eval_result(evaluation.uri, "")
+
+
+def _blessed(blessing: Optional[metadata_store_pb2.Artifact]) -> bool:
+    return bool(blessing and _int_property(blessing, "blessed") == 1)
+
+
+def _was_pushed(pushed: Optional[metadata_store_pb2.Artifact]) -> bool:
+    return pushed is not None and _int_property(pushed, "pushed") == 1
+
+
 def build_summary(config: PipelineConfig, failure: Optional[BaseException] = None) -> Dict[str, Any]:
     """Summarises the latest run; ``failure`` is what stopped it, if anything did."""
     records = _RunRecords(config.metadata_path, config.pipeline_name)
@@ -193,12 +214,7 @@ def build_summary(config: PipelineConfig, failure: Optional[BaseException] = Non
     gate_error = _gate_error(failure)
     summary["anomalies"] = _anomalies(records.output("ExampleValidator", "anomalies"))
 
-    transform_graph = records.output("Transform", "transform_graph")
-    summary["label_names"] = (
-        [v.decode("utf-8") for v in tft.TFTransformOutput(transform_graph.uri).vocabulary_by_name(features.LABEL_VOCABULARY)]
-        if transform_graph
-        else []
-    )
+    summary["label_names"] = _label_names(records.output("Transform", "transform_graph"))
 
     model_run = records.output("Trainer", "model_run")
     summary["model_run_dir"] = model_run.uri if model_run else None
@@ -207,8 +223,7 @@ def build_summary(config: PipelineConfig, failure: Optional[BaseException] = Non
     blessing = records.output("Evaluator", "blessing")
     summary["metrics"], summary["baseline_metrics"], failures = {}, {}, []
     if evaluation:
-        # The candidate is named "candidate" only when there was a baseline.
-        result = _eval_result(evaluation.uri, _CANDIDATE) or _eval_result(evaluation.uri, "")
+        result = _candidate_result(evaluation)
         candidate = _overall_metrics(result)
         summary["metrics"] = {
             "accuracy": candidate.get(ACCURACY),
@@ -220,13 +235,13 @@ def build_summary(config: PipelineConfig, failure: Optional[BaseException] = Non
         }
         failures = _validation_failures(evaluation.uri)
         summary.update(per_class_evaluation(result, summary["label_names"]))
-    summary["blessed"] = bool(blessing and _int_property(blessing, "blessed") == 1)
+    summary["blessed"] = _blessed(blessing)
 
     pushed = records.output(PUSHER, "pushed_model")
     if failure is not None:
         summary["pushed_model_dir"] = None
         summary["reason"] = f"The pipeline stopped: {gate_error or failure}"
-    elif pushed is not None and _int_property(pushed, "pushed") == 1:
+    elif _was_pushed(pushed):
         summary["pushed_model_dir"] = pushed.custom_properties["pushed_destination"].string_value
         summary["pushed_version"] = int(pushed.custom_properties["pushed_version"].string_value)
         # A rerun that trained nothing new finds its model already serving: nothing copied.
@@ -278,6 +293,11 @@ def chance_level(accuracy: Optional[float], per_class: Dict[str, Any], num_class
     return {"level": round(level, 4), "margin": round(margin, 4), "near_chance": near, "message": message}
 
 
+def _listed_examples(listing: Dict[str, List[str]]) -> int:
+    """Every example the validator will judge: files, links leaving the folder, files outside class folders."""
+    return sum(len(listing.get(kind, [])) for kind in ("files", "outside_links", "outside_class_folders"))
+
+
 def component_figure(config: PipelineConfig, component: str) -> str:
     """The figure that matters of a component of the running pipeline, for the console
     line when it ends ("" when it has none)."""
@@ -288,10 +308,7 @@ def component_figure(config: PipelineConfig, component: str) -> str:
             return ""
         with tf.io.gfile.GFile(os.path.join(examples.uri, LISTING_FILE)) as f:
             listings = json.load(f)
-        # Every example the validator will judge: files, links leaving the folder, files outside class folders.
-        def examples(listing):
-            return sum(len(listing.get(kind, [])) for kind in ("files", "outside_links", "outside_class_folders"))
-        return ", ".join(f"{examples(listing)} files" + ("" if split == "." else f" in {split}")
+        return ", ".join(f"{_listed_examples(listing)} files" + ("" if split == "." else f" in {split}")
                          for split, listing in sorted(listings.items()))
     if component == "ImageValidator":
         counts = _validation_counts(records.output(component, "report"))
@@ -305,12 +322,10 @@ def component_figure(config: PipelineConfig, component: str) -> str:
         found = sum(len(messages) for messages in _anomalies(records.output(component, "anomalies")).values())
         return "no anomalies" if not found else f"{found} anomalies (see the run report)"
     if component == "Transform":
-        graph = records.output(component, "transform_graph")
-        if graph is None:
+        names = _label_names(records.output(component, "transform_graph"))
+        if not names:
             return ""
-        names = tft.TFTransformOutput(graph.uri).vocabulary_by_name(features.LABEL_VOCABULARY)
-        return f"{len(names)} classes: " + ", ".join(name.decode("utf-8") for name in names[:8]) + (
-            ", ..." if len(names) > 8 else "")
+        return f"{len(names)} classes: " + ", ".join(names[:8]) + (", ..." if len(names) > 8 else "")
     if component == "Trainer":
         run = records.output(component, "model_run")
         path = os.path.join(run.uri, HISTORY_FILE) if run else ""
@@ -325,14 +340,12 @@ def component_figure(config: PipelineConfig, component: str) -> str:
         blessing = records.output(component, "blessing")
         if evaluation is None:
             return ""
-        result = _eval_result(evaluation.uri, _CANDIDATE) or _eval_result(evaluation.uri, "")
-        accuracy = _overall_metrics(result).get(ACCURACY)
-        blessed = bool(blessing and _int_property(blessing, "blessed") == 1)
+        accuracy = _overall_metrics(_candidate_result(evaluation)).get(ACCURACY)
         return (f"accuracy {accuracy:.3f}, " if accuracy is not None else "") + (
-            "blessed" if blessed else "not blessed")
+            "blessed" if _blessed(blessing) else "not blessed")
     if component == PUSHER:
         pushed = records.output(component, "pushed_model")
-        if pushed is not None and _int_property(pushed, "pushed") == 1:
+        if _was_pushed(pushed):
             return f"version {pushed.custom_properties['pushed_version'].string_value} pushed"
         return "nothing pushed"
     return ""

@@ -85,8 +85,6 @@ def _first(feature: tf.train.Feature, kind=bytes):
     return values[0] if values else kind()
 
 
-def _bytes_value(example: tf.train.Example, name: str) -> bytes:
-    return _first(example.features.feature[name])
 
 
 def _set_bytes(example: tf.train.Example, name: str, value: bytes) -> None:
@@ -226,7 +224,7 @@ def _finish(batches: List[List[Verdict]], policy: ValidationPolicy, prefixes: Di
     members = [v for v in inspected if v.staged is not None and resolved[0].get(v.path) is not None]
     images = record_io.read_staged([v.staged for v in members])
     for verdict in members:
-        image = _bytes_value(tf.train.Example.FromString(images[verdict.staged]), features.IMAGE)
+        image = _first(tf.train.Example.FromString(images[verdict.staged]).features.feature[features.IMAGE])
         _write_thumbnail(verdict.path, image, os.path.join(report_uri, THUMBNAILS))
     for split, prefix in prefixes.items():
         record_io.commit_records(

@@ -34,23 +34,25 @@ class BundleFiles:
 
     def __init__(self, staging_dir: str):
         self._staging_dir = staging_dir
-        self._writers: Dict[str, Tuple[object, str, List[int]]] = {}
+        self._writers: Dict[str, tf.io.TFRecordWriter] = {}
+        self._paths: Dict[str, str] = {}
+        self._counts: Dict[str, int] = {}
 
     def write(self, destination: str, record: bytes) -> Location:
         """Stages ``record``; returns where it landed."""
         if destination not in self._writers:
             tf.io.gfile.makedirs(self._staging_dir)
-            path = os.path.join(self._staging_dir, uuid.uuid4().hex)
-            self._writers[destination] = (tf.io.TFRecordWriter(path), path, [0])
-        writer, path, count = self._writers[destination]
-        writer.write(record)
-        count[0] += 1
-        return path, count[0] - 1
+            self._paths[destination] = os.path.join(self._staging_dir, uuid.uuid4().hex)
+            self._writers[destination] = tf.io.TFRecordWriter(self._paths[destination])
+            self._counts[destination] = 0
+        self._writers[destination].write(record)
+        self._counts[destination] += 1
+        return self._paths[destination], self._counts[destination] - 1
 
     def close(self) -> None:
-        for writer, _, _ in self._writers.values():
+        for writer in self._writers.values():
             writer.close()
-        self._writers = {}
+        self._writers, self._paths, self._counts = {}, {}, {}
 
 
 def read_staged(locations: Collection[Location]) -> Dict[Location, bytes]:

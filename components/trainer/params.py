@@ -161,15 +161,17 @@ class TrainParams:
     batch_size: int = knob(32, "Images per training step.")
     head_epochs: int = knob(3, "Phase 1: epochs training the head on a frozen backbone.")
     finetune_epochs: int = knob(2, "Phase 2: epochs fine-tuning the top backbone layers.")
-    head_learning_rate: float = knob(1e-3, "Adam learning rate of phase 1.")
-    finetune_learning_rate: float = knob(1e-5, "Adam learning rate of phase 2.")
+    head_learning_rate: float = knob(RECIPES[FINE_TUNE]["head_learning_rate"], "Adam learning rate of phase 1.")
+    finetune_learning_rate: float = knob(RECIPES[FINE_TUNE]["finetune_learning_rate"], "Adam learning rate of phase 2.")
     weights: str = knob("imagenet", "Backbone weights: 'imagenet' (Keras cache), 'none', or a weights file path.")
-    recipe: str = knob(
+    recipe: str = knob(  # the defaults of the fields it sets are its settings
         FINE_TUNE, "Training recipe: 'fine-tune' (a head on the frozen backbone, then its top layers at a low "
         "rate) or 'from-scratch' (every layer from the start, in one phase); set from --weights unless given "
         "('none': from-scratch), and the recipe's settings apply unless given too."
     )
-    unfreeze_layers: int = knob(30, "Backbone layers, counted from the top, that phase 2 unfreezes (-1: all).")
+    unfreeze_layers: int = knob(
+        RECIPES[FINE_TUNE]["unfreeze_layers"], "Backbone layers, counted from the top, that phase 2 unfreezes (-1: all)."
+    )
     dropout: float = knob(0.2, "Dropout rate before the classification layer.")
     shuffle_buffer: int = knob(1000, "Encoded examples held in the training shuffle buffer.")
     seed: int = knob(
@@ -190,7 +192,8 @@ class TrainParams:
         "balanced", "Loss weight per class: 'balanced' (inverse to its share of the training split) or 'none'."
     )
     early_stopping_patience: int = knob(
-        3, "Epochs without a better validation loss before a phase stops, keeping its best weights (0: off)."
+        RECIPES[FINE_TUNE]["early_stopping_patience"],
+        "Epochs without a better validation loss before a phase stops, keeping its best weights (0: off).",
     )
     mixed_precision: str = knob("auto", "mixed_float16 compute: 'auto' (on with a GPU), 'on' or 'off'.")
     xla: str = knob("auto", "XLA-compiled training steps: 'auto' (on with a GPU), 'on' or 'off'.")
