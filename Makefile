@@ -10,7 +10,7 @@ ARGS ?=
 
 IMAGE ?= tfx-image-classifier:0.1.0
 
-.PHONY: setup run test test-fast bench preview kfp image clean
+.PHONY: setup run test test-fast lint bench preview kfp image clean
 
 setup: $(VENV)/.installed
 
@@ -19,7 +19,7 @@ $(VENV)/.installed: constraints.txt pyproject.toml
 	@test -n "$(PYTHON310)" || { echo "error: no Python 3.10 found (TFX 1.16 needs it); set PYTHON310=/path/to/python3.10" >&2; exit 1; }
 	@test -x $(PY) || $(PYTHON310) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade "pip==24.2"
-	$(PY) -m pip install --quiet -c constraints.txt -e ".[test]"
+	$(PY) -m pip install --quiet -c constraints.txt -e ".[test,lint]"
 	@touch $@
 
 run: setup
@@ -31,6 +31,10 @@ test: setup
 # Everything but the end-to-end pipeline runs.
 test-fast: setup
 	$(PY) -m pytest -m "not e2e" $(ARGS)
+
+# ruff, with the rules in pyproject.toml
+lint: setup
+	$(VENV)/bin/ruff check .
 
 # All benchmarks, or some with their own flags: make bench BENCH=input ARGS="--skip-training"
 # (ARGS goes to every benchmark named, and each takes different flags).

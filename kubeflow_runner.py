@@ -20,7 +20,7 @@ import os
 import posixpath
 import sys
 import tempfile
-from typing import List, Optional
+from typing import Optional
 
 from absl import logging
 
@@ -117,12 +117,12 @@ def build_arg_parser():
     return parser
 
 
-def parse_config(argv: Optional[List[str]] = None) -> config_lib.PipelineConfig:
+def parse_config(argv: Optional[list[str]] = None) -> config_lib.PipelineConfig:
     """The config from flags (``--output`` aside); invalid values exit with a usage error."""
     return config_lib.parse_args(argv, build_arg_parser())
 
 
-def main(argv: Optional[List[str]] = None) -> int:
+def main(argv: Optional[list[str]] = None) -> int:
     parser = build_arg_parser()
     config = config_lib.parse_args(argv, parser)
     output = parser.parse_args(argv).output

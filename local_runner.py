@@ -18,7 +18,7 @@ the effective config.
 import dataclasses
 import os
 import sys
-from typing import List, Optional
+from typing import Optional
 
 from pipeline import config as config_lib
 from pipeline import noise
@@ -33,7 +33,7 @@ def build_arg_parser():
     return parser
 
 
-def main(argv: Optional[List[str]] = None) -> int:
+def main(argv: Optional[list[str]] = None) -> int:
     parser = build_arg_parser()
     config = config_lib.parse_args(argv, parser)
     verbose = parser.parse_args(argv).verbose
@@ -57,7 +57,8 @@ def _run(config: config_lib.PipelineConfig, console: RunConsole) -> int:
 
     try:
         if config.data_dir is None:
-            data_dir = demo_data.ensure_demo_dataset(config.demo_data_dir, config.demo_images_per_class, config.train.seed)
+            data_dir = demo_data.ensure_demo_dataset(
+                config.demo_data_dir, config.demo_images_per_class, config.train.seed)
             config = dataclasses.replace(config, data_dir=data_dir)
         else:
             config = dataclasses.replace(config, data_dir=os.path.abspath(config.data_dir))
@@ -75,7 +76,7 @@ def _run(config: config_lib.PipelineConfig, console: RunConsole) -> int:
 
     try:
         tfx.orchestration.LocalDagRunner().run(pipeline)
-    except Exception as error:  # noqa: BLE001 - any failure still gets its summary.json and report
+    except Exception as error:
         console.failed(error)
         summary = run_summary.write_summary(config, failure=error)
         report = run_report.write_report(summary, config.output_dir)

@@ -69,15 +69,16 @@ import sys
 import tempfile
 import time
 
-import components  # noqa: F401  (sets the Keras choice before TensorFlow loads)
 import tensorflow as tf
 
+import components  # noqa: F401  (sets the Keras choice before TensorFlow loads)
 from bench.bench_validation import run_validator
 from bench.common import generate_jpegs, write_results
 from components import features
-from components.trainer import augment, dataset, image_ops, model as model_lib
-from components.trainer.run import balanced_class_weights, class_counts
+from components.trainer import augment, dataset, image_ops
+from components.trainer import model as model_lib
 from components.trainer.params import AugmentParams, TrainParams
+from components.trainer.run import balanced_class_weights, class_counts
 from tests.conftest import HYMENOPTERA, build_transform_output, run_ingest
 
 SIZE, BATCH = 224, 32

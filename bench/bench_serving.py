@@ -23,13 +23,14 @@ import statistics
 import tempfile
 import time
 
-import components  # noqa: F401  (sets the Keras choice before TensorFlow loads)
 import numpy as np
 import tensorflow as tf
 
+import components  # noqa: F401  (sets the Keras choice before TensorFlow loads)
 from bench.common import generate_jpegs, write_results
 from components.model_pusher import smoke, versioning
-from components.trainer import export, image_ops, model as model_lib
+from components.trainer import export, image_ops
+from components.trainer import model as model_lib
 from components.trainer.params import TrainParams
 from tests.conftest import build_transform_output
 
@@ -40,7 +41,7 @@ LABELS = ["ant", "bee", "wasp"]
 def _percentiles(samples):
     ordered = sorted(samples)
     return {"p50_ms": round(statistics.median(ordered) * 1000, 2),
-            "p95_ms": round(ordered[min(len(ordered) - 1, int(round(0.95 * (len(ordered) - 1))))] * 1000, 2)}
+            "p95_ms": round(ordered[min(len(ordered) - 1, round(0.95 * (len(ordered) - 1)))] * 1000, 2)}
 
 
 def main(argv=None) -> None:
@@ -69,9 +70,9 @@ def main(argv=None) -> None:
         data = tf.constant(jpegs[:batch])
         tensors = tf.stack([image_ops.decode_and_resize(one, SIZE) for one in jpegs[:batch]])
         candidates = {
-            "saved_model_bytes": lambda: serving(image_bytes=data)[export.PROBABILITIES].numpy(),
-            "keras_on_tensors": lambda: keras_call(tensors).numpy(),
-            "decode_jpeg": lambda: decode(data).numpy(),
+            "saved_model_bytes": lambda data=data: serving(image_bytes=data)[export.PROBABILITIES].numpy(),
+            "keras_on_tensors": lambda tensors=tensors: keras_call(tensors).numpy(),
+            "decode_jpeg": lambda data=data: decode(data).numpy(),
         }
         np.testing.assert_allclose(candidates["saved_model_bytes"](), candidates["keras_on_tensors"](), atol=1e-5)
         for call in candidates.values():  # warm up: trace and first-call costs

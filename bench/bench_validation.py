@@ -35,11 +35,11 @@ import sys
 import tempfile
 import time
 
-import components  # noqa: F401  (sets the Keras choice before TensorFlow loads)
 import tensorflow as tf
 from PIL import Image
 from tfx.types import standard_artifacts
 
+import components  # noqa: F401  (sets the Keras choice before TensorFlow loads)
 from bench.common import generate_jpegs, write_results
 from components.image_validator import executor as validator_executor
 from components.image_validator.component import ImageValidationReport
@@ -67,7 +67,7 @@ def pillow_loop(paths, full_decode: bool) -> None:
         try:
             with Image.open(path) as image:
                 image.load() if full_decode else image.verify()
-        except Exception:  # noqa: BLE001 - a broken file counts as checked
+        except Exception:
             pass
 
 
@@ -86,8 +86,9 @@ def checks_loop(records) -> None:
             validator_executor.inspect_examples([r for s, r in chunk if s == split], split, policy, None)
 
 
-def run_validator(examples, work: pathlib.Path, beam_args=None, policy: ValidationPolicy = ValidationPolicy()):
+def run_validator(examples, work: pathlib.Path, beam_args=None, policy: ValidationPolicy | None = None):
     """The ImageValidator executor's Do(), as TFX calls it; returns its validated Examples."""
+    policy = policy or ValidationPolicy()
     validated = standard_artifacts.Examples()
     validated.uri = str(work / "validated")
     report = ImageValidationReport()

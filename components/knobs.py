@@ -3,7 +3,7 @@
 import argparse
 import dataclasses
 import shlex
-from typing import Optional, Tuple
+from typing import Optional
 
 # The dataclass field metadata key holding a field's help text.
 HELP = "help"
@@ -24,7 +24,7 @@ def parser_for(field_type):
         return lambda value: None if value.lower() == "none" else int(value)
     if field_type == Optional[str]:
         return lambda value: None if value.lower() == "none" else value
-    if field_type == Tuple[str, ...]:
+    if field_type == tuple[str, ...]:
         return lambda value: tuple(shlex.split(value))
     raise TypeError(f"No flag parser for config field type {field_type}")
 

@@ -13,7 +13,7 @@ import dataclasses
 import difflib
 import os
 import typing
-from typing import Any, Dict, List, Optional, Tuple
+from typing import Any, Optional
 
 import yaml
 
@@ -89,7 +89,7 @@ class PipelineConfig:
         "pipeline's own process; 0: chosen for you (one per core with 4 cores or more and 10,000 files or more, "
         "else 1: each worker imports TensorFlow, which small runs never earn back)."
     )
-    beam_args: Tuple[str, ...] = knob(
+    beam_args: tuple[str, ...] = knob(
         (), "More Beam pipeline args, as one quoted string: e.g. '--runner=DataflowRunner --project=P "
         "--region=R --temp_location=gs://B/tmp' (then --beam-workers does not apply)."
     )
@@ -162,7 +162,7 @@ class PipelineConfig:
 # --- command-line flags ----------------------------------------------------
 
 
-def _flag_fields(cls, prefix: str = "", path: Tuple[str, ...] = ()):
+def _flag_fields(cls, prefix: str = "", path: tuple[str, ...] = ()):
     """Yields (flag name, field path, field) for every leaf field of ``cls``."""
     for field in dataclasses.fields(cls):
         field_type = typing.get_type_hints(cls)[field.name]
@@ -208,7 +208,7 @@ def build_arg_parser(description: str = LOCAL_DESCRIPTION, kubeflow: bool = Fals
     return parser
 
 
-def _help_for(path: Tuple[str, ...]) -> str:
+def _help_for(path: tuple[str, ...]) -> str:
     cls = PipelineConfig
     for name in path[:-1]:
         cls = typing.get_type_hints(cls)[name]
@@ -216,7 +216,7 @@ def _help_for(path: Tuple[str, ...]) -> str:
     return field.metadata.get(HELP, "")
 
 
-def _defaults(config) -> Dict[str, Any]:
+def _defaults(config) -> dict[str, Any]:
     flat = {}
     for _, path, _ in _flag_fields(PipelineConfig):
         value = config
@@ -226,7 +226,7 @@ def _defaults(config) -> Dict[str, Any]:
     return flat
 
 
-def from_dict(values: Dict[str, Any]) -> PipelineConfig:
+def from_dict(values: dict[str, Any]) -> PipelineConfig:
     """Inverse of ``dataclasses.asdict`` for PipelineConfig."""
     values = dict(values)
     values["train"] = TrainParams.from_custom_config(values["train"])
@@ -256,7 +256,7 @@ def to_yaml(config: PipelineConfig) -> str:
                           allow_unicode=True)
 
 
-def _field_types(cls=PipelineConfig, path: Tuple[str, ...] = ()) -> Dict[str, Any]:
+def _field_types(cls=PipelineConfig, path: tuple[str, ...] = ()) -> dict[str, Any]:
     """Every dotted field name: its type, or the dataclass of a section."""
     types = {}
     for field in dataclasses.fields(cls):
@@ -283,7 +283,7 @@ def _coerce(value: Any, field_type, key: str) -> Any:
                 return number
         if base is str and isinstance(value, (str, int, float)) and not isinstance(value, bool):
             return str(value)
-        if base == Tuple[str, ...] and isinstance(value, (list, tuple, str)):
+        if base == tuple[str, ...] and isinstance(value, (list, tuple, str)):
             return tuple(value.split()) if isinstance(value, str) else tuple(str(item) for item in value)
     except ValueError:
         pass
@@ -291,7 +291,7 @@ def _coerce(value: Any, field_type, key: str) -> Any:
     raise ValueError(f"{key} must be {expected}{' or null' if optional else ''}, got {value!r}.")
 
 
-def load_config_file(path: str) -> Dict[str, Any]:
+def load_config_file(path: str) -> dict[str, Any]:
     """The fields a YAML config file sets, by dotted name (``train.head_epochs``)."""
     try:
         with open(path, encoding="utf-8") as f:
@@ -301,7 +301,7 @@ def load_config_file(path: str) -> Dict[str, Any]:
     except yaml.YAMLError as error:
         raise ValueError(f"{path} is not valid YAML: {error}") from error
     types = _field_types()
-    values: Dict[str, Any] = {}
+    values: dict[str, Any] = {}
 
     def walk(mapping, prefix: str) -> None:
         if not isinstance(mapping, dict):
@@ -323,7 +323,7 @@ def load_config_file(path: str) -> Dict[str, Any]:
     return values
 
 
-def _set(values: Dict[str, Any], dotted: str, value: Any) -> None:
+def _set(values: dict[str, Any], dotted: str, value: Any) -> None:
     *parents, name = dotted.split(".")
     for parent in parents:
         values = values[parent]
@@ -331,7 +331,7 @@ def _set(values: Dict[str, Any], dotted: str, value: Any) -> None:
 
 
 def parse_args(
-    argv: Optional[List[str]] = None, parser: Optional[argparse.ArgumentParser] = None
+    argv: Optional[list[str]] = None, parser: Optional[argparse.ArgumentParser] = None
 ) -> PipelineConfig:
     """Builds the config from flags and ``--config``; invalid values exit with a usage
     error, and ``--print-config`` prints the result and exits.
@@ -364,7 +364,7 @@ def parse_args(
     return config
 
 
-def _apply_recipe(train: Dict[str, Any], given: Dict[str, Any], epochs: Optional[int]) -> None:
+def _apply_recipe(train: dict[str, Any], given: dict[str, Any], epochs: Optional[int]) -> None:
     """Sets ``train``'s recipe from the weights (unless given) and the recipe's settings
     that were not given; ``epochs`` (--epochs) sets each phase the recipe has."""
     weights = given.get("train.weights", train["weights"])

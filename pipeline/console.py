@@ -16,7 +16,8 @@ import logging
 import os
 import sys
 import time
-from typing import Any, Callable, Dict, Optional, TextIO
+from collections.abc import Callable
+from typing import Any, Optional, TextIO
 
 from absl import logging as absl_logging
 from rich.console import Console
@@ -31,7 +32,7 @@ LOGS_DIR = "logs"
 def _duration(seconds: Optional[float]) -> str:
     if seconds is None:
         return "?"
-    seconds = int(round(seconds))
+    seconds = round(seconds)
     return f"{seconds // 60}m{seconds % 60:02d}s" if seconds >= 60 else f"{seconds}s"
 
 
@@ -39,7 +40,7 @@ def _number(value: Optional[float]) -> str:
     return "n/a" if value is None else f"{value:.3f}"
 
 
-def epoch_line(event: Dict[str, Any]) -> str:
+def epoch_line(event: dict[str, Any]) -> str:
     """``  head  epoch 2/10  loss 0.612  acc 0.700  eval acc 0.655  210 img/s  1m20s left``"""
     line = (f"  {event['phase']:<8} epoch {event['epoch']}/{event['epochs']}  loss {_number(event['loss'])}  "
             f"acc {_number(event['accuracy'])}")
@@ -70,7 +71,7 @@ class _Events(logging.Handler):
                 self._console.cached()
             elif record.msg == "Component %s is finished.":
                 self._console.finished(str(record.args[0]))
-        except Exception:  # noqa: BLE001 - the display must never break the run
+        except Exception:
             logging.getLogger(__name__).debug("console update failed", exc_info=True)
 
 
@@ -198,14 +199,14 @@ class RunConsole:
         seconds = time.monotonic() - self._started
         try:
             figure = self.figure(component)
-        except Exception:  # noqa: BLE001 - a missing figure must not break the run
+        except Exception:
             logging.getLogger(__name__).warning("No figure for %s", component, exc_info=True)
             figure = ""
         source = "cached" if self._cached else f"{seconds:5.1f}s"
         self.print(f"✓ {component:<32} {source:>7}  {figure}".rstrip())
         self.current_component = None
 
-    def training(self, event: Dict[str, Any]) -> None:
+    def training(self, event: dict[str, Any]) -> None:
         line = epoch_line(event)
         if event["kind"] == "epoch":
             self.print(line)

@@ -10,7 +10,7 @@ atomic push into the TF Serving model directory).
 """
 
 import os
-from typing import Optional, Tuple
+from typing import Optional
 
 import tensorflow_model_analysis as tfma
 from tfx import v1 as tfx
@@ -104,7 +104,7 @@ def beam_pipeline_args(beam_args, beam_workers: int, setup_file: str = SETUP_FIL
     return beam_args_with_dependencies(args, setup_file)
 
 
-def count_classes_and_files(data_dir: str) -> Tuple[int, int]:
+def count_classes_and_files(data_dir: str) -> tuple[int, int]:
     """Class folders under ``data_dir`` (in any split folder): the ids per-class metrics
     cover; and the files the ingest step will read."""
     splits = detect_split_folders(data_dir) or {"": ""}

@@ -9,14 +9,13 @@ augmentation preview, and where the model was pushed.  Images go to
 import json
 import os
 import shutil
-from typing import Any, Dict, List, Optional
+from typing import Any, Optional
 
 import matplotlib
 
 matplotlib.use("Agg")  # files only, no display
-import matplotlib.ticker  # noqa: E402
-import matplotlib.pyplot as plt  # noqa: E402
-
+import matplotlib.pyplot as plt
+import matplotlib.ticker
 
 from components.trainer.preview import PREVIEW_FILE
 from components.trainer.run import HISTORY_FILE
@@ -30,7 +29,7 @@ def _format(value: Optional[float], digits: int = 4) -> str:
     return "n/a" if value is None else f"{value:.{digits}f}"
 
 
-def plot_training_curves(epochs: List[Dict[str, Any]], path: str) -> None:
+def plot_training_curves(epochs: list[dict[str, Any]], path: str) -> None:
     figure, axes = plt.subplots(1, 2, figsize=(10, 3.6))
     numbers = [e["epoch"] for e in epochs]
     for axis, metric in zip(axes, ("loss", "accuracy")):
@@ -48,7 +47,7 @@ def plot_training_curves(epochs: List[Dict[str, Any]], path: str) -> None:
     plt.close(figure)
 
 
-def plot_confusion_matrix(labels: List[str], counts: List[List[float]], path: str) -> None:
+def plot_confusion_matrix(labels: list[str], counts: list[list[float]], path: str) -> None:
     size = max(3.5, 0.6 * len(labels) + 2)
     figure, axis = plt.subplots(figsize=(size, size))
     axis.imshow(counts, cmap="Blues")
@@ -67,12 +66,13 @@ def plot_confusion_matrix(labels: List[str], counts: List[List[float]], path: st
     plt.close(figure)
 
 
-def _validation_section(counts: Dict[str, Any]) -> List[str]:
+def _validation_section(counts: dict[str, Any]) -> list[str]:
     if not counts:
         return ["## Data validation", "", "The run stopped before the images were validated.", ""]
     lines = ["## Data validation", "",
              f"{counts['files_seen']} files seen, {counts['examples_used']} used, "
-             f"{counts['files_rejected']} rejected; gate {'passed' if counts['validation_gate']['passed'] else 'FAILED'}.",
+             f"{counts['files_rejected']} rejected; "
+             f"gate {'passed' if counts['validation_gate']['passed'] else 'FAILED'}.",
              "", "| split | examples used |", "|---|---|"]
     lines += [f"| {split} | {n} |" for split, n in sorted(counts["examples"].items())]
     if counts["rejected_by_reason"]:
@@ -85,7 +85,7 @@ def _validation_section(counts: Dict[str, Any]) -> List[str]:
     return lines
 
 
-def _training_section(history: Optional[Dict[str, Any]], files_dir: str) -> List[str]:
+def _training_section(history: Optional[dict[str, Any]], files_dir: str) -> list[str]:
     lines = ["## Training", ""]
     if not history:
         return lines + ["No training history (the Trainer did not run).", ""]
@@ -102,7 +102,7 @@ def _training_section(history: Optional[Dict[str, Any]], files_dir: str) -> List
     return lines
 
 
-def _evaluation_section(summary: Dict[str, Any], files_dir: str) -> List[str]:
+def _evaluation_section(summary: dict[str, Any], files_dir: str) -> list[str]:
     metrics, baseline = summary.get("metrics") or {}, summary.get("baseline_metrics") or {}
     lines = ["## Evaluation", ""]
     if not metrics:
@@ -111,7 +111,8 @@ def _evaluation_section(summary: Dict[str, Any], files_dir: str) -> List[str]:
               f"| this model | {_format(metrics.get('accuracy'))} | {_format(metrics.get('loss'))} | "
               f"{_format(metrics.get('example_count'), 0)} |"]
     if baseline:
-        lines.append(f"| last blessed model | {_format(baseline.get('accuracy'))} | {_format(baseline.get('loss'))} | |")
+        lines.append(f"| last blessed model | {_format(baseline.get('accuracy'))} "
+                     f"| {_format(baseline.get('loss'))} | |")
     lines += ["", f"Blessed: **{'yes' if summary.get('blessed') else 'no'}**", ""]
     per_class = summary.get("per_class") or {}
     if per_class:
@@ -126,7 +127,7 @@ def _evaluation_section(summary: Dict[str, Any], files_dir: str) -> List[str]:
     return lines
 
 
-def write_report(summary: Dict[str, Any], output_dir: str) -> str:
+def write_report(summary: dict[str, Any], output_dir: str) -> str:
     """Writes ``<output_dir>/run_report.md`` (and its images) from a run summary; returns its path."""
     files_dir = os.path.join(output_dir, FILES_DIR)
     shutil.rmtree(files_dir, ignore_errors=True)

@@ -9,7 +9,7 @@ blessing and the pushed model.
 import json
 import math
 import os
-from typing import Any, Dict, List, Optional
+from typing import Any, Optional
 
 import ml_metadata as mlmd
 import tensorflow as tf
@@ -54,7 +54,7 @@ class _RunRecords:
                 if context.name.startswith(node_prefix):
                     self.executions[context.name[len(node_prefix):]] = execution
 
-    def cached_components(self) -> List[str]:
+    def cached_components(self) -> list[str]:
         return sorted(
             node for node, execution in self.executions.items()
             if execution.last_known_state == metadata_store_pb2.Execution.CACHED
@@ -76,7 +76,7 @@ def _int_property(artifact: metadata_store_pb2.Artifact, name: str) -> Optional[
     return None
 
 
-def _validation_counts(report_artifact: Optional[metadata_store_pb2.Artifact]) -> Dict[str, Any]:
+def _validation_counts(report_artifact: Optional[metadata_store_pb2.Artifact]) -> dict[str, Any]:
     """files_seen = examples used + files rejected, from the image validator's report."""
     if report_artifact is None:
         return {}
@@ -101,27 +101,27 @@ def _eval_result(evaluation_uri: str, model_name: str):
     """TFMA's result for one model, or None (no such model, e.g. no baseline)."""
     try:
         result = tfma.load_eval_result(evaluation_uri, model_name=model_name or None)
-    except Exception:  # noqa: BLE001 - not under this name
+    except Exception:
         return None
     return result if result.slicing_metrics else None
 
 
-def _overall_slice(result) -> Dict[str, Dict[str, Any]]:
+def _overall_slice(result) -> dict[str, dict[str, Any]]:
     """The whole eval split's metrics by sub key ("" overall, "classId:N" per class)."""
     return dict(result.slicing_metrics).get((), {}).get("", {}) if result else {}
 
 
-def _overall_metrics(result) -> Dict[str, float]:
+def _overall_metrics(result) -> dict[str, float]:
     values = _overall_slice(result).get("", {})
     return {name: value["doubleValue"] for name, value in values.items() if "doubleValue" in value}
 
 
-def _number(value: Dict[str, Any]) -> Optional[float]:
+def _number(value: dict[str, Any]) -> Optional[float]:
     number = value.get("doubleValue")
     return None if number is None or number == "NaN" else float(number)
 
 
-def per_class_evaluation(result, label_names: List[str]) -> Dict[str, Any]:
+def per_class_evaluation(result, label_names: list[str]) -> dict[str, Any]:
     """Recall, precision and eval examples per class, and the confusion matrix, by class name."""
     if result is None or not label_names:
         return {}
@@ -142,7 +142,7 @@ def per_class_evaluation(result, label_names: List[str]) -> Dict[str, Any]:
     return {"per_class": per_class, "confusion_matrix": {"labels": label_names, "counts": matrix}}
 
 
-def _validation_failures(evaluation_uri: str) -> List[str]:
+def _validation_failures(evaluation_uri: str) -> list[str]:
     validation = tfma.load_validation_result(evaluation_uri)
     failures = []
     for per_slice in validation.metric_validations_per_slice:
@@ -158,7 +158,7 @@ def _validation_failures(evaluation_uri: str) -> List[str]:
     return failures
 
 
-def _anomalies(anomalies: Optional[metadata_store_pb2.Artifact]) -> Dict[str, List[str]]:
+def _anomalies(anomalies: Optional[metadata_store_pb2.Artifact]) -> dict[str, list[str]]:
     if anomalies is None:
         return {}
     result = {}
@@ -184,7 +184,7 @@ def _gate_error(error: Optional[BaseException]) -> Optional[ImageValidationError
     return None
 
 
-def _label_names(graph: Optional[metadata_store_pb2.Artifact]) -> List[str]:
+def _label_names(graph: Optional[metadata_store_pb2.Artifact]) -> list[str]:
     """The label vocabulary Transform learned, or none before it ran."""
     if graph is None:
         return []
@@ -205,10 +205,10 @@ def _was_pushed(pushed: Optional[metadata_store_pb2.Artifact]) -> bool:
     return pushed is not None and _int_property(pushed, "pushed") == 1
 
 
-def build_summary(config: PipelineConfig, failure: Optional[BaseException] = None) -> Dict[str, Any]:
+def build_summary(config: PipelineConfig, failure: Optional[BaseException] = None) -> dict[str, Any]:
     """Summarises the latest run; ``failure`` is what stopped it, if anything did."""
     records = _RunRecords(config.metadata_path, config.pipeline_name)
-    summary: Dict[str, Any] = {"run_id": records.run_id, "data_dir": config.data_dir}
+    summary: dict[str, Any] = {"run_id": records.run_id, "data_dir": config.data_dir}
 
     summary["counts"] = _validation_counts(records.output("ImageValidator", "report"))
     gate_error = _gate_error(failure)
@@ -264,8 +264,8 @@ def build_summary(config: PipelineConfig, failure: Optional[BaseException] = Non
     return summary
 
 
-def chance_level(accuracy: Optional[float], per_class: Dict[str, Any], num_classes: int,
-                 config: PipelineConfig) -> Optional[Dict[str, Any]]:
+def chance_level(accuracy: Optional[float], per_class: dict[str, Any], num_classes: int,
+                 config: PipelineConfig) -> Optional[dict[str, Any]]:
     """What guessing scores on the eval split (the larger of 1/classes and the largest
     class's share), and whether ``accuracy`` is within noise of it, in words."""
     if accuracy is None or num_classes < 2:
@@ -293,7 +293,7 @@ def chance_level(accuracy: Optional[float], per_class: Dict[str, Any], num_class
     return {"level": round(level, 4), "margin": round(margin, 4), "near_chance": near, "message": message}
 
 
-def _listed_examples(listing: Dict[str, List[str]]) -> int:
+def _listed_examples(listing: dict[str, list[str]]) -> int:
     """Every example the validator will judge: files, links leaving the folder, files outside class folders."""
     return sum(len(listing.get(kind, [])) for kind in ("files", "outside_links", "outside_class_folders"))
 
@@ -351,14 +351,14 @@ def component_figure(config: PipelineConfig, component: str) -> str:
     return ""
 
 
-def write_summary(config: PipelineConfig, failure: Optional[BaseException] = None) -> Dict[str, Any]:
+def write_summary(config: PipelineConfig, failure: Optional[BaseException] = None) -> dict[str, Any]:
     summary = build_summary(config, failure)
     with tf.io.gfile.GFile(config.summary_path, "w") as f:
         json.dump(summary, f, indent=2, sort_keys=True)
     return summary
 
 
-def describe(summary: Dict[str, Any], summary_path: str) -> str:
+def describe(summary: dict[str, Any], summary_path: str) -> str:
     """A few lines for the terminal."""
     metrics = summary.get("metrics") or {}
     accuracy = metrics.get("accuracy")

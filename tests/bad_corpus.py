@@ -5,7 +5,7 @@ import os
 import pathlib
 import struct
 import zlib
-from typing import Dict, NamedTuple, Optional, Tuple
+from typing import NamedTuple, Optional
 
 import numpy as np
 from PIL import Image
@@ -16,7 +16,7 @@ from components.image_validator import checks
 
 class Expected(NamedTuple):
     reason: Optional[str]  # None: accepted
-    flags: Tuple[str, ...] = ()
+    flags: tuple[str, ...] = ()
 
 
 def _image(size=(48, 40), seed=0, mode="RGB") -> Image.Image:
@@ -54,14 +54,14 @@ def rgb555_bmp(width: int, height: int, seed: int) -> bytes:
     return struct.pack("<2sIHHI", b"BM", 14 + 40 + len(rows), 0, 0, 54) + info + rows
 
 
-def make_bad_corpus(root: pathlib.Path) -> Dict[str, Expected]:
+def make_bad_corpus(root: pathlib.Path) -> dict[str, Expected]:
     """Writes the corpus under ``root`` (classes ``cats``, ``dogs``, empty ``birds``).
 
     Returns the expected verdict for every file the listing ingests, keyed by its
     path relative to ``root``.  Hidden files, the empty folder and the link loop
     are not in it: they are listed, not ingested.
     """
-    expected: Dict[str, Expected] = {}
+    expected: dict[str, Expected] = {}
 
     def put(relative: str, data: bytes, verdict: Expected) -> None:
         """``relative`` is the escaped name the reports use; the file gets the real one."""
@@ -176,7 +176,7 @@ def _crop(image: Image.Image, left=0.0, top=0.0, right=0.0, bottom=0.0) -> Image
     return image.crop((int(width * left), int(height * top), width - int(width * right), height - int(height * bottom)))
 
 
-def make_near_duplicate_corpus(root: pathlib.Path) -> Dict[str, Expected]:
+def make_near_duplicate_corpus(root: pathlib.Path) -> dict[str, Expected]:
     """``train/`` and ``val/`` folders of photo-like images with copies made as people make them.
 
     Returns every file's expected verdict under the default policy (near-copies
@@ -184,7 +184,7 @@ def make_near_duplicate_corpus(root: pathlib.Path) -> Dict[str, Expected]:
     """
     from PIL import ImageEnhance  # pylint: disable=import-outside-toplevel
 
-    expected: Dict[str, Expected] = {}
+    expected: dict[str, Expected] = {}
 
     def put(relative: str, image: Image.Image, verdict: Expected, image_format="JPEG", **options) -> None:
         path = root / relative
@@ -216,5 +216,6 @@ def make_near_duplicate_corpus(root: pathlib.Path) -> Dict[str, Expected]:
     put("val/ants/d.jpg", d, Expected(checks.SPLIT_LEAKAGE))
     e = _photo(5)  # slightly recoloured within a class
     put("train/bees/e.jpg", e, Expected(None))
-    put("train/bees/e_saturated.jpg", ImageEnhance.Color(e).enhance(1.2), Expected(None, (checks.NEAR_DUPLICATE_IN_CLASS,)))
+    put("train/bees/e_saturated.jpg", ImageEnhance.Color(e).enhance(1.2),
+        Expected(None, (checks.NEAR_DUPLICATE_IN_CLASS,)))
     return expected

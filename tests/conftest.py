@@ -5,7 +5,6 @@ import io
 import os
 import pathlib
 
-import components  # noqa: F401  (sets the Keras choice before TensorFlow loads)
 import numpy as np
 import pytest
 import tensorflow as tf
@@ -16,10 +15,16 @@ from tensorflow_transform.tf_metadata import dataset_metadata, schema_utils
 from tfx.proto import example_gen_pb2
 from tfx.types import artifact_utils, standard_artifacts, standard_component_specs
 
+import components  # noqa: F401  (sets the Keras choice before TensorFlow loads)
 from components import features
 from components.image_ingest.component import create_image_example_gen
 from components.image_ingest.executor import (
-    FOLLOW_OUTSIDE_LINKS_KEY, SPLIT_SEED_KEY, Executor as IngestExecutor, image_to_example,
+    FOLLOW_OUTSIDE_LINKS_KEY,
+    SPLIT_SEED_KEY,
+    image_to_example,
+)
+from components.image_ingest.executor import (
+    Executor as IngestExecutor,
 )
 from components.label_vocabulary.preprocessing import preprocessing_fn
 
@@ -106,7 +111,8 @@ def run_ingest(data_dir, output_dir, return_artifact=False, beam_args=None, spli
     """Calls the ingest executor's Do() as TFX would, with the component's own configs.
 
     Returns {split: [tf.Example]}, or the Examples artifact with ``return_artifact``."""
-    component = create_image_example_gen(str(data_dir), split_seed=split_seed, follow_outside_links=follow_outside_links)
+    component = create_image_example_gen(str(data_dir), split_seed=split_seed,
+                                         follow_outside_links=follow_outside_links)
     examples = standard_artifacts.Examples()
     examples.uri = str(output_dir)
     exec_properties = {

@@ -182,8 +182,9 @@ def test_blessing_needs_the_absolute_threshold_and_no_regression():
 
 
 def test_new_flags_reach_the_config():
-    config = config_lib.parse_args(["--keep-versions", "5", "--num-classes", "7", "--warm-start", "--label-smoothing", "0",
-                         "--class-weights", "none", "--mixed-precision", "off", "--model-server-base-path", "/models"])
+    config = config_lib.parse_args(["--keep-versions", "5", "--num-classes", "7", "--warm-start",
+                                    "--label-smoothing", "0", "--class-weights", "none", "--mixed-precision", "off",
+                                    "--model-server-base-path", "/models"])
     assert (config.keep_versions, config.num_classes, config.model_server_base_path) == (5, 7, "/models")
     assert config.train.warm_start and config.train.label_smoothing == 0 and config.train.class_weights == "none"
     assert config.train.mixed_precision == "off"

@@ -97,7 +97,7 @@ def test_progress_events_time_steps_past_the_first_and_count_down(monkeypatch):
         tracker.on_epoch_end(0, {"loss": 1.0, "accuracy": 0.5, "val_accuracy": 0.4})  # t=70, after evaluation
     finally:
         logging.getLogger(progress.LOGGER_NAME).removeHandler(listener)
-    epoch = [e for e in events if e["kind"] == "epoch"][0]
+    epoch = next(e for e in events if e["kind"] == "epoch")
     # 2 steps in 10 s after the first: 5 s a step, 8 images a step; 3 steps left.
     assert epoch["images_per_second"] == 8 * 2 / 10 and epoch["seconds_left"] == 15
     assert epoch["epoch"] == 1 and epoch["eval_accuracy"] == 0.4

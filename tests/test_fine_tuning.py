@@ -3,6 +3,7 @@ warm starts, and run_fn end to end on tiny real data."""
 
 import json
 import os
+import pathlib
 import subprocess
 import sys
 
@@ -11,7 +12,8 @@ import pytest
 import tensorflow as tf
 from tfx.components.trainer.fn_args_utils import FnArgs
 
-from components.trainer import acceleration, export, model as model_lib, run
+from components.trainer import acceleration, export, run
+from components.trainer import model as model_lib
 from components.trainer.params import AugmentParams, TrainParams
 from tests.conftest import REPO_ROOT, build_transform_output, encode_image
 
@@ -149,7 +151,7 @@ def forced_gpu_settings_run(tmp_path_factory, examples_file, transform_dir) -> F
 
 def test_run_fn_trains_checkpoints_and_exports_with_gpu_settings_on_cpu(forced_gpu_settings_run):
     fn_args = forced_gpu_settings_run
-    history = json.load(open(os.path.join(fn_args.model_run_dir, run.HISTORY_FILE)))
+    history = json.loads(pathlib.Path(fn_args.model_run_dir, run.HISTORY_FILE).read_text())
     assert [(e["phase"], e["epoch"]) for e in history["epochs"]] == [("head", 1), ("finetune", 2)]
     assert {"loss", "val_loss", "accuracy", "val_accuracy"} <= set(history["epochs"][0])
     assert "mixed_float16" in history["acceleration"] and "distribution=mirrored" in history["acceleration"]
@@ -171,7 +173,7 @@ def test_run_fn_on_cpu_defaults_warm_starts_from_the_base_model(
                             "head_epochs": 1, "finetune_epochs": 0})
     second = _fn_args(tmp_path, examples_file, transform_dir, params, base_model=first.serving_model_dir)
     run.run_fn(second)
-    history = json.load(open(os.path.join(second.model_run_dir, run.HISTORY_FILE)))
+    history = json.loads(pathlib.Path(second.model_run_dir, run.HISTORY_FILE).read_text())
     if not tf.config.list_physical_devices("GPU"):
         assert "CPU only" in history["acceleration"] and "float32" in history["acceleration"]
     base = tf.saved_model.load(first.serving_model_dir)

@@ -11,10 +11,17 @@ from tensorflow_metadata.proto.v0 import schema_pb2
 from tfx.types import standard_artifacts
 
 from components import features, names
-from components.image_validator import checks, near_duplicates, report as report_lib
+from components.image_validator import checks, near_duplicates
+from components.image_validator import report as report_lib
 from components.image_validator.component import ImageValidationReport, ImageValidator
 from components.image_validator.executor import (
-    EXAMPLES_KEY, POLICY_KEY, REPORT_KEY, SCHEMA_KEY, VALIDATED_EXAMPLES_KEY, Executor, label_domain_from_schema,
+    EXAMPLES_KEY,
+    POLICY_KEY,
+    REPORT_KEY,
+    SCHEMA_KEY,
+    VALIDATED_EXAMPLES_KEY,
+    Executor,
+    label_domain_from_schema,
 )
 from components.image_validator.gate import ImageValidationError, check_gate
 from components.image_validator.policy import ValidationPolicy
@@ -304,7 +311,8 @@ def test_links_leaving_the_data_folder_are_read_when_the_policy_allows(tmp_path)
     followed = {e.features.feature[features.RELATIVE_PATH].bytes_list.value[0].decode(): e
                 for split in run_ingest(data, tmp_path / "followed", follow_outside_links=True).values()
                 for e in split}
-    assert followed["a/linked.jpg"].features.feature[features.IMAGE].bytes_list.value[0] == (outside / "x.jpg").read_bytes()
+    linked = followed["a/linked.jpg"].features.feature[features.IMAGE].bytes_list.value[0]
+    assert linked == (outside / "x.jpg").read_bytes()
 
 
 @pytest.fixture(scope="module")

@@ -23,7 +23,12 @@ from kfp.pipeline_spec import pipeline_spec_pb2
 
 import kubeflow_runner
 from tests.conftest import (
-    CLASS_COLOURS, REPO_ROOT, TINY_TRAINING_FLAGS, encode_distinct_image, encode_image, write_image_folder,
+    CLASS_COLOURS,
+    REPO_ROOT,
+    TINY_TRAINING_FLAGS,
+    encode_distinct_image,
+    encode_image,
+    write_image_folder,
 )
 
 IMAGE = "registry.example.com/team/tfx-image-classifier:1.2.3"

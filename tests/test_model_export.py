@@ -12,7 +12,9 @@ import tensorflow as tf
 
 from components import features
 from components.image_ingest.executor import image_to_example
-from components.trainer import export, image_ops, model as model_lib, weights as weights_lib
+from components.trainer import export, image_ops
+from components.trainer import model as model_lib
+from components.trainer import weights as weights_lib
 from components.trainer.params import TrainParams
 from tests.conftest import CLASS_COLOURS, encode_image
 

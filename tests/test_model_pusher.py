@@ -1,6 +1,7 @@
 """Versioned, atomic pushes into a TF Serving model directory, with a smoke test."""
 
 import os
+import pathlib
 import shutil
 import signal
 import subprocess
@@ -14,8 +15,10 @@ from google.protobuf import text_format
 from tensorflow_serving.config import model_server_config_pb2
 from tfx.types import standard_artifacts
 
-from components.model_pusher import executor as pusher_executor, smoke, versioning
-from components.trainer import export, model as model_lib
+from components.model_pusher import executor as pusher_executor
+from components.model_pusher import smoke, versioning
+from components.trainer import export
+from components.trainer import model as model_lib
 from components.trainer.params import TrainParams
 from tests.conftest import REPO_ROOT, encode_image
 
@@ -66,7 +69,7 @@ def test_a_failed_smoke_test_leaves_nothing_visible(tmp_path, saved_model):
     def broken(path):
         raise ValueError("no answer")
 
-    with pytest.raises(versioning.PushError, match="Smoke test .* failed.*no answer"):
+    with pytest.raises(versioning.PushError, match=r"Smoke test .* failed.*no answer"):
         versioning.push(saved_model, model_dir, "bad", keep_versions=3, smoke_test=broken)
     assert versioning.versions(model_dir) == [1]
     assert not [n for n in os.listdir(model_dir) if n.startswith(versioning.STAGING_PREFIX)]
@@ -80,7 +83,7 @@ def test_the_smoke_test_loads_the_model_and_classifies_a_real_image(saved_model,
     broken = tmp_path / "broken"
     shutil.copytree(saved_model, broken)
     (broken / versioning.SAVED_MODEL_FILE).write_bytes(b"garbage")
-    with pytest.raises(Exception):
+    with pytest.raises(OSError, match="saved_model"):
         smoke.smoke_test(str(broken), encode_image())
 
 
@@ -128,13 +131,13 @@ def test_models_config_lists_every_served_model(tmp_path, saved_model):
         versioning.push(saved_model, str(serving / name), name, keep_versions=1, smoke_test=_no_smoke)
     (serving / "empty").mkdir()
     path = versioning.write_models_config(str(serving))
-    config = text_format.Parse(open(path).read(), model_server_config_pb2.ModelServerConfig())
+    config = text_format.Parse(pathlib.Path(path).read_text(), model_server_config_pb2.ModelServerConfig())
     entries = {c.name: c for c in config.model_config_list.config}
     assert set(entries) == {"cats", "dogs"}
     assert entries["cats"].base_path == str(serving / "cats") and entries["cats"].model_platform == "tensorflow"
     assert entries["dogs"].model_version_policy.latest.num_versions == 1
     in_container = versioning.write_models_config(str(serving), server_base_path="/models")
-    config = text_format.Parse(open(in_container).read(), model_server_config_pb2.ModelServerConfig())
+    config = text_format.Parse(pathlib.Path(in_container).read_text(), model_server_config_pb2.ModelServerConfig())
     assert [c.base_path for c in config.model_config_list.config] == ["/models/cats", "/models/dogs"]
 
 

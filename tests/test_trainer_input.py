@@ -2,6 +2,7 @@
 
 import dataclasses
 import io
+import shutil
 
 import numpy as np
 import pytest
@@ -139,7 +140,8 @@ def test_labels_follow_the_learned_vocabulary(examples_file, transform_output):
 def test_eval_data_is_not_augmented_and_in_file_order(examples_file, transform_output):
     images, _ = _collect(_dataset(examples_file, transform_output, training=False))
     records = [tf.train.Example.FromString(r.numpy()) for r in tf.data.TFRecordDataset(examples_file, "GZIP")]
-    expected = [image_ops.decode_and_resize(r.features.feature["image"].bytes_list.value[0], 32).numpy() for r in records]
+    expected = [image_ops.decode_and_resize(r.features.feature["image"].bytes_list.value[0], 32).numpy()
+                for r in records]
     np.testing.assert_array_equal(images, np.stack(expected))
 
 
@@ -170,7 +172,7 @@ def test_disk_cache_starts_afresh_for_another_image_size_or_other_examples(examp
     assert larger[0].shape[1:] == (40, 40, 3)
     copied = tmp_path / "copy" / "examples.gz"
     copied.parent.mkdir()
-    copied.write_bytes(open(examples_file, "rb").read())
+    shutil.copyfile(examples_file, copied)
     _collect(_dataset(str(copied), transform_output, disk_params))
     assert len(list((tmp_path / "cache").glob("train_*.index"))) == 3
 
@@ -260,7 +262,7 @@ def test_augmentation_stays_finite_and_in_range(seed, preset):
 
 def test_mixup_and_cutmix_give_soft_labels_from_the_partner_image():
     images, labels = _batch()
-    out, soft = augment.augment_batch(images, labels, tf.constant([3, 4], tf.int64), _every_op_always())
+    _out, soft = augment.augment_batch(images, labels, tf.constant([3, 4], tf.int64), _every_op_always())
     soft = soft.numpy()
     partners = np.roll(labels.numpy(), 1, axis=0)  # the image before (the first image's is the last)
     assert (soft.max(axis=1) < 1.0).any()  # some labels are mixed

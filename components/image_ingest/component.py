@@ -15,7 +15,7 @@ The layout is read when the pipeline is built (TFX fixes split names then).
 
 import os
 import posixpath
-from typing import Dict, List, Optional
+from typing import Optional
 
 import tensorflow as tf
 from tfx import v1 as tfx
@@ -34,7 +34,7 @@ _EVAL_FOLDERS = ("val", "validation", "eval")
 _SPLIT_FOLDERS = frozenset(("train", "test") + _EVAL_FOLDERS)
 
 
-def _subfolders(path: str) -> List[str]:
+def _subfolders(path: str) -> list[str]:
     if "://" not in path:  # os, not tf.io.gfile: a local name need not be UTF-8
         return sorted(n for n in os.listdir(path) if os.path.isdir(os.path.join(path, n)) and not n.startswith("."))
     return sorted(
@@ -44,7 +44,7 @@ def _subfolders(path: str) -> List[str]:
     )
 
 
-def detect_split_folders(data_dir: str) -> Optional[Dict[str, str]]:
+def detect_split_folders(data_dir: str) -> Optional[dict[str, str]]:
     """Maps TFX split name to folder when ``data_dir`` holds split folders, else None.
 
     Raises ValueError for a folder that is missing, empty, or mixes split folders
@@ -102,7 +102,8 @@ class ImageExampleGen(FileBasedExampleGen):
     SPEC_CLASS = ImageExampleGenSpec
     DRIVER_CLASS = ImageFolderDriver
 
-    def __init__(self, input_base: str, input_config, output_config, split_seed: int, follow_outside_links: bool = False):
+    def __init__(self, input_base: str, input_config, output_config, split_seed: int,
+                 follow_outside_links: bool = False):
         spec = ImageExampleGenSpec(
             input_base=input_base,
             input_config=input_config,
@@ -145,7 +146,8 @@ def create_image_example_gen(
         # Several split folders are kept as they are; a lone one is hash-split as TFX does.
         output_config = example_gen_utils.make_default_output_config(input_config)
     else:
-        input_config = tfx.proto.Input(splits=[tfx.proto.Input.Split(name="single_split", pattern=listing.PATTERN_SUFFIX)])
+        input_config = tfx.proto.Input(
+            splits=[tfx.proto.Input.Split(name="single_split", pattern=listing.PATTERN_SUFFIX)])
         output_config = tfx.proto.Output(
             split_config=tfx.proto.SplitConfig(
                 splits=[

@@ -6,7 +6,8 @@ driver fingerprints exactly what the listing policy ingests instead.  Spans and
 versions in split patterns are not supported (there is one span, 0).
 """
 
-from typing import Iterable, Optional, Tuple
+from collections.abc import Iterable
+from typing import Optional
 
 from tfx.components.example_gen import driver, input_processor
 from tfx.proto import example_gen_pb2, range_config_pb2
@@ -15,7 +16,7 @@ from components.image_ingest import listing
 
 
 class ImageFolderInputProcessor(input_processor.FileBasedInputProcessor):
-    def resolve_span_and_version(self) -> Tuple[int, Optional[int]]:
+    def resolve_span_and_version(self) -> tuple[int, Optional[int]]:
         self._fingerprint = "\n".join(
             listing.fingerprint(self._input_base_uri, listing.split_folder_of(split.pattern)) for split in self._splits
         )

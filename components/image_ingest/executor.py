@@ -26,7 +26,7 @@ import itertools
 import json
 import os
 import posixpath
-from typing import Any, Dict, List, Tuple
+from typing import Any
 
 import apache_beam as beam
 import tensorflow as tf
@@ -48,7 +48,7 @@ FOLLOW_OUTSIDE_LINKS_KEY = "follow_outside_links"
 _METRICS_NAMESPACE = "image_ingest"
 
 
-def read_header(data: bytes) -> Tuple[str, int, int, int]:
+def read_header(data: bytes) -> tuple[str, int, int, int]:
     """Returns (format, height, width, channels) from the image header only.
 
     Pillow's ``open`` parses the header lazily and does not decode pixels.
@@ -58,7 +58,7 @@ def read_header(data: bytes) -> Tuple[str, int, int, int]:
         with Image.open(io.BytesIO(data)) as image:
             width, height = image.size
             return (image.format or features.UNKNOWN_FORMAT).lower(), height, width, len(image.getbands())
-    except Exception:  # noqa: BLE001 - any parse failure means "not a readable image"
+    except Exception:
         return features.UNKNOWN_FORMAT, 0, 0, 0
 
 
@@ -104,7 +104,7 @@ class _ReadImageExample(beam.DoFn):
         self._files = beam.metrics.Metrics.counter(_METRICS_NAMESPACE, "files")
         self._unreadable = beam.metrics.Metrics.counter(_METRICS_NAMESPACE, "unreadable")
 
-    def process(self, entry: Tuple[str, bool]):
+    def process(self, entry: tuple[str, bool]):
         relative_path, outside_link = entry
         label = listing_lib.class_of(relative_path, self._split_folder)
         self._files.inc()
@@ -115,7 +115,7 @@ class _ReadImageExample(beam.DoFn):
         try:
             with FileSystems.open(path, mime_type="application/octet-stream", compression_type="uncompressed") as f:
                 data, error = f.read(), ""
-        except (OSError, IOError) as read_error:  # permission denied, broken link, vanished file...
+        except OSError as read_error:  # permission denied, broken link, vanished file...
             # strerror, not str(): the message names the path, which may not be UTF-8.
             data, error = b"", names.escape(f"{type(read_error).__name__}: {read_error.strerror or read_error}")
             self._unreadable.inc()
@@ -123,7 +123,7 @@ class _ReadImageExample(beam.DoFn):
         yield image_to_example(relative_path, data, label=label, ingest_error=error)
 
 
-def hash_split(example: tf.train.Example, num_splits: int, bucket_ends: List[int], seed: int) -> int:
+def hash_split(example: tf.train.Example, num_splits: int, bucket_ends: list[int], seed: int) -> int:
     """The split of ``example``: its bucket, a hash of ``seed`` and its relative path,
     among ``bucket_ends`` (the cumulative bucket counts of the splits)."""
     assert num_splits == len(bucket_ends)
@@ -136,13 +136,13 @@ class Executor(BaseExampleGenExecutor):
     """ExampleGen executor for ``<root>/[<split>/]<class>/.../<file>`` image folders."""
 
     def Do(self, input_dict, output_dict, exec_properties) -> None:
-        self._listings: Dict[str, Dict[str, List[str]]] = {}
+        self._listings: dict[str, dict[str, list[str]]] = {}
         super().Do(input_dict, output_dict, exec_properties)
         examples = artifact_utils.get_single_instance(output_dict[standard_component_specs.EXAMPLES_KEY])
         with tf.io.gfile.GFile(os.path.join(examples.uri, LISTING_FILE), "w") as f:
             json.dump(self._listings, f, indent=1, sort_keys=True)
 
-    def GenerateExamplesByBeam(self, pipeline, exec_properties: Dict[str, Any]) -> Dict[str, beam.PCollection]:
+    def GenerateExamplesByBeam(self, pipeline, exec_properties: dict[str, Any]) -> dict[str, beam.PCollection]:
         output_config = example_gen_pb2.Output()
         proto_utils.json_to_proto(exec_properties[standard_component_specs.OUTPUT_CONFIG_KEY], output_config)
         if not output_config.split_config.splits:
@@ -164,7 +164,7 @@ class Executor(BaseExampleGenExecutor):
         @beam.ptransform_fn
         @beam.typehints.with_input_types(beam.Pipeline)
         @beam.typehints.with_output_types(tf.train.Example)
-        def image_files_to_examples(pipeline, exec_properties: Dict[str, Any], split_pattern: str):
+        def image_files_to_examples(pipeline, exec_properties: dict[str, Any], split_pattern: str):
             input_base = exec_properties[standard_component_specs.INPUT_BASE_KEY]
             split_folder = listing_lib.split_folder_of(split_pattern)
             listing = listing_lib.list_split(

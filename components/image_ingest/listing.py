@@ -32,7 +32,6 @@ import dataclasses
 import hashlib
 import os
 import posixpath
-from typing import Dict, List, Set
 
 import tensorflow as tf
 
@@ -60,16 +59,16 @@ def class_of(relative_path: str, split_folder: str) -> str:
 class SplitListing:
     """What one input split's folder holds. Paths are relative to the data root."""
 
-    files: List[str] = dataclasses.field(default_factory=list)
-    class_folders: List[str] = dataclasses.field(default_factory=list)
-    empty_class_folders: List[str] = dataclasses.field(default_factory=list)
-    outside_class_folders: List[str] = dataclasses.field(default_factory=list)
-    hidden: List[str] = dataclasses.field(default_factory=list)
-    repeated_folders: List[str] = dataclasses.field(default_factory=list)
+    files: list[str] = dataclasses.field(default_factory=list)
+    class_folders: list[str] = dataclasses.field(default_factory=list)
+    empty_class_folders: list[str] = dataclasses.field(default_factory=list)
+    outside_class_folders: list[str] = dataclasses.field(default_factory=list)
+    hidden: list[str] = dataclasses.field(default_factory=list)
+    repeated_folders: list[str] = dataclasses.field(default_factory=list)
     # Links (to files or folders) below a class folder whose target lies outside the data folder.
-    outside_links: List[str] = dataclasses.field(default_factory=list)
+    outside_links: list[str] = dataclasses.field(default_factory=list)
 
-    def to_json(self) -> Dict[str, List[str]]:
+    def to_json(self) -> dict[str, list[str]]:
         return dataclasses.asdict(self)
 
 
@@ -85,7 +84,7 @@ def _inside(path: str, real_root: str) -> bool:
     return os.path.commonpath([os.path.realpath(path), real_root]) == real_root
 
 
-def _walk(top: str, seen: Set[str], real_root: str, follow_outside_links: bool):
+def _walk(top: str, seen: set[str], real_root: str, follow_outside_links: bool):
     """Yields (folder, subfolder names, file names, repeated folders, outside links) below ``top``.
 
     Local walks follow symbolic links but never enter a real folder in ``seen``
@@ -186,7 +185,7 @@ def fingerprint(data_root: str, split_folder: str) -> str:
     root = data_root.rstrip("/")
     for relative_path in sorted(listing.files + listing.outside_class_folders + listing.outside_links):
         size, mtime = _size_and_mtime(posixpath.join(root, names.os_path(relative_path)))
-        digest.update(f"{relative_path}\0{size}\0{mtime}\n".encode("utf-8"))
+        digest.update(f"{relative_path}\0{size}\0{mtime}\n".encode())
     for folder in listing.empty_class_folders:
-        digest.update(f"{folder}/\n".encode("utf-8"))
+        digest.update(f"{folder}/\n".encode())
     return f"split:{split_folder or '.'},num_files:{len(listing.files)},sha256:{digest.hexdigest()}"

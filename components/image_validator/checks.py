@@ -21,11 +21,12 @@ hash: a report never quotes a file's content.
 """
 
 import dataclasses
-import io
 import hashlib
+import io
 import posixpath
 import warnings
-from typing import List, Optional, Sequence, Tuple, Union
+from collections.abc import Sequence
+from typing import Optional, Union
 
 import tensorflow as tf
 from PIL import Image, ImageOps
@@ -70,7 +71,8 @@ EXIF_ROTATED = "exif_rotated"
 EXTENSION_MISMATCH = "extension_mismatch"
 CONVERTED_TO_PNG = "converted_to_png"
 
-_MAGIC = (b"\xff\xd8\xff", b"\x89PNG\r\n\x1a\n", b"GIF87a", b"GIF89a", b"BM", b"II*\x00", b"MM\x00*", b"\x00\x00\x01\x00")
+_MAGIC = (b"\xff\xd8\xff", b"\x89PNG\r\n\x1a\n", b"GIF87a", b"GIF89a", b"BM", b"II*\x00", b"MM\x00*",
+          b"\x00\x00\x01\x00")
 _EXTENSIONS = {".jpg": "jpeg", ".jpeg": "jpeg", ".jpe": "jpeg", ".png": "png", ".gif": "gif", ".bmp": "bmp",
                ".webp": "webp", ".tif": "tiff", ".tiff": "tiff", ".avif": "avif"}
 # Content that is not an image, told apart by its first bytes (only ever named, never quoted).
@@ -86,7 +88,7 @@ class Inspection:
 
     reason: Optional[str]
     detail: str = ""
-    flags: Tuple[str, ...] = ()
+    flags: tuple[str, ...] = ()
     # The bytes to train on: the file's own, or its conversion.
     data: bytes = b""
     image_format: str = ""
@@ -101,7 +103,7 @@ def _looks_like_an_image(data: bytes) -> bool:
     return data.startswith(_MAGIC) or (data[:4] == b"RIFF" and data[8:12] == b"WEBP")
 
 
-def _mode_flags(image: Image.Image) -> Tuple[str, ...]:
+def _mode_flags(image: Image.Image) -> tuple[str, ...]:
     flags = []
     if image.mode in ("L", "LA", "1", "I", "I;16", "I;16B", "I;16L", "F"):
         flags.append(GRAYSCALE)
@@ -168,7 +170,7 @@ def _pillow_png(data: bytes) -> Optional[bytes]:
         with Image.open(io.BytesIO(data)) as image:
             image.load()
             return _encode_png(image)
-    except Exception:  # noqa: BLE001 - Pillow raises many types for broken pixels
+    except Exception:
         return None
 
 
@@ -181,20 +183,20 @@ class _Decodable:
     height: int
     width: int
     channels: int
-    flags: Tuple[str, ...]
+    flags: tuple[str, ...]
     detail: str
 
 
 Checked = Union[Inspection, _Decodable]  # a rejection, or what remains to decode
 
 
-def check_headers(files: Sequence[Tuple[bytes, str, str]], policy: ValidationPolicy) -> List[Checked]:
+def check_headers(files: Sequence[tuple[bytes, str, str]], policy: ValidationPolicy) -> list[Checked]:
     """The first half of ``inspect_images``: what each file's header says (in Python,
     under the GIL), a rejection or what remains to decode."""
     return [_check_header(data, path, policy, error) for data, path, error in files]
 
 
-def decode_checked(checked: Sequence[Checked], policy: ValidationPolicy) -> List[Inspection]:
+def decode_checked(checked: Sequence[Checked], policy: ValidationPolicy) -> list[Inspection]:
     """The second half: the files whose header passed, decoded together (in TensorFlow,
     which releases the GIL, so it overlaps the next batch's ``check_headers``)."""
     results = list(checked)
@@ -204,7 +206,7 @@ def decode_checked(checked: Sequence[Checked], policy: ValidationPolicy) -> List
     return results
 
 
-def inspect_images(files: Sequence[Tuple[bytes, str, str]], policy: ValidationPolicy) -> List[Inspection]:
+def inspect_images(files: Sequence[tuple[bytes, str, str]], policy: ValidationPolicy) -> list[Inspection]:
     """Checks each ``(data, relative_path, ingest_error)`` against ``policy`` (see the
     module docstring)."""
     return decode_checked(check_headers(files, policy), policy)
@@ -215,7 +217,7 @@ def inspect_image(data: bytes, relative_path: str, policy: ValidationPolicy, ing
     return inspect_images([(data, relative_path, ingest_error)], policy)[0]
 
 
-def _decode_all(files: List[_Decodable], policy: ValidationPolicy) -> List[Inspection]:
+def _decode_all(files: list[_Decodable], policy: ValidationPolicy) -> list[Inspection]:
     """Decodes (and hashes) the files in one batch; when one fails, halves the batch
     until it stands alone."""
     try:
@@ -256,7 +258,7 @@ _JPEG_FRAMES = (0xC0, 0xC1, 0xC2)
 _JPEG_STANDALONE = {0x01, 0xD8, *range(0xD0, 0xD8)}
 
 
-def _plain_jpeg(data: bytes) -> Optional[Tuple[int, int, int]]:
+def _plain_jpeg(data: bytes) -> Optional[tuple[int, int, int]]:
     """``(height, width, channels)`` of an 8-bit grey or colour JPEG whose header holds
     nothing the checks act on (no EXIF orientation, no extra frames, no Adobe colour
     transform for CMYK), read from its markers up to the frame header; None for any
@@ -305,7 +307,7 @@ def _geometry_rejection(width: int, height: int, policy: ValidationPolicy) -> Op
     return None
 
 
-def _extension_flags(relative_path: str, image_format: str) -> List[str]:
+def _extension_flags(relative_path: str, image_format: str) -> list[str]:
     extension = posixpath.splitext(relative_path)[1].lower()
     return [EXTENSION_MISMATCH] if extension in _EXTENSIONS and _EXTENSIONS[extension] != image_format else []
 
@@ -339,7 +341,7 @@ def _check_header(data: bytes, relative_path: str, policy: ValidationPolicy,
             image = Image.open(io.BytesIO(data))
     except Image.DecompressionBombError as error:
         return Inspection(DECOMPRESSION_BOMB, str(error))
-    except Exception as error:  # noqa: BLE001 - Pillow raises many types for bad headers
+    except Exception as error:
         brand = _heif_brand(data)
         if brand:
             return Inspection(FORMAT_NOT_ALLOWED, f"HEIF image ({brand}): no decoder for it here; {describe(data)}")
@@ -393,7 +395,7 @@ def _check_header(data: bytes, relative_path: str, policy: ValidationPolicy,
                 image_format = "jpeg"
             if converted is not None:
                 width, height = converted.size
-        except Exception as error:  # noqa: BLE001 - a conversion that fails means broken pixels
+        except Exception as error:
             return Inspection(CORRUPT_IMAGE, f"cannot convert: {type(error).__name__}")
         channels = len(image.getbands()) if converted is None else 3
 

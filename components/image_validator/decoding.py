@@ -12,7 +12,7 @@ entropy-coded block as a full one does (training decodes large JPEGs scaled
 too), for less work.
 """
 
-from typing import List, Sequence
+from collections.abc import Sequence
 
 import tensorflow as tf
 
@@ -56,7 +56,7 @@ def _decode_only(datas, decoders):
                      fn_output_signature=tf.TensorSpec([], tf.int32), parallel_iterations=_PARALLEL)
 
 
-def decode_batch(datas: Sequence[bytes], decoders: Sequence[int], hashes: bool) -> List[bytes]:
+def decode_batch(datas: Sequence[bytes], decoders: Sequence[int], hashes: bool) -> list[bytes]:
     """Decodes every file; returns their ``near_duplicates`` signatures (empty ones
     when ``hashes`` is False).  Raises ``tf.errors.OpError`` when any file fails."""
     if not datas:

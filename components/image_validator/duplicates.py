@@ -19,7 +19,8 @@ image bytes, so one worker decides for the whole dataset.
 """
 
 import dataclasses
-from typing import Dict, List, Optional, Sequence, Tuple
+from collections.abc import Sequence
+from typing import Optional
 
 from components.image_validator import checks, near_duplicates
 from components.image_validator.policy import ValidationPolicy
@@ -52,9 +53,9 @@ def _split_rank(split: str) -> int:
     return _SPLIT_ORDER.index(split) if split in _SPLIT_ORDER else len(_SPLIT_ORDER)
 
 
-def _links(candidates: Sequence[Candidate], policy: ValidationPolicy) -> Dict[Tuple[int, int], int]:
-    links: Dict[Tuple[int, int], int] = {}
-    by_sha: Dict[str, int] = {}
+def _links(candidates: Sequence[Candidate], policy: ValidationPolicy) -> dict[tuple[int, int], int]:
+    links: dict[tuple[int, int], int] = {}
+    by_sha: dict[str, int] = {}
     for index, candidate in enumerate(candidates):
         first = by_sha.setdefault(candidate.sha256, index)
         if first != index:
@@ -79,11 +80,11 @@ def _decide(near_reason: str, exact_reason: str, exact: bool, policy: Validation
     return Decision(group, flag=near_reason, detail=detail)
 
 
-def resolve(candidates: Sequence[Candidate], policy: ValidationPolicy) -> Tuple[Dict[str, Decision], List[dict]]:
+def resolve(candidates: Sequence[Candidate], policy: ValidationPolicy) -> tuple[dict[str, Decision], list[dict]]:
     """The decision for every member of a group, by path, and the groups for the report."""
     candidates = sorted(candidates, key=lambda c: (_split_rank(c.split), c.path))
     links = _links(candidates, policy)
-    decisions: Dict[str, Decision] = {}
+    decisions: dict[str, Decision] = {}
     report_groups = []
     for number, members in enumerate(near_duplicates.groups(len(candidates), links), start=1):
         keeper = candidates[members[0]]
@@ -94,8 +95,9 @@ def resolve(candidates: Sequence[Candidate], policy: ValidationPolicy) -> Tuple[
             bits = links.get((members[0], member), None)
             exact = candidate.sha256 == keeper.sha256
             if len(labels) > 1:
-                exact_elsewhere = any(candidates[o].sha256 == candidate.sha256 and candidates[o].label != candidate.label
-                                      for o in members)
+                exact_elsewhere = any(
+                    candidates[o].sha256 == candidate.sha256 and candidates[o].label != candidate.label
+                    for o in members)
                 others = sorted({candidates[o].label for o in members} - {candidate.label})
                 decision = _decide(checks.NEAR_DUPLICATE_LABEL_CONFLICT, checks.LABEL_CONFLICT, exact_elsewhere, policy,
                                    number, f"group {number}: also filed under {others}")

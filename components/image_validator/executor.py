@@ -23,12 +23,13 @@ import hashlib
 import io
 import json
 import os
-from typing import Any, Dict, Iterable, List, Optional, Sequence, Set, Tuple
+from collections.abc import Iterable, Sequence
+from typing import Any, Optional
 
 import apache_beam as beam
-from apache_beam.options.pipeline_options import DirectOptions, PipelineOptions, StandardOptions
 import tensorflow as tf
 from absl import logging
+from apache_beam.options.pipeline_options import DirectOptions, PipelineOptions, StandardOptions
 from PIL import Image
 from tensorflow_metadata.proto.v0 import schema_pb2
 from tfx.dsl.components.base import base_beam_executor
@@ -37,7 +38,8 @@ from tfx.utils import io_utils
 
 from components import features
 from components.image_ingest.executor import LISTING_FILE
-from components.image_validator import checks, duplicates, record_io, report as report_lib
+from components.image_validator import checks, duplicates, record_io
+from components.image_validator import report as report_lib
 from components.image_validator.policy import ValidationPolicy
 
 EXAMPLES_KEY = "examples"
@@ -61,9 +63,9 @@ class Verdict:
     sha256: str
     reason: Optional[str]
     detail: str
-    flags: Tuple[str, ...]
+    flags: tuple[str, ...]
     # Where the example to train on was staged: (file, record index); None when rejected.
-    staged: Optional[Tuple[str, int]] = None
+    staged: Optional[tuple[str, int]] = None
     hashes: bytes = b""
     group: Optional[int] = None
 
@@ -73,7 +75,7 @@ class Verdict:
     def candidate(self) -> duplicates.Candidate:
         return duplicates.Candidate(self.path, self.split, self.label, self.sha256, self.hashes)
 
-    def to_record(self) -> Dict[str, Any]:
+    def to_record(self) -> dict[str, Any]:
         """What ``files.jsonl`` holds of it: everything but the staged location and the hashes."""
         return {"split": self.split, "path": self.path, "label": self.label, "sha256": self.sha256,
                 "reason": self.reason, "detail": self.detail, "flags": list(self.flags), "group": self.group}
@@ -107,20 +109,20 @@ def _parse(records: Sequence[bytes], policy: ValidationPolicy):
 
 
 def inspect_examples(
-    records: Sequence[bytes], split: str, policy: ValidationPolicy, label_domain: Optional[Set[str]]
-) -> List[Tuple[Verdict, Optional[bytes]]]:
+    records: Sequence[bytes], split: str, policy: ValidationPolicy, label_domain: Optional[set[str]]
+) -> list[tuple[Verdict, Optional[bytes]]]:
     """Each ingested example's verdict, and the serialized example to train on (None when rejected)."""
     examples, checked = _parse(records, policy)
     return _verdicts(records, examples, checks.decode_checked(checked, policy), split, label_domain)
 
 
-def _verdicts(records, examples, inspections, split, label_domain) -> List[Tuple[Verdict, Optional[bytes]]]:
+def _verdicts(records, examples, inspections, split, label_domain) -> list[tuple[Verdict, Optional[bytes]]]:
     return [_verdict(record, example, inspection, split, label_domain)
             for record, example, inspection in zip(records, examples, inspections)]
 
 
 def _verdict(serialized: bytes, example: tf.train.Example, inspection: checks.Inspection, split: str,
-             label_domain: Optional[Set[str]]) -> Tuple[Verdict, Optional[bytes]]:
+             label_domain: Optional[set[str]]) -> tuple[Verdict, Optional[bytes]]:
     feature = example.features.feature
     path = _first(feature[features.RELATIVE_PATH]).decode("utf-8")
     label = _first(feature[features.LABEL]).decode("utf-8")
@@ -150,7 +152,7 @@ class _InspectFiles(beam.DoFn):
     accepted ones in the bundle's own files (``record_io``).  While TensorFlow
     decodes one batch on a thread of its own, the next batch's headers are read."""
 
-    def __init__(self, policy: ValidationPolicy, label_domain: Optional[Set[str]], staging_dir: str):
+    def __init__(self, policy: ValidationPolicy, label_domain: Optional[set[str]], staging_dir: str):
         self._policy, self._label_domain, self._staging_dir = policy, label_domain, staging_dir
         self._files = self._decoder = None
 
@@ -166,7 +168,7 @@ class _InspectFiles(beam.DoFn):
     def finish_bundle(self):
         self._files.close()
 
-    def process(self, split_and_path: Tuple[str, str]) -> Iterable[List[Verdict]]:
+    def process(self, split_and_path: tuple[str, str]) -> Iterable[list[Verdict]]:
         """The verdicts, a batch at a time (one element per batch costs Beam less than one per file)."""
         split, path = split_and_path
         previous = None
@@ -179,7 +181,7 @@ class _InspectFiles(beam.DoFn):
         if previous:
             yield from self._stage(split, *previous)
 
-    def _stage(self, split: str, records, examples, decoded: concurrent.futures.Future) -> Iterable[List[Verdict]]:
+    def _stage(self, split: str, records, examples, decoded: concurrent.futures.Future) -> Iterable[list[Verdict]]:
         batch = []
         for verdict, example in _verdicts(records, examples, decoded.result(), split, self._label_domain):
             if example is not None:
@@ -188,7 +190,7 @@ class _InspectFiles(beam.DoFn):
         yield batch
 
 
-def apply_decision(verdict: Verdict, resolved: Tuple[Dict[str, duplicates.Decision], List[dict]]) -> Verdict:
+def apply_decision(verdict: Verdict, resolved: tuple[dict[str, duplicates.Decision], list[dict]]) -> Verdict:
     """The verdict once copies are decided: rejected, flagged or kept as it was."""
     decision = resolved[0].get(verdict.path) if verdict.reason is None else None
     if decision is None:
@@ -214,7 +216,7 @@ def _thumbnail(data: bytes) -> bytes:
         return buffer.getvalue()
 
 
-def _finish(batches: List[List[Verdict]], policy: ValidationPolicy, prefixes: Dict[str, str], report_uri: str) -> None:
+def _finish(batches: list[list[Verdict]], policy: ValidationPolicy, prefixes: dict[str, str], report_uri: str) -> None:
     """On one worker, with every batch of verdicts: decides the copies, moves the
     staged examples into place (``prefixes``: each split's record file prefix), and
     writes the thumbnails, ``files.jsonl`` and ``groups.json``."""
@@ -241,14 +243,14 @@ def _finish(batches: List[List[Verdict]], policy: ValidationPolicy, prefixes: Di
 def _write_thumbnail(path: str, image: bytes, thumbnails_dir: str) -> None:
     try:
         thumbnail = _thumbnail(image)
-    except Exception as error:  # noqa: BLE001 - a thumbnail is a courtesy: never fail the run for it
+    except Exception as error:
         logging.warning("No thumbnail for %s: %s", path, type(error).__name__)
         return
     with tf.io.gfile.GFile(os.path.join(thumbnails_dir, thumbnail_name(path)), "wb") as f:
         f.write(thumbnail)
 
 
-def _several_workers(beam_args: List[str]) -> bool:
+def _several_workers(beam_args: list[str]) -> bool:
     """Whether the pipeline may run on more than one worker, so that the record files
     are worth spreading over them (a reshuffle, which costs a stage)."""
     options = PipelineOptions(beam_args)
@@ -256,7 +258,7 @@ def _several_workers(beam_args: List[str]) -> bool:
     return runner not in (None, "DirectRunner", "direct") or options.view_as(DirectOptions).direct_num_workers != 1
 
 
-def label_domain_from_schema(schema: schema_pb2.Schema) -> Optional[Set[str]]:
+def label_domain_from_schema(schema: schema_pb2.Schema) -> Optional[set[str]]:
     """The label's string domain in the schema, or None when it has none."""
     for feature in schema.feature:
         if feature.name != features.LABEL:
@@ -282,7 +284,8 @@ class Executor(base_beam_executor.BaseBeamExecutor):
         label_domain = None
         if input_dict.get(SCHEMA_KEY):
             schema_uri = artifact_utils.get_single_uri(input_dict[SCHEMA_KEY])
-            label_domain = label_domain_from_schema(io_utils.SchemaReader().read(io_utils.get_only_uri_in_dir(schema_uri)))
+            schema = io_utils.SchemaReader().read(io_utils.get_only_uri_in_dir(schema_uri))
+            label_domain = label_domain_from_schema(schema)
 
         splits = artifact_utils.decode_split_names(examples.split_names)
         validated.split_names = examples.split_names
@@ -331,7 +334,7 @@ class Executor(base_beam_executor.BaseBeamExecutor):
         )
 
 
-def _read_listing(examples_uri: str) -> Dict[str, Dict[str, List[str]]]:
+def _read_listing(examples_uri: str) -> dict[str, dict[str, list[str]]]:
     path = os.path.join(examples_uri, LISTING_FILE)
     if not tf.io.gfile.exists(path):
         return {}

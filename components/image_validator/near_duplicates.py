@@ -31,7 +31,7 @@ image and adds PyWavelets), and all fifteen hashes of a batch of images come
 from two matrix products.
 """
 
-from typing import Dict, List, Sequence, Tuple
+from collections.abc import Sequence
 
 import numpy as np
 import tensorflow as tf
@@ -102,7 +102,7 @@ def hash_input(pixels: tf.Tensor) -> tf.Tensor:
     return tf.image.resize(pixels, [INPUT_SIDE, INPUT_SIDE], method="area")
 
 
-def coefficients(small: tf.Tensor) -> Tuple[tf.Tensor, tf.Tensor]:
+def coefficients(small: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
     """For a batch of ``hash_input``s, every crop's 256 low DCT coefficients of the
     luma ``[n, K, 256]``, and the mean colours ``[n, 3]``."""
     count = tf.shape(small)[0]
@@ -112,7 +112,7 @@ def coefficients(small: tf.Tensor) -> Tuple[tf.Tensor, tf.Tensor]:
     return tf.reshape(both, [count, len(CROPS), _LOW * _LOW]), tf.reduce_mean(small, axis=[1, 2])
 
 
-def signatures(values: np.ndarray, colours: np.ndarray) -> List[bytes]:
+def signatures(values: np.ndarray, colours: np.ndarray) -> list[bytes]:
     """Each image's hashes (full, then crops) and mean colour, from its ``coefficients``
     and ``hash_input`` colour: ``SIGNATURE_BYTES`` bytes each."""
     ordered = np.sort(values, axis=-1)  # faster than a partition here
@@ -142,7 +142,7 @@ def distance(first: bytes, second: bytes) -> int:
     return int(_POPCOUNT[a ^ b].sum())
 
 
-def close_pairs(signatures: Sequence[bytes], threshold: int, colour_tolerance: int) -> Dict[Tuple[int, int], int]:
+def close_pairs(signatures: Sequence[bytes], threshold: int, colour_tolerance: int) -> dict[tuple[int, int], int]:
     """``{(i, j): bits}`` for i < j whose images are within ``threshold`` bits (one
     image's full hash against any of the other's) and ``colour_tolerance`` levels
     of mean colour (see the module docstring)."""
@@ -156,7 +156,7 @@ def close_pairs(signatures: Sequence[bytes], threshold: int, colour_tolerance: i
     owner = np.arange(len(every)) // len(CROPS)
     every_bands = every.view(">u2")
     full_bands = full.view(">u2")
-    found: Dict[Tuple[int, int], int] = {}
+    found: dict[tuple[int, int], int] = {}
     for band in range(_BANDS):
         keys = full_bands[:, band]
         order = np.argsort(keys, kind="stable")
@@ -177,7 +177,7 @@ def close_pairs(signatures: Sequence[bytes], threshold: int, colour_tolerance: i
     return found
 
 
-def groups(count: int, pairs: Dict[Tuple[int, int], int]) -> List[List[int]]:
+def groups(count: int, pairs: dict[tuple[int, int], int]) -> list[list[int]]:
     """The linked components with two images or more, each sorted, in order of their first image."""
     parent = list(range(count))
 
@@ -189,7 +189,7 @@ def groups(count: int, pairs: Dict[Tuple[int, int], int]) -> List[List[int]]:
 
     for i, j in pairs:
         parent[root(i)] = root(j)
-    members: Dict[int, List[int]] = {}
+    members: dict[int, list[int]] = {}
     for index in range(count):
         members.setdefault(root(index), []).append(index)
     return sorted((m for m in members.values() if len(m) > 1), key=lambda m: m[0])

@@ -1,7 +1,7 @@
 """What the image validator accepts, converts, flags and rejects, and when it stops the run."""
 
 import dataclasses
-from typing import Any, Dict, Tuple
+from typing import Any
 
 from components.knobs import knob
 
@@ -14,10 +14,10 @@ CONVERTIBLE_FORMATS = ("webp", "tiff", "avif", "jpeg2000", "ico", "ppm", "tga", 
 
 @dataclasses.dataclass(frozen=True)
 class ValidationPolicy:
-    allowed_formats: Tuple[str, ...] = knob(
+    allowed_formats: tuple[str, ...] = knob(
         ("jpeg", "png", "gif", "bmp"), "Image formats accepted as they are (what TensorFlow decodes), space-separated."
     )
-    convert_formats: Tuple[str, ...] = knob(
+    convert_formats: tuple[str, ...] = knob(
         CONVERTIBLE_FORMATS,
         "Image formats Pillow reads but TensorFlow does not, converted to PNG (lossless) and flagged; "
         "any other format is rejected.",
@@ -48,7 +48,8 @@ class ValidationPolicy:
         "reject", "A near-copy of an image in an earlier split (train, then eval): reject or flag."
     )
     near_duplicate_label_conflict: str = knob("reject", "Near-copies filed under different classes: reject or flag.")
-    near_duplicate_in_class: str = knob("flag", "Near-copies within one class and split: reject or flag the later ones.")
+    near_duplicate_in_class: str = knob(
+        "flag", "Near-copies within one class and split: reject or flag the later ones.")
     min_examples_per_class: int = knob(
         2, "Fewest accepted training images a class needs (at least 1 always); fewer stops the run."
     )
@@ -71,7 +72,8 @@ class ValidationPolicy:
             if getattr(self, name) not in (REJECT, FLAG):
                 raise ValueError(f"{name} must be {REJECT!r} or {FLAG!r}, got {getattr(self, name)!r}.")
         if not 0 <= self.near_duplicate_threshold <= 96:
-            raise ValueError(f"near_duplicate_threshold must be in [0, 96] (of 256 bits), got {self.near_duplicate_threshold}.")
+            raise ValueError("near_duplicate_threshold must be in [0, 96] (of 256 bits), "
+                             f"got {self.near_duplicate_threshold}.")
         for name in ("min_width", "min_height", "max_width", "max_height", "max_pixels", "max_file_bytes"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be at least 1, got {getattr(self, name)}.")
@@ -90,11 +92,11 @@ class ValidationPolicy:
         """Whether the near-duplicate case ``option`` (a field name) rejects rather than flags."""
         return getattr(self, option) == REJECT
 
-    def to_dict(self) -> Dict[str, Any]:
+    def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
 
     @classmethod
-    def from_dict(cls, values: Dict[str, Any]) -> "ValidationPolicy":
+    def from_dict(cls, values: dict[str, Any]) -> "ValidationPolicy":
         values = dict(values)
         for name in ("allowed_formats", "convert_formats"):
             if name in values:

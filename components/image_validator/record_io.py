@@ -10,19 +10,19 @@ duplicate, as with Beam's sinks.
 
 import os
 import uuid
-from typing import Collection, Dict, Iterable, List, Tuple
+from collections.abc import Collection, Iterable
 
 import tensorflow as tf
 
 STAGING = ".staging"
-Location = Tuple[str, int]  # (staging file, record index)
+Location = tuple[str, int]  # (staging file, record index)
 
 
 def _dataset(path: str) -> tf.data.Dataset:
     return tf.data.TFRecordDataset(path, compression_type="GZIP" if path.endswith(".gz") else "")
 
 
-def read_batches(path: str, size: int) -> Iterable[List[bytes]]:
+def read_batches(path: str, size: int) -> Iterable[list[bytes]]:
     """The records of a TFRecord file (gzipped when its name ends in .gz), ``size`` at a
     time, the next batch read on TensorFlow's threads meanwhile."""
     for batch in _dataset(path).batch(size).prefetch(1):
@@ -34,9 +34,9 @@ class BundleFiles:
 
     def __init__(self, staging_dir: str):
         self._staging_dir = staging_dir
-        self._writers: Dict[str, tf.io.TFRecordWriter] = {}
-        self._paths: Dict[str, str] = {}
-        self._counts: Dict[str, int] = {}
+        self._writers: dict[str, tf.io.TFRecordWriter] = {}
+        self._paths: dict[str, str] = {}
+        self._counts: dict[str, int] = {}
 
     def write(self, destination: str, record: bytes) -> Location:
         """Stages ``record``; returns where it landed."""
@@ -55,9 +55,9 @@ class BundleFiles:
         self._writers, self._paths, self._counts = {}, {}, {}
 
 
-def read_staged(locations: Collection[Location]) -> Dict[Location, bytes]:
+def read_staged(locations: Collection[Location]) -> dict[Location, bytes]:
     """The staged records at ``locations``."""
-    wanted: Dict[str, set] = {}
+    wanted: dict[str, set] = {}
     for path, index in locations:
         wanted.setdefault(path, set()).add(index)
     found = {}

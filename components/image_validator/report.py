@@ -7,7 +7,7 @@ Markdown each sits in a code span, so every character shows as it is.
 import collections
 import json
 import os
-from typing import Any, Dict, List, Optional
+from typing import Any, Optional
 
 import tensorflow as tf
 
@@ -20,7 +20,7 @@ REPORT_MD = "report.md"
 TRAIN = "train"
 
 
-def _outside_class_records(listing: Dict[str, Dict[str, List[str]]]) -> List[Dict[str, Any]]:
+def _outside_class_records(listing: dict[str, dict[str, list[str]]]) -> list[dict[str, Any]]:
     return [
         {"split": split, "path": path, "label": "", "sha256": "", "reason": checks.OUTSIDE_CLASS_FOLDER,
          "detail": "not inside a class folder, so it has no label", "flags": []}
@@ -30,12 +30,12 @@ def _outside_class_records(listing: Dict[str, Dict[str, List[str]]]) -> List[Dic
 
 
 def build_report(
-    records: List[Dict[str, Any]],
-    listing: Dict[str, Dict[str, List[str]]],
+    records: list[dict[str, Any]],
+    listing: dict[str, dict[str, list[str]]],
     policy: ValidationPolicy,
-    splits: List[str],
-    groups: Optional[List[Dict[str, Any]]] = None,
-) -> Dict[str, Any]:
+    splits: list[str],
+    groups: Optional[list[dict[str, Any]]] = None,
+) -> dict[str, Any]:
     """``records`` holds one verdict per ingested file (``Verdict.to_record``);
     ``splits`` names the splits of the examples; ``groups`` the copy groups
     (``duplicates.resolve``)."""
@@ -44,7 +44,7 @@ def build_report(
     rejected = [r for r in records if r["reason"] is not None]
 
     empty_folders = sorted(p for entries in listing.values() for p in entries.get("empty_class_folders", []))
-    classes: Dict[str, Dict[str, Any]] = {}
+    classes: dict[str, dict[str, Any]] = {}
     for label in sorted({r["label"] for r in records if r["label"]} | {p.rsplit("/", 1)[-1] for p in empty_folders}):
         classes[label] = {"used": {}, "rejected": 0}
     for record in used:
@@ -98,7 +98,8 @@ def build_report(
         "class_balance": {"train_counts": train_counts, "imbalance_ratio": imbalance, "warnings": warnings},
         "gate": {"passed": not failures, "failures": failures, "rejected_fraction": rejected_fraction},
         "rejected": [{k: r[k] for k in ("path", "split", "label", "reason", "detail")} for r in rejected],
-        "flagged": [{k: r.get(k, "") for k in ("path", "split", "label", "flags", "detail")} for r in used if r["flags"]],
+        "flagged": [{k: r.get(k, "") for k in ("path", "split", "label", "flags", "detail")}
+                    for r in used if r["flags"]],
         "copy_groups": groups or [],
         "empty_class_folders": empty_folders,
         "ignored": {
@@ -117,7 +118,7 @@ def _name(name: str) -> str:
     return names.markdown_code(name) if name else ""
 
 
-def _groups_section(groups: List[Dict[str, Any]]) -> List[str]:
+def _groups_section(groups: list[dict[str, Any]]) -> list[str]:
     lines = ["## Copy groups", ""]
     if not groups:
         return lines + ["None: no two accepted images are copies or near-copies of each other.", ""]
@@ -130,13 +131,14 @@ def _groups_section(groups: List[Dict[str, Any]]) -> List[str]:
         lines += _table(
             ["#", "path", "split", "class", "bits from #1", "outcome"],
             [[i + 1, _name(m["path"]), m["split"], _name(m["label"]),
-              "same bytes" if m["exact_copy_of_first"] else ("" if m["bits_from_first"] is None else m["bits_from_first"]),
+              "same bytes" if m["exact_copy_of_first"]
+              else ("" if m["bits_from_first"] is None else m["bits_from_first"]),
               m["outcome"]] for i, m in enumerate(members)],
         )
     return lines
 
 
-def _table(header: List[str], rows: List[List[Any]]) -> List[str]:
+def _table(header: list[str], rows: list[list[Any]]) -> list[str]:
     if not rows:
         return ["None.", ""]
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
@@ -144,7 +146,7 @@ def _table(header: List[str], rows: List[List[Any]]) -> List[str]:
     return lines + [""]
 
 
-def to_markdown(report: Dict[str, Any]) -> str:
+def to_markdown(report: dict[str, Any]) -> str:
     counts, gate = report["counts"], report["gate"]
     lines = ["# Image validation report", "",
              "Names are escaped: `\\xHH` is a byte that is not UTF-8, `\\n` `\\t` a newline or tab, "
@@ -184,7 +186,7 @@ def to_markdown(report: Dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
-def write_reports(report: Dict[str, Any], directory: str) -> None:
+def write_reports(report: dict[str, Any], directory: str) -> None:
     with tf.io.gfile.GFile(os.path.join(directory, REPORT_JSON), "w") as f:
         json.dump(report, f, indent=1, sort_keys=True)
     with tf.io.gfile.GFile(os.path.join(directory, REPORT_MD), "w") as f:

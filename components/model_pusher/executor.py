@@ -2,7 +2,7 @@
 
 import json
 import os
-from typing import Any, Dict, List
+from typing import Any
 
 import tensorflow as tf
 from tfx import types
@@ -37,8 +37,8 @@ def first_image(examples: types.Artifact, split: str) -> bytes:
 class Executor(tfx_pusher.Executor):
     """Pushes a blessed model as the next integer version under ``<serving_base>/<model_name>``."""
 
-    def Do(self, input_dict: Dict[str, List[types.Artifact]], output_dict: Dict[str, List[types.Artifact]],
-           exec_properties: Dict[str, Any]) -> None:
+    def Do(self, input_dict: dict[str, list[types.Artifact]], output_dict: dict[str, list[types.Artifact]],
+           exec_properties: dict[str, Any]) -> None:
         self._log_startup(input_dict, output_dict, exec_properties)
         pushed_model = artifact_utils.get_single_instance(output_dict[PUSHED_MODEL])
         if not self.CheckBlessing(input_dict):

@@ -25,7 +25,8 @@ import json
 import os
 import shutil
 import tempfile
-from typing import Callable, Dict, List, Optional
+from collections.abc import Callable
+from typing import Optional
 
 import tensorflow as tf
 from absl import logging
@@ -48,21 +49,21 @@ class PushResult:
     version: int
     path: str
     already_serving: bool  # the same model was already the latest version: nothing copied
-    removed_versions: List[int]
+    removed_versions: list[int]
 
 
 def is_local(path: str) -> bool:
     return "://" not in path
 
 
-def versions(model_dir: str) -> List[int]:
+def versions(model_dir: str) -> list[int]:
     """The integer version directories TF Serving would load, in ascending order."""
     if not tf.io.gfile.isdir(model_dir):
         return []
     return sorted(int(name.rstrip("/")) for name in tf.io.gfile.listdir(model_dir) if name.rstrip("/").isdigit())
 
 
-def read_manifest(model_dir: str) -> Dict:
+def read_manifest(model_dir: str) -> dict:
     path = os.path.join(model_dir, MANIFEST_FILE)
     if not tf.io.gfile.exists(path):
         return {"last_version": 0, "versions": {}}
@@ -118,7 +119,7 @@ def _remove_stale_staging(model_dir: str) -> None:
             tf.io.gfile.rmtree(os.path.join(model_dir, name.rstrip("/")))
 
 
-def _prune(model_dir: str, keep: int) -> List[int]:
+def _prune(model_dir: str, keep: int) -> list[int]:
     """Removes all but the newest ``keep`` (at least 1) versions; each disappears in one rename first."""
     removed = []
     for version in versions(model_dir)[:-max(keep, 1)]:
@@ -191,7 +192,7 @@ def push(
 def _smoke(smoke_test: Callable[[str], None], staged: str) -> None:
     try:
         smoke_test(staged)
-    except Exception as error:  # noqa: BLE001 - any failure stops the push
+    except Exception as error:
         raise PushError(f"Smoke test of the staged model failed, so it was not pushed: {error}") from error
 
 

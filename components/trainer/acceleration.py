@@ -10,7 +10,7 @@ import contextlib
 import dataclasses
 import json
 import os
-from typing import Sequence
+from collections.abc import Sequence
 
 import tensorflow as tf
 from absl import logging

@@ -24,7 +24,7 @@ one-hot float32.
 """
 
 import math
-from typing import Optional, Tuple
+from typing import Optional
 
 import tensorflow as tf
 
@@ -196,7 +196,7 @@ def affine_warp(images, transforms):
     return _bilinear_sample(images, top_left, weights)
 
 
-def _color(means, draws: _Draws, p: AugmentParams) -> Tuple[tf.Tensor, tf.Tensor]:
+def _color(means, draws: _Draws, p: AugmentParams) -> tuple[tf.Tensor, tf.Tensor]:
     """Brightness, contrast, saturation, grayscale and hue as one affine colour map
     per image: ``(matrix [b, 3, 3], bias [b, 3])``.
 
@@ -283,7 +283,7 @@ def _erase(images, draws: _Draws, p: AugmentParams):
     return images * (1.0 - mask) + fill * mask
 
 
-def _mix(images, labels, draws: _Draws, p: AugmentParams) -> Tuple[tf.Tensor, tf.Tensor]:
+def _mix(images, labels, draws: _Draws, p: AugmentParams) -> tuple[tf.Tensor, tf.Tensor]:
     """Mixup or cutmix with the partner image, the one before in the batch (the
     first image's is the last); labels mixed alike."""
     # A roll pairs no image of a batch of two or more with itself, as reversing would the middle of an odd one.

@@ -24,7 +24,8 @@ pass, and each instantiates the maps anew.
 
 import hashlib
 import os
-from typing import List, Optional, Sequence, Union
+from collections.abc import Sequence
+from typing import Optional, Union
 
 import tensorflow as tf
 import tensorflow_transform as tft
@@ -109,7 +110,7 @@ def without_autotune_thread(ds: tf.data.Dataset) -> tf.data.Dataset:
     return ds.with_options(options)
 
 
-def example_files(file_patterns: Union[str, List[str]]) -> List[str]:
+def example_files(file_patterns: Union[str, list[str]]) -> list[str]:
     """The files ``file_patterns`` match, sorted; ValueError if none."""
     patterns = [file_patterns] if isinstance(file_patterns, str) else list(file_patterns)
     files = sorted(f for pattern in patterns for f in tf.io.gfile.glob(pattern))
@@ -118,12 +119,12 @@ def example_files(file_patterns: Union[str, List[str]]) -> List[str]:
     return files
 
 
-def compression_of(file_patterns: Union[str, List[str]]) -> str:
+def compression_of(file_patterns: Union[str, list[str]]) -> str:
     """"GZIP" for ``*.gz`` record files (as ExampleGen writes), "" for plain ones."""
     return "GZIP" if example_files(file_patterns)[0].endswith(".gz") else ""
 
 
-def disk_cache_prefix(cache_dir: str, file_patterns: Union[str, List[str]], image_size: int, split: str,
+def disk_cache_prefix(cache_dir: str, file_patterns: Union[str, list[str]], image_size: int, split: str,
                       with_means: bool) -> str:
     """Where one pipeline's disk cache lives in ``cache_dir``: a file set named by
     the split, the image size, what each element holds and a fingerprint of the
@@ -143,7 +144,7 @@ def label_ids(labels: tf.Tensor, tft_output: tft.TFTransformOutput) -> tf.Tensor
     return tf.reshape(transformed[features.LABEL_ID], [-1])
 
 
-def decoded_images(file_patterns: Union[str, List[str]], params: TrainParams, shuffle_files: bool,
+def decoded_images(file_patterns: Union[str, list[str]], params: TrainParams, shuffle_files: bool,
                    with_means: bool = False) -> tf.data.Dataset:
     """Unbatched ``(uint8 image [s, s, 3], label string)`` pairs from example files,
     each with its image's ``augment.image_means`` if ``with_means``."""
@@ -169,7 +170,7 @@ def decoded_images(file_patterns: Union[str, List[str]], params: TrainParams, sh
 
 
 def make_dataset(
-    file_patterns: Union[str, List[str]],
+    file_patterns: Union[str, list[str]],
     tft_output: tft.TFTransformOutput,
     params: TrainParams,
     training: bool,

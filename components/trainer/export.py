@@ -15,7 +15,6 @@ pixels, fail with InvalidArgument before anything is decoded.
 
 import os
 import tempfile
-from typing import Dict, List
 
 import tensorflow as tf
 import tensorflow_transform as tft
@@ -35,7 +34,7 @@ TOP_K_PROBABILITIES = "top_k_probabilities"
 LABELS_FILE = "labels.txt"
 
 
-def read_labels(saved_model_dir: str) -> List[str]:
+def read_labels(saved_model_dir: str) -> list[str]:
     """The class names of an exported model, in class index order."""
     with tf.io.gfile.GFile(os.path.join(saved_model_dir, "assets", LABELS_FILE)) as f:
         return [line.rstrip("\n") for line in f]
@@ -44,7 +43,7 @@ def read_labels(saved_model_dir: str) -> List[str]:
 def export_serving_model(
     model: tf.keras.Model,
     tft_output: tft.TFTransformOutput,
-    label_names: List[str],
+    label_names: list[str],
     image_size: int,
     export_dir: str,
     top_k: int = 5,
@@ -59,7 +58,7 @@ def export_serving_model(
         f.writelines(name + "\n" for name in label_names)
     model.labels_asset = tf.saved_model.Asset(os.path.join(labels_dir.name, LABELS_FILE))
 
-    def classify(images: tf.Tensor) -> Dict[str, tf.Tensor]:
+    def classify(images: tf.Tensor) -> dict[str, tf.Tensor]:
         probabilities = tf.cast(model(images, training=False), tf.float32)
         class_index = tf.argmax(probabilities, axis=-1)
         top_probabilities, top_indices = tf.math.top_k(probabilities, k=k)

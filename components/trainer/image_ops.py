@@ -4,6 +4,7 @@ and the checks serving runs on bytes from the outside world."""
 import tensorflow as tf
 
 from components.trainer.params import DEFAULT_MAX_SERVING_PIXELS
+
 _HEADER_BYTES = 32
 _JPEG_MAGIC = b"\xff\xd8\xff"
 # libjpeg decodes a JPEG at 1/2, 1/4 or 1/8 of its size by scaling in the DCT domain (an average over each

@@ -1,7 +1,7 @@
 """The classifier: a Keras ResNet50 backbone without top, plus a small head."""
 
 import os
-from typing import List, Optional, Tuple
+from typing import Optional
 
 import tensorflow as tf
 
@@ -14,7 +14,7 @@ SCRATCH_BATCHNORM_MOMENTUM = 0.9
 
 def build_model(
     num_classes: int, params: TrainParams, weights: Optional[str], pretrained: Optional[bool] = None
-) -> Tuple[tf.keras.Model, tf.keras.Model]:
+) -> tuple[tf.keras.Model, tf.keras.Model]:
     """Returns ``(model, backbone)``; the model takes float RGB in [0, 255].
 
     With pretrained weights (``weights`` given, or ``pretrained`` when they come
@@ -66,7 +66,7 @@ def unfreeze_top_layers(backbone: tf.keras.Model, count: int, keep_batchnorm_fro
     return unfrozen
 
 
-def warm_start(model: tf.keras.Model, base_model_dir: str, label_names: List[str], params: TrainParams) -> str:
+def warm_start(model: tf.keras.Model, base_model_dir: str, label_names: list[str], params: TrainParams) -> str:
     """Copies a previously exported model's weights into ``model``; returns what was copied.
 
     The exported SavedModel's variables are a checkpoint of the Keras model, so

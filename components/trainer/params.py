@@ -2,7 +2,7 @@
 
 import dataclasses
 import math
-from typing import Any, Dict
+from typing import Any
 
 from components.knobs import knob
 
@@ -86,8 +86,8 @@ class AugmentParams:
                 object.__setattr__(self, name, value)  # frozen: set once, here
         for field in dataclasses.fields(self):
             value = getattr(self, field.name)
-            if field.name.endswith("_prob") or field.name in ("horizontal_flip", "vertical_flip"):
-                if not 0.0 <= value <= 1.0:
+            is_probability = field.name.endswith("_prob") or field.name in ("horizontal_flip", "vertical_flip")
+            if is_probability and not 0.0 <= value <= 1.0:
                     raise ValueError(f"augment.{field.name} is a probability: it must be in [0, 1], got {value}.")
         for name in ("rotation", "zoom", "translate", "brightness", "contrast", "saturation", "noise", "erase_area"):
             if not 0.0 <= getattr(self, name) < 1.0:
@@ -143,7 +143,7 @@ _STANDARD = {
     "blur_prob": 0.0, "blur": 1.5, "erase_prob": 0.25, "erase_area": 0.2, "mixup_prob": 0.0, "mixup_alpha": 0.2,
     "cutmix_prob": 0.0, "cutmix_alpha": 1.0,
 }
-_OFF = {**_STANDARD, **{name: 0.0 for name in _STANDARD if name.endswith("_prob") or name.endswith("_flip")}}
+_OFF = {**_STANDARD, **{name: 0.0 for name in _STANDARD if name.endswith(("_prob", "_flip"))}}
 _LIGHT = {**_OFF, "horizontal_flip": 0.5, "rotation_prob": 0.5, "rotation": 0.03, "zoom_prob": 0.5, "zoom": 0.1,
           "brightness_prob": 0.5, "brightness": 0.05, "contrast_prob": 0.5, "contrast": 0.1}
 _HEAVY = {**_STANDARD, "rotation": 0.08, "zoom": 0.2, "translate": 0.15, "crop_min_area": 0.35, "brightness": 0.2,
@@ -170,7 +170,8 @@ class TrainParams:
         "('none': from-scratch), and the recipe's settings apply unless given too."
     )
     unfreeze_layers: int = knob(
-        RECIPES[FINE_TUNE]["unfreeze_layers"], "Backbone layers, counted from the top, that phase 2 unfreezes (-1: all)."
+        RECIPES[FINE_TUNE]["unfreeze_layers"],
+        "Backbone layers, counted from the top, that phase 2 unfreezes (-1: all).",
     )
     dropout: float = knob(0.2, "Dropout rate before the classification layer.")
     shuffle_buffer: int = knob(1000, "Encoded examples held in the training shuffle buffer.")
@@ -251,11 +252,11 @@ class TrainParams:
         if self.early_stopping_patience < 0 or self.top_k < 1 or self.max_serving_pixels < 1:
             raise ValueError("early_stopping_patience must be >= 0, top_k and max_serving_pixels >= 1.")
 
-    def to_custom_config(self) -> Dict[str, Any]:
+    def to_custom_config(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
 
     @classmethod
-    def from_custom_config(cls, config: Dict[str, Any]) -> "TrainParams":
+    def from_custom_config(cls, config: dict[str, Any]) -> "TrainParams":
         config = dict(config)
         augment = AugmentParams(**config.pop("augment", {}))
         return cls(augment=augment, **config)

@@ -15,14 +15,14 @@ import collections
 import dataclasses
 import os
 import sys
-from typing import Dict, List, Optional
+from typing import Optional
 
-import components  # noqa: F401  (sets the Keras choice before TensorFlow loads)
 import tensorflow as tf
 
+import components  # noqa: F401  (sets the Keras choice before TensorFlow loads)
 from components.image_ingest import listing
-from components.knobs import HELP, add_flag
 from components.image_ingest.component import detect_split_folders
+from components.knobs import HELP, add_flag
 from components.trainer import augment, image_ops
 from components.trainer.params import PRESETS, AugmentParams
 
@@ -51,14 +51,14 @@ def write_png(grid: tf.Tensor, path: str) -> None:
     tf.io.write_file(path, tf.io.encode_png(grid))
 
 
-def _sample_files(data_dir: str, count: int) -> List[str]:
+def _sample_files(data_dir: str, count: int) -> list[str]:
     """``count`` files of the training images, taken from each class in turn."""
     split_folders = detect_split_folders(data_dir)
     split_folder = split_folders["train"] if split_folders else ""
     files = listing.list_split(data_dir, split_folder).files
     if not files:
         raise ValueError(f"No images found under {data_dir!r}.")
-    by_class: Dict[str, List[str]] = collections.defaultdict(list)
+    by_class: dict[str, list[str]] = collections.defaultdict(list)
     for path in files:
         by_class[listing.class_of(path, split_folder)].append(path)
     sample = []
@@ -103,7 +103,7 @@ def build_arg_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def main(argv: Optional[List[str]] = None) -> int:
+def main(argv: Optional[list[str]] = None) -> int:
     parser = build_arg_parser()
     args = parser.parse_args(argv)
     try:

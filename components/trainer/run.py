@@ -12,7 +12,7 @@ import collections
 import json
 import math
 import os
-from typing import Dict, List, Optional
+from typing import Optional
 
 import tensorflow as tf
 import tensorflow_transform as tft
@@ -20,7 +20,8 @@ from absl import logging
 from tfx.components.trainer.fn_args_utils import FnArgs
 
 from components import features
-from components.trainer import acceleration, augment, dataset, export, model as model_lib, preview, progress
+from components.trainer import acceleration, augment, dataset, export, preview, progress
+from components.trainer import model as model_lib
 from components.trainer import weights as weights_lib
 from components.trainer.params import FROM_SCRATCH, TrainParams
 
@@ -30,7 +31,7 @@ HISTORY_FILE = "history.json"
 CHECKPOINT_DIR = "checkpoints"
 
 
-def class_counts(file_patterns) -> Dict[str, int]:
+def class_counts(file_patterns) -> dict[str, int]:
     """Examples per label in the given example files (reads the labels only)."""
     files = tf.io.gfile.glob(file_patterns)
     records = tf.data.TFRecordDataset(files, compression_type=dataset.compression_of(file_patterns))
@@ -43,7 +44,7 @@ def class_counts(file_patterns) -> Dict[str, int]:
     return dict(counts)
 
 
-def balanced_class_weights(counts: Dict[str, int], label_names: List[str]) -> Dict[int, float]:
+def balanced_class_weights(counts: dict[str, int], label_names: list[str]) -> dict[int, float]:
     """Weight n / (classes * count) per class index: every class adds up to the same total."""
     total = sum(counts.get(name, 0) for name in label_names)
     return {index: total / (len(label_names) * counts[name]) if counts.get(name) else 0.0
@@ -64,7 +65,7 @@ def learning_rate(peak: float, steps: int, params: TrainParams):
 
 
 def _fit(model, train_batches, eval_ds, phase: str, peak_rate: float, epochs: range, steps_per_epoch: int,
-         params: TrainParams, plan, run_dir: str) -> List[dict]:
+         params: TrainParams, plan, run_dir: str) -> list[dict]:
     # One-hot labels throughout: mixup and cutmix make soft ones.
     model.compile(
         optimizer=tf.keras.optimizers.Adam(learning_rate(peak_rate, steps_per_epoch * len(epochs), params)),
@@ -166,13 +167,13 @@ def run_fn(fn_args: FnArgs) -> None:
     with acceleration.precision_policy(plan), strategy.scope():
         model, backbone = model_lib.build_model(num_classes, params, weights, pretrained=pretrained)
         _initial_weights(model, label_names, params, fn_args.base_model)
-        fit = dict(steps_per_epoch=steps_per_epoch, params=params, plan=plan, run_dir=fn_args.model_run_dir)
+        fit = {"steps_per_epoch": steps_per_epoch, "params": params, "plan": plan, "run_dir": fn_args.model_run_dir}
         epoch = 0
         if params.head_epochs:
             model_lib.freeze_backbone(backbone)
             logging.info("Phase 1: %d epoch(s) training the head on a frozen backbone.", params.head_epochs)
             history += _fit(model, train_batches, eval_ds, "head", params.head_learning_rate,
-                            range(0, params.head_epochs), **fit)
+                            range(params.head_epochs), **fit)
             epoch = params.head_epochs
         if params.finetune_epochs and params.unfreeze_layers == 0:
             logging.warning("Skipping phase 2: finetune_epochs=%d but unfreeze_layers=0.", params.finetune_epochs)
