@@ -75,8 +75,9 @@ import components  # noqa: F401  (sets the Keras choice before TensorFlow loads)
 from bench.bench_validation import run_validator
 from bench.common import generate_jpegs, write_results
 from components import features
-from components.trainer import augment, dataset, image_ops
+from components.trainer import augmentation, dataset, image_ops
 from components.trainer import model as model_lib
+from components.trainer.augmentation import geometry
 from components.trainer.params import AugmentParams, TrainParams
 from components.trainer.run import balanced_class_weights, class_counts
 from tests.conftest import HYMENOPTERA, build_transform_output, run_ingest
@@ -159,7 +160,7 @@ def run_plain_tf_data(start, folder):
     ds = ds.map(lambda path: image_ops.decode_and_resize(tf.io.read_file(path), SIZE)).batch(BATCH)
     seeds = tf.data.Dataset.random(seed=0, rerandomize_each_iteration=True).batch(2)
     ds = tf.data.Dataset.zip((ds, seeds)).map(
-        lambda images, seed: augment.augment_batch(images, tf.zeros([tf.shape(images)[0], 1]), seed, AUGMENT))
+        lambda images, seed: augmentation.augment_batch(images, tf.zeros([tf.shape(images)[0], 1]), seed, AUGMENT))
     # tf.data would otherwise run these maps in parallel and add a prefetch on its own
     # (default optimisations), which roughly doubles this pipeline's speed.
     options = tf.data.Options()
@@ -255,7 +256,7 @@ def bench_warp(rounds=15):
     shifts = tf.fill([BATCH], 7.0)
     transforms = tf.stack([tf.cos(angles), -tf.sin(angles), shifts, tf.sin(angles), tf.cos(angles), shifts], axis=1)
     warps = {
-        "xla_warp": tf.function(augment.affine_warp),
+        "xla_warp": tf.function(geometry.affine_warp),
         "image_projective_transform": tf.function(lambda x, t: tf.raw_ops.ImageProjectiveTransformV3(
             images=tf.cast(x, tf.float32), transforms=tf.pad(t, [[0, 0], [0, 2]]), output_shape=[SIZE, SIZE],
             interpolation="BILINEAR", fill_mode="REFLECT", fill_value=0.0)),

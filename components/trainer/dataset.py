@@ -31,7 +31,7 @@ import tensorflow as tf
 import tensorflow_transform as tft
 
 from components import features
-from components.trainer import augment, image_ops
+from components.trainer import augmentation, image_ops
 from components.trainer.params import TrainParams
 
 _AUTOTUNE = tf.data.AUTOTUNE
@@ -147,7 +147,7 @@ def label_ids(labels: tf.Tensor, tft_output: tft.TFTransformOutput) -> tf.Tensor
 def decoded_images(file_patterns: Union[str, list[str]], params: TrainParams, shuffle_files: bool,
                    with_means: bool = False) -> tf.data.Dataset:
     """Unbatched ``(uint8 image [s, s, 3], label string)`` pairs from example files,
-    each with its image's ``augment.image_means`` if ``with_means``."""
+    each with its image's ``augmentation.image_means`` if ``with_means``."""
     files = tf.data.Dataset.list_files(file_patterns, shuffle=shuffle_files, seed=params.seed)
     compression = compression_of(file_patterns)
     # Up to 4 shards read in parallel, their records interleaved in a fixed order.
@@ -160,7 +160,7 @@ def decoded_images(file_patterns: Union[str, list[str]], params: TrainParams, sh
         example = tf.io.parse_single_example(record, _PARSE_SPEC)
         image = image_ops.decode_and_resize(example[features.IMAGE], params.image_size, tf.uint8)
         if with_means:
-            return image, example[features.LABEL], augment.image_means(image)
+            return image, example[features.LABEL], augmentation.image_means(image)
         return image, example[features.LABEL]
 
     # The examples come from the image validator: every one decodes.
@@ -187,9 +187,9 @@ def make_dataset(
     """
     if class_weights is not None and len(class_weights) != num_classes:
         raise ValueError(f"{len(class_weights)} class weights given for {num_classes} classes.")
-    augmenting = training and augment.is_active(params.augment)
+    augmenting = training and augmentation.is_active(params.augment)
     # Each image's mean, the centre of its contrast changes, is computed as it is decoded (and cached with it).
-    with_means = augmenting and augment.uses_image_means(params.augment)
+    with_means = augmenting and augmentation.uses_image_means(params.augment)
     # A cache holds the files in their listed order, whatever the seed, and the seeded shuffle after
     # it does the shuffling: a disk cache written by a run with another seed then gives this seed's batches.
     images = decoded_images(file_patterns, params, shuffle_files=training and params.cache_dir is None,
@@ -224,7 +224,7 @@ def make_dataset(
         # A batch is (images, labels), or (images, labels, means) when the colour map needs means.
         # Augmentation reads the uint8 pixels itself (fewer bytes to move) and returns float32.
         batch_images, labels, *means = batch
-        return with_weights(*augment.augment_batch(batch_images, one_hot(labels), seed, params.augment, *means))
+        return with_weights(*augmentation.augment_batch(batch_images, one_hot(labels), seed, params.augment, *means))
 
     batches = parallel_map(tf.data.Dataset.zip((batches, seeds)), augmented)
     return batches.prefetch(_AUTOTUNE)

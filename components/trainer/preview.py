@@ -23,7 +23,7 @@ import components  # noqa: F401  (sets the Keras choice before TensorFlow loads)
 from components.image_ingest import listing
 from components.image_ingest.component import detect_split_folders
 from components.knobs import HELP, add_flag
-from components.trainer import augment, image_ops
+from components.trainer import augmentation, image_ops
 from components.trainer.params import PRESETS, AugmentParams
 
 PREVIEW_FILE = "augmentation_preview.png"
@@ -37,7 +37,7 @@ def preview_grid(images: tf.Tensor, params: AugmentParams, versions: int, seed: 
     labels = tf.eye(tf.shape(images)[0])
     columns = [images]
     for version in range(versions):
-        augmented, _ = augment.augment_batch(images, labels, tf.constant([seed, version], tf.int64), params)
+        augmented, _ = augmentation.augment_batch(images, labels, tf.constant([seed, version], tf.int64), params)
         columns.append(augmented)
     tiles = tf.stack(columns, axis=1)  # [rows, columns, h, w, 3]
     tiles = tf.pad(tiles, [[0, 0], [0, 0], [0, _GAP], [0, _GAP], [0, 0]], constant_values=255.0)

@@ -20,7 +20,7 @@ from absl import logging
 from tfx.components.trainer.fn_args_utils import FnArgs
 
 from components import features
-from components.trainer import acceleration, augment, dataset, export, preview, progress
+from components.trainer import acceleration, augmentation, dataset, export, preview, progress
 from components.trainer import model as model_lib
 from components.trainer import weights as weights_lib
 from components.trainer.params import FROM_SCRATCH, TrainParams
@@ -106,7 +106,7 @@ def _fit(model, train_batches, eval_ds, phase: str, peak_rate: float, epochs: ra
 
 def _write_augmentation_preview(train_files, params: TrainParams, run_dir: str) -> None:
     """Originals beside augmented versions, as a PNG and a TensorBoard image."""
-    if not augment.is_active(params.augment):
+    if not augmentation.is_active(params.augment):
         return
     # A seeded shuffle over a few batches' worth: the files are often in class order.
     sample = dataset.decoded_images(train_files, params, shuffle_files=True).shuffle(
