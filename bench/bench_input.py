@@ -74,8 +74,8 @@ import tensorflow as tf
 import components  # noqa: F401  (sets the Keras choice before TensorFlow loads)
 from bench.bench_validation import run_validator
 from bench.common import generate_jpegs, write_results
-from components import features
-from components.trainer import augmentation, dataset, image_ops
+from components import features, image_bytes
+from components.trainer import augmentation, dataset
 from components.trainer import model as model_lib
 from components.trainer.augmentation import geometry
 from components.trainer.params import AugmentParams, TrainParams
@@ -157,7 +157,7 @@ def run_idfd_layers(start, folder):
 def run_plain_tf_data(start, folder):
     files = sorted(str(p) for p in pathlib.Path(folder).glob("*/*"))
     ds = tf.data.Dataset.from_tensor_slices(files).shuffle(len(files), seed=0)
-    ds = ds.map(lambda path: image_ops.decode_and_resize(tf.io.read_file(path), SIZE)).batch(BATCH)
+    ds = ds.map(lambda path: image_bytes.decode_and_resize(tf.io.read_file(path), SIZE)).batch(BATCH)
     seeds = tf.data.Dataset.random(seed=0, rerandomize_each_iteration=True).batch(2)
     ds = tf.data.Dataset.zip((ds, seeds)).map(
         lambda images, seed: augmentation.augment_batch(images, tf.zeros([tf.shape(images)[0], 1]), seed, AUGMENT))
@@ -278,7 +278,7 @@ def bench_large_jpeg_decode(work, rounds=9, count=64):
         return tf.cast(tf.round(tf.image.resize(image, [SIZE, SIZE], method="area")), tf.uint8)
 
     def ours(encoded):
-        return image_ops.decode_and_resize(encoded, SIZE, tf.uint8)
+        return image_bytes.decode_and_resize(encoded, SIZE, tf.uint8)
 
     results = {}
     for width, height in ((1600, 1200), (4032, 3024)):

@@ -28,8 +28,9 @@ import tensorflow as tf
 
 import components  # noqa: F401  (sets the Keras choice before TensorFlow loads)
 from bench.common import generate_jpegs, write_results
+from components import image_bytes
 from components.model_pusher import smoke, versioning
-from components.trainer import export, image_ops
+from components.trainer import export
 from components.trainer import model as model_lib
 from components.trainer.params import TrainParams
 from tests.conftest import build_transform_output
@@ -68,7 +69,7 @@ def main(argv=None) -> None:
     results = {"image_size": SIZE, "rounds": args.rounds, "model": "ResNet50, random weights", "latency": {}}
     for batch in (1, 32):
         data = tf.constant(jpegs[:batch])
-        tensors = tf.stack([image_ops.decode_and_resize(one, SIZE) for one in jpegs[:batch]])
+        tensors = tf.stack([image_bytes.decode_and_resize(one, SIZE) for one in jpegs[:batch]])
         candidates = {
             "saved_model_bytes": lambda data=data: serving(image_bytes=data)[export.PROBABILITIES].numpy(),
             "keras_on_tensors": lambda tensors=tensors: keras_call(tensors).numpy(),

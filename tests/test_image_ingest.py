@@ -8,7 +8,7 @@ import tensorflow as tf
 
 from components import features
 from components.image_ingest.component import create_image_example_gen, detect_split_folders
-from components.image_ingest.executor import image_to_example, read_header
+from components.image_ingest.executor import image_to_example
 from tests.conftest import HYMENOPTERA, encode_image, run_ingest, write_image_folder
 
 
@@ -16,22 +16,6 @@ def _value(example: tf.train.Example, name: str):
     feature = example.features.feature[name]
     values = feature.bytes_list.value or feature.int64_list.value
     return values[0].decode() if isinstance(values[0], bytes) and name != features.IMAGE else values[0]
-
-
-@pytest.mark.parametrize("image_format", ["JPEG", "PNG", "GIF", "BMP"])
-def test_read_header_reports_format_and_size(image_format):
-    assert read_header(encode_image(size=(37, 21), image_format=image_format))[:3] == (image_format.lower(), 21, 37)
-
-
-def test_read_header_channels():
-    assert read_header(encode_image(image_format="PNG", mode="L"))[3] == 1
-    assert read_header(encode_image(image_format="PNG", mode="RGBA"))[3] == 4
-    assert read_header(encode_image(image_format="JPEG"))[3] == 3
-
-
-@pytest.mark.parametrize("data", [b"", b"<html>404 not found</html>", b"\xff\xd8\xff\xe0 truncated"])
-def test_read_header_of_non_images_is_unknown(data):
-    assert read_header(data) == (features.UNKNOWN_FORMAT, 0, 0, 0)
 
 
 def test_image_to_example_keeps_bytes_and_metadata():

@@ -1,7 +1,6 @@
 """The image validator: per-file checks, its executor's Do() on a bad-input corpus, the gate."""
 
 import dataclasses
-import io
 import json
 import os
 
@@ -355,30 +354,3 @@ def test_near_copy_handling_follows_the_policy(near_corpus, tmp_path):
     # Off: only exact copies are found.
     _, report = run_validator(examples, tmp_path / "off", dataclasses.replace(RELAXED, near_duplicates=False))
     assert [g["kind"] for g in report["copy_groups"]] == ["leakage"]
-
-
-def _jpeg(mode="RGB", **options) -> bytes:
-    from tests.bad_corpus import _encode, _image  # pylint: disable=import-outside-toplevel
-
-    return _encode(_image(mode=mode), "JPEG", **options)
-
-
-def test_plain_jpeg_headers_read_like_pillow_and_anything_else_goes_to_pillow():
-    from PIL import Image  # pylint: disable=import-outside-toplevel
-
-    exif = Image.Exif()
-    exif[0x0112] = 6
-    plain = {"rgb": _jpeg(), "grey": _jpeg("L"), "progressive": _jpeg(progressive=True), "q40": _jpeg(quality=40)}
-    for name, data in plain.items():
-        with Image.open(io.BytesIO(data)) as image:
-            assert checks._plain_jpeg(data) == (image.height, image.width, len(image.getbands())), name
-    others = {"cmyk": _jpeg("CMYK"), "exif": _jpeg(exif=exif.tobytes()), "png": encode_image(image_format="PNG"),
-              "truncated header": _jpeg()[:20], "not a marker": b"\xff\xd8\x00" + _jpeg()[3:]}
-    for name, data in others.items():
-        assert checks._plain_jpeg(data) is None, name
-    if HYMENOPTERA.is_dir():
-        for path in sorted(HYMENOPTERA.rglob("*.jp*g")):
-            data = path.read_bytes()
-            header = checks._plain_jpeg(data)
-            with Image.open(io.BytesIO(data)) as image:
-                assert header in (None, (image.height, image.width, len(image.getbands()))), path

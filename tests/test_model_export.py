@@ -10,9 +10,9 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from components import features
+from components import features, image_bytes
 from components.image_ingest.executor import image_to_example
-from components.trainer import export, image_ops
+from components.trainer import export
 from components.trainer import model as model_lib
 from components.trainer import weights as weights_lib
 from components.trainer.params import TrainParams
@@ -47,7 +47,7 @@ def test_serving_default_takes_raw_bytes_and_matches_the_keras_model(exported):
     ]
     outputs = loaded.signatures[export.SERVING_DEFAULT](image_bytes=tf.constant(images))
 
-    expected = model(tf.stack([image_ops.decode_and_resize(b, 32) for b in images]), training=False).numpy()
+    expected = model(tf.stack([image_bytes.decode_and_resize(b, 32) for b in images]), training=False).numpy()
     np.testing.assert_allclose(outputs[export.PROBABILITIES].numpy(), expected, atol=1e-5)
     np.testing.assert_allclose(outputs[export.PROBABILITIES].numpy().sum(axis=1), 1.0, atol=1e-5)
     indices = outputs[export.CLASS_INDEX].numpy()
@@ -159,13 +159,6 @@ def test_serving_rejects_bytes_that_are_not_an_image(exported, data, reason):
     assert time.monotonic() - started < 30
     # The model still answers afterwards.
     assert loaded.signatures[export.SERVING_DEFAULT](image_bytes=batch[:1])[export.CLASS_NAME].shape == (1,)
-
-
-def test_header_pixels_reads_every_format_without_decoding():
-    for image_format in ("JPEG", "PNG", "GIF", "BMP"):
-        data = encode_image(size=(37, 21), image_format=image_format)
-        assert int(image_ops.header_pixels(tf.constant(data))) == 37 * 21, image_format
-    assert int(image_ops.header_pixels(tf.constant(b"hello"))) == -1
 
 
 def test_phases_freeze_and_unfreeze_the_backbone():

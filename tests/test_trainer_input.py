@@ -1,15 +1,14 @@
 """The Trainer's tf.data input pipeline and augmentation, on real encoded examples."""
 
 import dataclasses
-import io
 import shutil
 
 import numpy as np
 import pytest
 import tensorflow as tf
-from PIL import Image
 
-from components.trainer import dataset, image_ops, preview
+from components import image_bytes
+from components.trainer import dataset, preview
 from components.trainer.params import PRESETS, AugmentParams, TrainParams
 from tests.components.trainer.augmentation.sample_batches import colour_batch
 from tests.conftest import CLASS_COLOURS, REPO_ROOT, encode_image
@@ -141,7 +140,7 @@ def test_labels_follow_the_learned_vocabulary(examples_file, transform_output):
 def test_eval_data_is_not_augmented_and_in_file_order(examples_file, transform_output):
     images, _ = _collect(_dataset(examples_file, transform_output, training=False))
     records = [tf.train.Example.FromString(r.numpy()) for r in tf.data.TFRecordDataset(examples_file, "GZIP")]
-    expected = [image_ops.decode_and_resize(r.features.feature["image"].bytes_list.value[0], 32).numpy()
+    expected = [image_bytes.decode_and_resize(r.features.feature["image"].bytes_list.value[0], 32).numpy()
                 for r in records]
     np.testing.assert_array_equal(images, np.stack(expected))
 
@@ -228,82 +227,6 @@ def test_each_epoch_draws_new_augmentations(examples_file, transform_output):
     first_epoch, second_epoch = _collect(ds), _collect(ds)
     np.testing.assert_array_equal(first_epoch[1], second_epoch[1])
     assert not np.allclose(first_epoch[0], second_epoch[0])
-
-
-def test_decode_and_resize_handles_grayscale_alpha_and_gif():
-    for data in (
-        encode_image(image_format="PNG", mode="L"),
-        encode_image(image_format="PNG", mode="RGBA"),
-        encode_image(image_format="GIF"),
-        encode_image(image_format="BMP"),
-    ):
-        image = image_ops.decode_and_resize(data, 16)
-        assert image.shape == (16, 16, 3) and image.dtype == tf.float32
-        np.testing.assert_array_equal(image, np.round(image))  # whole numbers: cacheable as uint8
-
-
-def _checkerboard_png(height, width, cell):
-    rows, columns = np.indices((height, width))
-    board = ((rows // cell + columns // cell) % 2 * 255).astype(np.uint8)
-    return tf.io.encode_png(np.repeat(board[..., None], 3, axis=2)).numpy()
-
-
-def test_shrinking_averages_fine_detail_instead_of_aliasing():
-    """A 1-pixel checkerboard shrunk 3x: sampling would give black and white; averaging gives greys."""
-    shrunk = image_ops.decode_and_resize(_checkerboard_png(96, 96, 1), 32).numpy()
-    assert shrunk.min() > 64 and shrunk.max() < 192
-    # Shrinking one way while growing the other (the bilinear path) averages too.
-    mixed = image_ops.decode_and_resize(_checkerboard_png(40, 144, 1), 48).numpy()
-    assert np.ptp(mixed) < 128
-    # Squares as big as the shrink factor stay black and white.
-    assert set(np.unique(image_ops.decode_and_resize(_checkerboard_png(96, 96, 3), 32))) == {0.0, 255.0}
-
-
-def _photo_jpeg(height, width, mode="RGB"):
-    """A JPEG of smooth random colours (a 6x6 grid blown up), which compresses like a photo."""
-    rng = np.random.default_rng(height * width)
-    small = Image.fromarray(rng.integers(0, 256, (6, 6, 3), dtype=np.uint8))
-    buffer = io.BytesIO()
-    small.resize((width, height), Image.BICUBIC).convert(mode).save(buffer, "JPEG", quality=90)
-    return buffer.getvalue()
-
-
-@pytest.mark.parametrize("height, width, scale", [
-    (63, 90, 1),    # short side under 2x the size: decoded whole
-    (64, 90, 2),    # exactly 2x: half size is the image size itself
-    (130, 200, 4),  # 4x and more: a quarter
-    (300, 260, 8),
-])
-def test_a_large_jpeg_is_decoded_at_the_smallest_scale_that_keeps_the_image_size(height, width, scale):
-    data = _photo_jpeg(height, width)
-    image = image_ops.decode_and_resize(data, 32).numpy()
-    scaled = tf.io.decode_jpeg(data, channels=3, ratio=scale)
-    assert min(scaled.shape[:2]) >= 32
-    expected = scaled if scaled.shape[:2] == (32, 32) else tf.image.resize(scaled, [32, 32], method="area")
-    np.testing.assert_array_equal(image, np.round(expected))
-    # The same picture as a full decode would give, within a few levels (a side that is not a whole number
-    # of scaled pixels ends in a part pixel kept whole, which stretches the picture by under a pixel).
-    full = tf.image.resize(tf.io.decode_jpeg(data, channels=3), [32, 32], method="area").numpy()
-    assert np.abs(image - full).mean() < 8
-
-
-def test_a_grayscale_jpeg_decoded_at_a_reduced_scale_still_has_three_channels():
-    image = image_ops.decode_and_resize(_photo_jpeg(200, 150, mode="L"), 32).numpy()
-    assert image.shape == (32, 32, 3)
-    np.testing.assert_array_equal(image[..., 0], image[..., 2])
-
-
-def test_an_image_at_the_size_keeps_its_exact_pixels_in_either_dtype():
-    pixels = np.random.default_rng(0).integers(0, 256, (32, 32, 3), dtype=np.uint8)
-    encoded = tf.io.encode_png(pixels).numpy()
-    as_float = image_ops.decode_and_resize(encoded, 32)
-    as_uint8 = image_ops.decode_and_resize(encoded, 32, tf.uint8)
-    assert as_float.dtype == tf.float32 and as_uint8.dtype == tf.uint8
-    np.testing.assert_array_equal(as_uint8.numpy(), pixels)
-    np.testing.assert_array_equal(as_float.numpy(), pixels.astype(np.float32))
-    # Resized images give the same values in either dtype too.
-    np.testing.assert_array_equal(image_ops.decode_and_resize(encoded, 20, tf.uint8).numpy(),
-                                  image_ops.decode_and_resize(encoded, 20).numpy().astype(np.uint8))
 
 
 def test_preview_grid_puts_originals_first():

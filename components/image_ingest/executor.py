@@ -21,7 +21,6 @@ beside the splits.
 
 import bisect
 import hashlib
-import io
 import itertools
 import json
 import os
@@ -32,34 +31,19 @@ import apache_beam as beam
 import tensorflow as tf
 from absl import logging
 from apache_beam.io.filesystems import FileSystems
-from PIL import Image
 from tfx.components.example_gen import utils as example_gen_utils
 from tfx.components.example_gen.base_example_gen_executor import BaseExampleGenExecutor
 from tfx.proto import example_gen_pb2
 from tfx.types import artifact_utils, standard_component_specs
 from tfx.utils import proto_utils
 
-from components import features, names
+from components import features, image_bytes, names
 from components.image_ingest import listing as listing_lib
 
 LISTING_FILE = "ingest_listing.json"
 SPLIT_SEED_KEY = "split_seed"
 FOLLOW_OUTSIDE_LINKS_KEY = "follow_outside_links"
 _METRICS_NAMESPACE = "image_ingest"
-
-
-def read_header(data: bytes) -> tuple[str, int, int, int]:
-    """Returns (format, height, width, channels) from the image header only.
-
-    Pillow's ``open`` parses the header lazily and does not decode pixels.
-    Anything it cannot parse is reported as the unknown format.
-    """
-    try:
-        with Image.open(io.BytesIO(data)) as image:
-            width, height = image.size
-            return (image.format or features.UNKNOWN_FORMAT).lower(), height, width, len(image.getbands())
-    except Exception:
-        return features.UNKNOWN_FORMAT, 0, 0, 0
 
 
 def _bytes_feature(value: bytes) -> tf.train.Feature:
@@ -76,7 +60,7 @@ def image_to_example(relative_path: str, data: bytes, label: str = "", ingest_er
     ``label`` defaults to the file's parent folder; ``ingest_error`` says why
     ``data`` is empty when the file could not be read.
     """
-    image_format, height, width, channels = read_header(data)
+    image_format, height, width, channels = image_bytes.read_header(data)
     label = label or posixpath.basename(posixpath.dirname(relative_path))
     return tf.train.Example(
         features=tf.train.Features(

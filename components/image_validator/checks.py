@@ -4,7 +4,8 @@
 and rejects on it before decoding anything, so a decompression bomb is never
 decoded.  A plain JPEG (8-bit grey or colour, no EXIF, no extra frames, no
 Adobe colour transform: most files) has its few header fields read from its
-markers; anything else is read by Pillow.  Files whose header passes are then
+markers; anything else is read by Pillow (both in ``components/image_bytes.py``,
+which ingest, training and serving use too).  Files whose header passes are then
 decoded by TensorFlow's own decoders, which training and serving use, many
 files to one call (``decoding.py``; a large JPEG at a reduced scale, which
 reads the same data), so a file that passes here decodes there.  Files
@@ -31,7 +32,7 @@ from typing import Optional, Union
 import tensorflow as tf
 from PIL import Image, ImageOps
 
-from components import features
+from components import features, image_bytes
 from components.image_validator import decoding, near_duplicates
 from components.image_validator.policy import ValidationPolicy
 
@@ -71,14 +72,9 @@ EXIF_ROTATED = "exif_rotated"
 EXTENSION_MISMATCH = "extension_mismatch"
 CONVERTED_TO_PNG = "converted_to_png"
 
-_MAGIC = (b"\xff\xd8\xff", b"\x89PNG\r\n\x1a\n", b"GIF87a", b"GIF89a", b"BM", b"II*\x00", b"MM\x00*",
-          b"\x00\x00\x01\x00")
-_EXTENSIONS = {".jpg": "jpeg", ".jpeg": "jpeg", ".jpe": "jpeg", ".png": "png", ".gif": "gif", ".bmp": "bmp",
-               ".webp": "webp", ".tif": "tiff", ".tiff": "tiff", ".avif": "avif"}
 # Content that is not an image, told apart by its first bytes (only ever named, never quoted).
 _KINDS = ((b"%PDF", "a PDF document"), (b"PK\x03\x04", "a ZIP archive"), (b"\x1f\x8b", "gzip data"),
           (b"\x7fELF", "an executable"), (b"-----BEGIN", "a PEM key or certificate"), (b"\xef\xbb\xbf", "text"))
-_HEIF_BRANDS = (b"heic", b"heix", b"hevc", b"heim", b"heis", b"mif1", b"msf1")
 _EXIF_ORIENTATION = 0x0112
 
 
@@ -97,10 +93,6 @@ class Inspection:
     channels: int = 0
     # near_duplicates.perceptual_hashes of the pixels, for accepted files.
     hashes: bytes = b""
-
-
-def _looks_like_an_image(data: bytes) -> bool:
-    return data.startswith(_MAGIC) or (data[:4] == b"RIFF" and data[8:12] == b"WEBP")
 
 
 def _mode_flags(image: Image.Image) -> tuple[str, ...]:
@@ -150,16 +142,10 @@ def describe(data: bytes) -> str:
     return f"detected as {kind}; {len(data)} bytes, sha256 {hashlib.sha256(data).hexdigest()[:16]}"
 
 
-def _heif_brand(data: bytes) -> Optional[str]:
-    if data[4:8] == b"ftyp" and data[8:12] in _HEIF_BRANDS:
-        return data[8:12].decode("ascii")
-    return None
-
-
 def _tensorflow_decode(data: bytes, decoder: int):
     """RGB uint8 pixels as the batch decodes them, or the decoder's one-line error."""
     try:
-        return decoding.decode(tf.constant(data), tf.constant(decoder)).numpy(), ""
+        return image_bytes.decode(tf.constant(data), tf.constant(decoder)).numpy(), ""
     except (tf.errors.InvalidArgumentError, tf.errors.UnknownError) as error:
         return None, str(error).split("\n")[0].split("}}")[-1].split(" [Op:")[0].strip()
 
@@ -217,13 +203,16 @@ def inspect_image(data: bytes, relative_path: str, policy: ValidationPolicy, ing
     return inspect_images([(data, relative_path, ingest_error)], policy)[0]
 
 
+def _decoder_index(file: _Decodable) -> int:
+    return image_bytes.decoder_index(file.data, file.height, file.width, decoding.MIN_DECODED_SIDE)
+
+
 def _decode_all(files: list[_Decodable], policy: ValidationPolicy) -> list[Inspection]:
     """Decodes (and hashes) the files in one batch; when one fails, halves the batch
     until it stands alone."""
     try:
         signatures = decoding.decode_batch(
-            [f.data for f in files], [decoding.decoder_index(f.data, f.height, f.width) for f in files],
-            policy.near_duplicates)
+            [f.data for f in files], [_decoder_index(f) for f in files], policy.near_duplicates)
     except tf.errors.OpError:
         if len(files) == 1:
             return [_decode_alone(files[0], policy)]
@@ -238,60 +227,19 @@ def _decode_alone(file: _Decodable, policy: ValidationPolicy) -> Inspection:
     reads and TensorFlow decodes (a format TensorFlow claims but cannot read in this
     file, such as a 16-bit BMP)."""
     data, image_format, flags, detail = file.data, file.image_format, list(file.flags), file.detail
-    pixels, error = _tensorflow_decode(data, decoding.decoder_index(data, file.height, file.width))
-    if pixels is None and image_format != "png":
+    pixels, error = _tensorflow_decode(data, _decoder_index(file))
+    if pixels is None and image_format != image_bytes.PNG:
         png = _pillow_png(data)
         if png is not None:
-            pixels, _ = _tensorflow_decode(png, decoding.ANY_FORMAT)
+            pixels, _ = _tensorflow_decode(png, image_bytes.ANY_FORMAT)
             if pixels is not None:
                 flags.append(CONVERTED_TO_PNG)
                 detail = f"converted from {image_format} (TensorFlow's decoder failed: {error})"
-                data, image_format = png, "png"
+                data, image_format = png, image_bytes.PNG
     if pixels is None:
         return Inspection(CORRUPT_IMAGE, f"decode failed: {error}")
     hashes = near_duplicates.perceptual_hashes(pixels) if policy.near_duplicates else b""
     return Inspection(None, detail, tuple(flags), data, image_format, file.height, file.width, file.channels, hashes)
-
-
-# Start-of-frame markers of baseline, extended and progressive Huffman JPEGs.
-_JPEG_FRAMES = (0xC0, 0xC1, 0xC2)
-_JPEG_STANDALONE = {0x01, 0xD8, *range(0xD0, 0xD8)}
-
-
-def _plain_jpeg(data: bytes) -> Optional[tuple[int, int, int]]:
-    """``(height, width, channels)`` of an 8-bit grey or colour JPEG whose header holds
-    nothing the checks act on (no EXIF orientation, no extra frames, no Adobe colour
-    transform for CMYK), read from its markers up to the frame header; None for any
-    other file, which Pillow then reads in full."""
-    if not data.startswith(b"\xff\xd8"):
-        return None
-    position, end = 2, len(data)
-    while position + 4 <= end:
-        if data[position] != 0xFF:
-            return None
-        marker = data[position + 1]
-        if marker == 0xFF:  # fill byte
-            position += 1
-            continue
-        if marker in _JPEG_STANDALONE:
-            position += 2
-            continue
-        length = int.from_bytes(data[position + 2:position + 4], "big")
-        segment = data[position + 4:position + 2 + length]
-        if length < 2 or len(segment) < length - 2:
-            return None
-        if (marker == 0xE1 and segment.startswith(b"Exif")) or (marker == 0xE2 and segment.startswith(b"MPF")) or (
-                marker == 0xEE and segment.startswith(b"Adobe")):
-            return None
-        if marker in _JPEG_FRAMES:
-            if len(segment) < 6 or segment[0] != 8 or segment[5] not in (1, 3):
-                return None
-            height, width = int.from_bytes(segment[1:3], "big"), int.from_bytes(segment[3:5], "big")
-            return (height, width, segment[5]) if height and width else None
-        if (0xC3 <= marker <= 0xCF and marker not in (0xC4, 0xC8, 0xCC)) or marker == 0xDA:
-            return None  # another frame type, or a scan before any frame
-        position += 2 + length
-    return None
 
 
 def _geometry_rejection(width: int, height: int, policy: ValidationPolicy) -> Optional[Inspection]:
@@ -309,7 +257,7 @@ def _geometry_rejection(width: int, height: int, policy: ValidationPolicy) -> Op
 
 def _extension_flags(relative_path: str, image_format: str) -> list[str]:
     extension = posixpath.splitext(relative_path)[1].lower()
-    return [EXTENSION_MISMATCH] if extension in _EXTENSIONS and _EXTENSIONS[extension] != image_format else []
+    return [EXTENSION_MISMATCH] if image_bytes.EXTENSIONS.get(extension, image_format) != image_format else []
 
 
 def _check_header(data: bytes, relative_path: str, policy: ValidationPolicy,
@@ -326,14 +274,14 @@ def _check_header(data: bytes, relative_path: str, policy: ValidationPolicy,
     if len(data) > policy.max_file_bytes:
         return Inspection(FILE_TOO_LARGE, f"{len(data)} bytes > {policy.max_file_bytes}")
 
-    plain = _plain_jpeg(data) if "jpeg" in policy.allowed_formats else None
+    plain = image_bytes.plain_jpeg(data) if image_bytes.JPEG in policy.allowed_formats else None
     if plain is not None:  # the common case, without Pillow's slower parse of the whole header
-        height, width, channels = plain
+        image_format, height, width, channels = plain
         rejection = _geometry_rejection(width, height, policy)
         if rejection:
             return rejection
-        flags = ((GRAYSCALE,) if channels == 1 else ()) + tuple(_extension_flags(relative_path, "jpeg"))
-        return _Decodable(data, "jpeg", height, width, channels, flags, "")
+        flags = ((GRAYSCALE,) if channels == 1 else ()) + tuple(_extension_flags(relative_path, image_format))
+        return _Decodable(data, image_format, height, width, channels, flags, "")
 
     try:
         with warnings.catch_warnings():
@@ -342,17 +290,17 @@ def _check_header(data: bytes, relative_path: str, policy: ValidationPolicy,
     except Image.DecompressionBombError as error:
         return Inspection(DECOMPRESSION_BOMB, str(error))
     except Exception as error:
-        brand = _heif_brand(data)
+        brand = image_bytes.heif_brand(data)
         if brand:
             return Inspection(FORMAT_NOT_ALLOWED, f"HEIF image ({brand}): no decoder for it here; {describe(data)}")
-        if _looks_like_an_image(data):
+        if image_bytes.signature_format(data):
             return Inspection(CORRUPT_IMAGE, f"image signature but unreadable header ({type(error).__name__})")
         return Inspection(NOT_AN_IMAGE, describe(data))
 
     with image:
         image_format = (image.format or "").lower()
         if image_format == "mpo":  # a camera JPEG carrying extra frames: TensorFlow reads its first as a JPEG
-            image_format = "jpeg"
+            image_format = image_bytes.JPEG
         width, height = image.size
         convert_format = image_format not in policy.allowed_formats
         if convert_format and image_format not in policy.convert_formats:
@@ -371,7 +319,7 @@ def _check_header(data: bytes, relative_path: str, policy: ValidationPolicy,
         converted = None
         detail = ""
         # TensorFlow's BMP decoder reads a palette BMP's indices as grey levels, without a word.
-        palette_bmp = image_format == "bmp" and image.mode in ("P", "PA", "1")
+        palette_bmp = image_format == image_bytes.BMP and image.mode in ("P", "PA", "1")
         to_png = convert_format or palette_bmp
         try:
             if image.mode == "CMYK":
@@ -379,7 +327,7 @@ def _check_header(data: bytes, relative_path: str, policy: ValidationPolicy,
                     return Inspection(UNSUPPORTED_COLOR_MODE, "CMYK")
                 converted = image.convert("RGB")
                 flags.append(CONVERTED_CMYK)
-            orientation = image.getexif().get(_EXIF_ORIENTATION, 1) if image_format == "jpeg" else 1
+            orientation = image.getexif().get(_EXIF_ORIENTATION, 1) if image_format == image_bytes.JPEG else 1
             if policy.apply_exif_orientation and orientation not in (0, 1):
                 converted = ImageOps.exif_transpose(converted or image)
                 flags.append(EXIF_ROTATED)
@@ -389,10 +337,10 @@ def _check_header(data: bytes, relative_path: str, policy: ValidationPolicy,
                 flags.append(CONVERTED_TO_PNG)
                 detail = (f"converted from {image_format} (TensorFlow does not decode it)" if convert_format
                           else "converted from a palette BMP (TensorFlow ignores BMP palettes)")
-                image_format = "png"
+                image_format = image_bytes.PNG
             elif converted is not None:
                 data = _reencode_jpeg(converted)
-                image_format = "jpeg"
+                image_format = image_bytes.JPEG
             if converted is not None:
                 width, height = converted.size
         except Exception as error:

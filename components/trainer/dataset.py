@@ -30,8 +30,8 @@ from typing import Optional, Union
 import tensorflow as tf
 import tensorflow_transform as tft
 
-from components import features
-from components.trainer import augmentation, image_ops
+from components import features, image_bytes
+from components.trainer import augmentation
 from components.trainer.params import TrainParams
 
 _AUTOTUNE = tf.data.AUTOTUNE
@@ -158,7 +158,7 @@ def decoded_images(file_patterns: Union[str, list[str]], params: TrainParams, sh
 
     def decode(record):
         example = tf.io.parse_single_example(record, _PARSE_SPEC)
-        image = image_ops.decode_and_resize(example[features.IMAGE], params.image_size, tf.uint8)
+        image = image_bytes.decode_and_resize(example[features.IMAGE], params.image_size, tf.uint8)
         if with_means:
             return image, example[features.LABEL], augmentation.image_means(image)
         return image, example[features.LABEL]

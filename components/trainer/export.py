@@ -20,7 +20,8 @@ import tensorflow as tf
 import tensorflow_transform as tft
 
 from components import features
-from components.trainer import image_ops
+from components.image_bytes import decode_batch
+from components.trainer.params import DEFAULT_MAX_SERVING_PIXELS
 
 SERVING_DEFAULT = "serving_default"
 SERVING_EXAMPLES = "serving_examples"
@@ -47,7 +48,7 @@ def export_serving_model(
     image_size: int,
     export_dir: str,
     top_k: int = 5,
-    max_pixels: int = image_ops.DEFAULT_MAX_SERVING_PIXELS,
+    max_pixels: int = DEFAULT_MAX_SERVING_PIXELS,
 ) -> None:
     # Attached to the model so the SavedModel tracks Transform's graph and vocabulary.
     model.tft_layer = tft_output.transform_features_layer()
@@ -72,12 +73,12 @@ def export_serving_model(
 
     @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name="image_bytes")])
     def serve_image_bytes(image_bytes):
-        return classify(image_ops.decode_batch(image_bytes, image_size, max_pixels))
+        return classify(decode_batch(image_bytes, image_size, max_pixels))
 
     @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name="examples")])
     def serve_examples(examples):
         parsed = tf.io.parse_example(examples, {features.IMAGE: tf.io.FixedLenFeature([], tf.string)})
-        return classify(image_ops.decode_batch(parsed[features.IMAGE], image_size, max_pixels))
+        return classify(decode_batch(parsed[features.IMAGE], image_size, max_pixels))
 
     @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name="examples")])
     def transform_features(examples):

@@ -20,10 +20,11 @@ from typing import Optional
 import tensorflow as tf
 
 import components  # noqa: F401  (sets the Keras choice before TensorFlow loads)
+from components import image_bytes
 from components.image_ingest import listing
 from components.image_ingest.component import detect_split_folders
 from components.knobs import HELP, add_flag
-from components.trainer import augmentation, image_ops
+from components.trainer import augmentation
 from components.trainer.params import PRESETS, AugmentParams
 
 PREVIEW_FILE = "augmentation_preview.png"
@@ -119,7 +120,7 @@ def main(argv: Optional[list[str]] = None) -> int:
     images, skipped = [], []
     for path in paths:
         try:
-            images.append(image_ops.decode_and_resize(tf.io.read_file(path), args.image_size))
+            images.append(image_bytes.decode_and_resize(tf.io.read_file(path), args.image_size))
         except (tf.errors.InvalidArgumentError, tf.errors.NotFoundError) as error:
             skipped.append(f"{path}: {type(error).__name__}")
     if not images:
