@@ -6,10 +6,10 @@ import sys
 
 import pytest
 
-from components.trainer.params import AugmentParams, TrainParams
+from components.trainer.params import PRESETS, AugmentParams, TrainParams
 from pipeline import config as config_lib
 from pipeline.config import PipelineConfig
-from tests.conftest import REPO_ROOT
+from tests.helpers import REPO_ROOT
 
 
 def test_without_data_dir_the_demo_preset_is_used():
@@ -92,10 +92,22 @@ def test_train_params_round_trip_through_custom_config():
 
 
 def test_a_preset_named_in_custom_config_or_code_sets_the_fields_left_unset():
-    assert TrainParams.from_custom_config({"augment": {"preset": "none"}}).augment == AugmentParams.from_preset("none")
-    heavy = AugmentParams(preset="heavy", mixup_prob=0.0)
+    assert TrainParams.from_custom_config({"augment": {"preset": "none"}}).augment == PRESETS["none"]
+    heavy = AugmentParams.from_preset("heavy", mixup_prob=0.0)
     assert heavy.cutmix_prob == 0.3 and heavy.mixup_prob == 0.0
-    assert heavy == AugmentParams.from_preset("heavy", mixup_prob=0.0)
+    assert heavy == dataclasses.replace(PRESETS["heavy"], mixup_prob=0.0)
+    assert TrainParams.from_custom_config({"augment": {"preset": "heavy", "mixup_prob": 0.0}}).augment == heavy
+
+
+def test_presets_are_complete_objects_and_the_default_is_standard():
+    assert list(PRESETS) == ["none", "light", "standard", "heavy"]
+    for name, preset in PRESETS.items():
+        assert isinstance(preset, AugmentParams) and preset.preset == name
+        assert all(value is not None for value in dataclasses.asdict(preset).values())
+    assert AugmentParams() == PRESETS["standard"]
+    assert not any(PRESETS["none"].probabilities().values())
+    with pytest.raises(ValueError, match=r"Unknown augmentation preset 'wild'.*'heavy'"):
+        AugmentParams.from_preset("wild")
 
 
 def test_runner_help_lists_the_flags():
@@ -212,7 +224,7 @@ def test_local_beam_workers_pay_only_with_cores_and_files(workers, files, cores,
 
 def test_a_local_pipeline_on_a_small_folder_runs_beam_in_process(tmp_path):
     from pipeline.pipeline import create_pipeline  # pylint: disable=import-outside-toplevel
-    from tests.conftest import encode_image, write_image_folder  # pylint: disable=import-outside-toplevel
+    from tests.helpers import encode_image, write_image_folder  # pylint: disable=import-outside-toplevel
 
     data = write_image_folder(tmp_path / "data", {f"{c}/{n}.jpg": encode_image() for n in range(3) for c in "ab"})
     pipeline = create_pipeline(PipelineConfig(data_dir=str(data), output_dir=str(tmp_path / "out")))

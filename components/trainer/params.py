@@ -27,68 +27,67 @@ DISTRIBUTION_VALUES = (AUTO, NONE, MIRRORED, MULTI_WORKER)
 # Serving refuses images with more pixels than this before decoding them: a
 # 60-byte PNG header can claim 100000 x 100000 pixels (a decompression bomb).
 DEFAULT_MAX_SERVING_PIXELS = 50_000_000
+PRESET_NAMES = ("none", "light", "standard", "heavy")
 
 
 @dataclasses.dataclass(frozen=True)
 class AugmentParams:
     """Training-split augmentation: a probability and a magnitude per op.
 
-    Start from a named preset (``none``, ``light``, ``standard``, ``heavy``) and
-    override single fields: ``AugmentParams(preset="heavy", mixup_prob=0)``.
-    Every op field left unset takes the preset's value. ``geometric`` and
-    ``color`` switch whole groups off (no colour changes for X-rays, say);
-    vertical flips are off in every preset.
+    The defaults are the ``standard`` preset.  ``PRESETS`` holds every preset as a
+    complete object; start from one and override single fields with
+    ``AugmentParams.from_preset("heavy", mixup_prob=0)``.  ``preset`` records
+    which one the values started from.  ``geometric`` and ``color`` switch whole
+    groups off (no colour changes for X-rays, say); vertical flips are off in
+    every preset.
     """
 
     preset: str = knob("standard", "Augmentation preset the other augment fields start from.")
     geometric: bool = knob(True, "Allow geometric ops (flips, rotation, zoom, translation, crop).")
     color: bool = knob(True, "Allow colour ops (brightness, contrast, saturation, hue, grayscale).")
-    horizontal_flip: float = knob(None, "Probability of a left-right flip.")
-    vertical_flip: float = knob(None, "Probability of an up-down flip.")
-    rotation_prob: float = knob(None, "Probability of a rotation.")
-    rotation: float = knob(None, "Largest rotation, as a fraction of a full turn (0.05 is +-18 degrees).")
-    zoom_prob: float = knob(None, "Probability of a zoom.")
-    zoom: float = knob(None, "Largest relative zoom in or out, about the centre (0.1 is 90%..110%).")
-    translate_prob: float = knob(None, "Probability of a translation.")
-    translate: float = knob(None, "Largest shift, as a fraction of the image side.")
-    crop_prob: float = knob(None, "Probability of a random resized crop.")
-    crop_min_area: float = knob(None, "Smallest crop area, as a fraction of the image (resized back to full size).")
-    crop_aspect: float = knob(None, "Largest crop aspect-ratio change (and its inverse).")
-    brightness_prob: float = knob(None, "Probability of a brightness change.")
-    brightness: float = knob(None, "Largest brightness shift, as a fraction of the pixel range.")
-    contrast_prob: float = knob(None, "Probability of a contrast change.")
-    contrast: float = knob(None, "Largest relative contrast change (0.2 is a factor in 0.8..1.2).")
-    saturation_prob: float = knob(None, "Probability of a saturation change.")
-    saturation: float = knob(None, "Largest relative saturation change.")
-    hue_prob: float = knob(None, "Probability of a hue rotation.")
-    hue: float = knob(None, "Largest hue rotation, as a fraction of the colour circle.")
-    grayscale_prob: float = knob(None, "Probability of turning an image gray.")
-    noise_prob: float = knob(None, "Probability of Gaussian noise.")
-    noise: float = knob(None, "Largest noise standard deviation, as a fraction of the pixel range.")
-    blur_prob: float = knob(None, "Probability of a Gaussian blur.")
-    blur: float = knob(None, "Largest blur sigma, in pixels.")
-    erase_prob: float = knob(None, "Probability of erasing a random rectangle (cutout).")
-    erase_area: float = knob(None, "Largest erased area, as a fraction of the image.")
-    mixup_prob: float = knob(None, "Probability that an image is mixed with another (mixup, soft labels).")
-    mixup_alpha: float = knob(None, "Beta(alpha, alpha) parameter of the mixup weight.")
+    horizontal_flip: float = knob(0.5, "Probability of a left-right flip.")
+    vertical_flip: float = knob(0.0, "Probability of an up-down flip.")
+    rotation_prob: float = knob(0.5, "Probability of a rotation.")
+    rotation: float = knob(0.05, "Largest rotation, as a fraction of a full turn (0.05 is +-18 degrees).")
+    zoom_prob: float = knob(0.5, "Probability of a zoom.")
+    zoom: float = knob(0.1, "Largest relative zoom in or out, about the centre (0.1 is 90%..110%).")
+    translate_prob: float = knob(0.5, "Probability of a translation.")
+    translate: float = knob(0.1, "Largest shift, as a fraction of the image side.")
+    crop_prob: float = knob(0.5, "Probability of a random resized crop.")
+    crop_min_area: float = knob(0.6, "Smallest crop area, as a fraction of the image (resized back to full size).")
+    crop_aspect: float = knob(1.33, "Largest crop aspect-ratio change (and its inverse).")
+    brightness_prob: float = knob(0.5, "Probability of a brightness change.")
+    brightness: float = knob(0.1, "Largest brightness shift, as a fraction of the pixel range.")
+    contrast_prob: float = knob(0.5, "Probability of a contrast change.")
+    contrast: float = knob(0.2, "Largest relative contrast change (0.2 is a factor in 0.8..1.2).")
+    saturation_prob: float = knob(0.5, "Probability of a saturation change.")
+    saturation: float = knob(0.3, "Largest relative saturation change.")
+    hue_prob: float = knob(0.3, "Probability of a hue rotation.")
+    hue: float = knob(0.03, "Largest hue rotation, as a fraction of the colour circle.")
+    grayscale_prob: float = knob(0.05, "Probability of turning an image gray.")
+    noise_prob: float = knob(0.0, "Probability of Gaussian noise.")
+    noise: float = knob(0.03, "Largest noise standard deviation, as a fraction of the pixel range.")
+    blur_prob: float = knob(0.0, "Probability of a Gaussian blur.")
+    blur: float = knob(1.5, "Largest blur sigma, in pixels.")
+    erase_prob: float = knob(0.25, "Probability of erasing a random rectangle (cutout).")
+    erase_area: float = knob(0.2, "Largest erased area, as a fraction of the image.")
+    mixup_prob: float = knob(0.0, "Probability that an image is mixed with another (mixup, soft labels).")
+    mixup_alpha: float = knob(0.2, "Beta(alpha, alpha) parameter of the mixup weight.")
     cutmix_prob: float = knob(
-        None, "Probability that a patch of another image is pasted in (cutmix, soft labels); an image gets "
+        0.0, "Probability that a patch of another image is pasted in (cutmix, soft labels); an image gets "
         "mixup or cutmix, so mixup_prob + cutmix_prob is at most 1."
     )
-    cutmix_alpha: float = knob(None, "Beta(alpha, alpha) parameter of the cutmix area.")
+    cutmix_alpha: float = knob(1.0, "Beta(alpha, alpha) parameter of the cutmix area.")
 
     def __post_init__(self):
-        if self.preset not in PRESETS:
+        if self.preset not in PRESET_NAMES:
             raise ValueError(f"Unknown augmentation preset {self.preset!r} (augment.preset); choose from "
-                             f"{sorted(PRESETS)}.")
-        for name, value in PRESETS[self.preset].items():
-            if getattr(self, name) is None:
-                object.__setattr__(self, name, value)  # frozen: set once, here
+                             f"{list(PRESET_NAMES)}.")
         for field in dataclasses.fields(self):
             value = getattr(self, field.name)
             is_probability = field.name.endswith("_prob") or field.name in ("horizontal_flip", "vertical_flip")
             if is_probability and not 0.0 <= value <= 1.0:
-                    raise ValueError(f"augment.{field.name} is a probability: it must be in [0, 1], got {value}.")
+                raise ValueError(f"augment.{field.name} is a probability: it must be in [0, 1], got {value}.")
         for name in ("rotation", "zoom", "translate", "brightness", "contrast", "saturation", "noise", "erase_area"):
             if not 0.0 <= getattr(self, name) < 1.0:
                 raise ValueError(f"augment.{name} must be in [0, 1), got {getattr(self, name)}.")
@@ -112,8 +111,15 @@ class AugmentParams:
             )
 
     @classmethod
-    def from_preset(cls, name: str, **overrides) -> "AugmentParams":
-        return cls(preset=name, **overrides)
+    def from_preset(cls, preset: str = "standard", **overrides) -> "AugmentParams":
+        """The preset named ``preset`` with ``overrides``: any subset of the fields."""
+        # An unknown name is refused by __post_init__, with the others it could be.
+        return dataclasses.replace(PRESETS.get(preset, PRESETS["standard"]), preset=preset, **overrides)
+
+    def probabilities(self) -> dict[str, float]:
+        """Every op's probability field and its value."""
+        return {f.name: getattr(self, f.name) for f in dataclasses.fields(self)
+                if f.name.endswith("_prob") or f.name.endswith("_flip")}
 
     @property
     def mixes_labels(self) -> bool:
@@ -134,23 +140,20 @@ class AugmentParams:
             )
 
 
-# Each preset gives every op field a value.
-_STANDARD = {
-    "horizontal_flip": 0.5, "vertical_flip": 0.0, "rotation_prob": 0.5, "rotation": 0.05, "zoom_prob": 0.5,
-    "zoom": 0.1, "translate_prob": 0.5, "translate": 0.1, "crop_prob": 0.5, "crop_min_area": 0.6, "crop_aspect": 1.33,
-    "brightness_prob": 0.5, "brightness": 0.1, "contrast_prob": 0.5, "contrast": 0.2, "saturation_prob": 0.5,
-    "saturation": 0.3, "hue_prob": 0.3, "hue": 0.03, "grayscale_prob": 0.05, "noise_prob": 0.0, "noise": 0.03,
-    "blur_prob": 0.0, "blur": 1.5, "erase_prob": 0.25, "erase_area": 0.2, "mixup_prob": 0.0, "mixup_alpha": 0.2,
-    "cutmix_prob": 0.0, "cutmix_alpha": 1.0,
-}
-_OFF = {**_STANDARD, **{name: 0.0 for name in _STANDARD if name.endswith(("_prob", "_flip"))}}
-_LIGHT = {**_OFF, "horizontal_flip": 0.5, "rotation_prob": 0.5, "rotation": 0.03, "zoom_prob": 0.5, "zoom": 0.1,
-          "brightness_prob": 0.5, "brightness": 0.05, "contrast_prob": 0.5, "contrast": 0.1}
-_HEAVY = {**_STANDARD, "rotation": 0.08, "zoom": 0.2, "translate": 0.15, "crop_min_area": 0.35, "brightness": 0.2,
-          "contrast": 0.35, "saturation": 0.5, "hue": 0.06, "grayscale_prob": 0.1, "noise_prob": 0.3, "noise": 0.03,
-          "blur_prob": 0.2, "blur": 1.5, "erase_prob": 0.4, "erase_area": 0.3, "mixup_prob": 0.3, "mixup_alpha": 0.2,
-          "cutmix_prob": 0.3, "cutmix_alpha": 1.0}
-PRESETS = {"none": _OFF, "light": _LIGHT, "standard": _STANDARD, "heavy": _HEAVY}
+def _presets() -> dict[str, AugmentParams]:
+    standard = AugmentParams()
+    off = dataclasses.replace(standard, preset="none", **dict.fromkeys(standard.probabilities(), 0.0))
+    light = dataclasses.replace(
+        off, preset="light", horizontal_flip=0.5, rotation_prob=0.5, rotation=0.03, zoom_prob=0.5, zoom=0.1,
+        brightness_prob=0.5, brightness=0.05, contrast_prob=0.5, contrast=0.1)
+    heavy = dataclasses.replace(
+        standard, preset="heavy", rotation=0.08, zoom=0.2, translate=0.15, crop_min_area=0.35, brightness=0.2,
+        contrast=0.35, saturation=0.5, hue=0.06, grayscale_prob=0.1, noise_prob=0.3, noise=0.03, blur_prob=0.2,
+        blur=1.5, erase_prob=0.4, erase_area=0.3, mixup_prob=0.3, mixup_alpha=0.2, cutmix_prob=0.3, cutmix_alpha=1.0)
+    return {p.preset: p for p in (off, light, standard, heavy)}
+
+
+PRESETS = _presets()
 
 
 @dataclasses.dataclass(frozen=True)
@@ -258,7 +261,7 @@ class TrainParams:
     @classmethod
     def from_custom_config(cls, config: dict[str, Any]) -> "TrainParams":
         config = dict(config)
-        augment = AugmentParams(**config.pop("augment", {}))
+        augment = AugmentParams.from_preset(**config.pop("augment", {}))
         return cls(augment=augment, **config)
 
     @property

@@ -18,16 +18,18 @@ import sys
 from typing import Optional
 
 import tensorflow as tf
+from absl import logging
 
 import components  # noqa: F401  (sets the Keras choice before TensorFlow loads)
-from components import image_bytes
-from components.image_ingest import listing
-from components.image_ingest.component import detect_split_folders
+from components import image_bytes, image_folder, splits
 from components.knobs import HELP, add_flag
-from components.trainer import augmentation
-from components.trainer.params import PRESETS, AugmentParams
+from components.trainer import augmentation, dataset
+from components.trainer.params import PRESETS, AugmentParams, TrainParams
 
 PREVIEW_FILE = "augmentation_preview.png"
+# The preview the Trainer writes: originals beside this many augmented versions.
+TRAINING_PREVIEW_IMAGES = 8
+TRAINING_PREVIEW_VERSIONS = 5
 _GAP = 4  # white pixels between tiles
 
 
@@ -52,16 +54,32 @@ def write_png(grid: tf.Tensor, path: str) -> None:
     tf.io.write_file(path, tf.io.encode_png(grid))
 
 
+def write_training_preview(train_files, params: TrainParams, run_dir: str) -> None:
+    """The Trainer's preview of its own augmentation, as a PNG and a TensorBoard image."""
+    if not augmentation.is_active(params.augment):
+        return
+    # A seeded shuffle over a few batches' worth: the files are often in class order.
+    sample = dataset.decoded_images(train_files, params, shuffle_files=True).shuffle(
+        8 * TRAINING_PREVIEW_IMAGES, seed=params.seed).take(TRAINING_PREVIEW_IMAGES)
+    images = tf.stack([image for image, _ in sample])
+    grid = preview_grid(images, params.augment, TRAINING_PREVIEW_VERSIONS, params.seed)
+    path = os.path.join(run_dir, PREVIEW_FILE)
+    write_png(grid, path)
+    with tf.summary.create_file_writer(os.path.join(run_dir, "augmentation")).as_default():
+        tf.summary.image("augmentation_preview", grid[None], step=0)
+    logging.info("Augmentation preview (preset %s): %s", params.augment.preset, path)
+
+
 def _sample_files(data_dir: str, count: int) -> list[str]:
     """``count`` files of the training images, taken from each class in turn."""
-    split_folders = detect_split_folders(data_dir)
-    split_folder = split_folders["train"] if split_folders else ""
-    files = listing.list_split(data_dir, split_folder).files
+    split_folders = image_folder.detect_split_folders(data_dir)
+    split_folder = split_folders[splits.TRAIN] if split_folders else ""
+    files = image_folder.list_split(data_dir, split_folder).files
     if not files:
         raise ValueError(f"No images found under {data_dir!r}.")
     by_class: dict[str, list[str]] = collections.defaultdict(list)
     for path in files:
-        by_class[listing.class_of(path, split_folder)].append(path)
+        by_class[image_folder.class_of(path, split_folder)].append(path)
     sample = []
     for index in range(max(len(paths) for paths in by_class.values())):
         sample += [paths[index] for paths in by_class.values() if index < len(paths)]
@@ -86,9 +104,9 @@ def _add_augment_flags(parser: argparse.ArgumentParser) -> None:
 
 
 def augment_params(args: argparse.Namespace) -> AugmentParams:
-    overrides = {field.name: getattr(args, "augment_" + field.name) for field in dataclasses.fields(AugmentParams)
-                 if field.name != "preset"}
-    return AugmentParams(preset=args.preset, **{name: value for name, value in overrides.items() if value is not None})
+    given = {field.name: getattr(args, "augment_" + field.name) for field in dataclasses.fields(AugmentParams)
+             if field.name != "preset" and getattr(args, "augment_" + field.name) is not None}
+    return AugmentParams.from_preset(args.preset, **given)
 
 
 def build_arg_parser() -> argparse.ArgumentParser:
@@ -130,7 +148,7 @@ def main(argv: Optional[list[str]] = None) -> int:
     write_png(grid, args.output)
     for line in skipped:
         print(f"skipped (not decodable): {line}", file=sys.stderr)
-    refined = " (refined by --augment-* flags)" if params != AugmentParams(preset=args.preset) else ""
+    refined = " (refined by --augment-* flags)" if params != AugmentParams.from_preset(args.preset) else ""
     print(f"Wrote {args.output}: {len(images)} images (rows), the original then {args.versions} "
           f"'{args.preset}' augmentations{refined} (columns).")
     return 0
