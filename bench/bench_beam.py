@@ -22,17 +22,17 @@ import statistics
 import sys
 import tempfile
 
-from bench.bench_validation import run_validator, timed
+from bench.bench_validation import timed
 from bench.common import generate_jpegs, write_results
 from pipeline.pipeline import MIN_FILES_FOR_WORKERS, beam_pipeline_args, local_beam_workers
-from tests.conftest import HYMENOPTERA, run_ingest
+from tests.helpers import HYMENOPTERA, run_ingest, run_validator
 
 WORKERS = (1, 2)
 
 
 def ingest_and_validate(root: pathlib.Path, work: pathlib.Path, beam_args) -> None:
-    examples = run_ingest(root, work / "examples", return_artifact=True, beam_args=beam_args)
-    run_validator(examples, work, beam_args)
+    ingested = run_ingest(root, work / "examples", return_artifact=True, beam_args=beam_args)
+    run_validator(ingested, work, beam_args=beam_args)
 
 
 def bench_dataset(root: pathlib.Path, work: pathlib.Path, repeats: int) -> dict:

@@ -72,15 +72,14 @@ import time
 import tensorflow as tf
 
 import components  # noqa: F401  (sets the Keras choice before TensorFlow loads)
-from bench.bench_validation import run_validator
 from bench.common import generate_jpegs, write_results
 from components import features, image_bytes
 from components.trainer import augmentation, dataset
 from components.trainer import model as model_lib
 from components.trainer.augmentation import geometry
+from components.trainer.class_balance import balanced_class_weights, class_counts
 from components.trainer.params import AugmentParams, TrainParams
-from components.trainer.run import balanced_class_weights, class_counts
-from tests.conftest import HYMENOPTERA, build_transform_output, run_ingest
+from tests.helpers import HYMENOPTERA, build_transform_output, run_ingest, run_validator
 
 SIZE, BATCH = 224, 32
 AUGMENT = AugmentParams.from_preset(
@@ -183,8 +182,8 @@ def paired_ratios(ours, theirs, window):
 
 
 def bench_dataset(name, folder, work, repeats):
-    examples = run_ingest(folder, work / f"{name}_ingested", return_artifact=True)
-    validated = run_validator(examples, work / f"{name}_validation")
+    ingested = run_ingest(folder, work / f"{name}_ingested", return_artifact=True)
+    validated, _ = run_validator(ingested, work / f"{name}_validation")
     pattern = os.path.join(validated.uri, "Split-*", "*")
     counts = class_counts(pattern)
     validated_count = sum(counts.values())
@@ -192,7 +191,7 @@ def bench_dataset(name, folder, work, repeats):
     tft_output = build_transform_output(labels, str(work / f"{name}_transform"))
     # The Trainer's default: balanced class weights, by label id, carried by the batches.
     vocabulary = [label.decode() for label in tft_output.vocabulary_by_name(features.LABEL_VOCABULARY)]
-    class_weights = list(balanced_class_weights(counts, vocabulary).values())
+    class_weights = balanced_class_weights(counts, vocabulary)
     disk_cached = dataclasses.replace(PARAMS, cache=f"{work / name}_image_cache/")
     runs = {
         "input_fn": lambda start: run_input_fn(start, pattern, validated_count, tft_output, class_weights),

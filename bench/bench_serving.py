@@ -28,12 +28,12 @@ import tensorflow as tf
 
 import components  # noqa: F401  (sets the Keras choice before TensorFlow loads)
 from bench.common import generate_jpegs, write_results
-from components import image_bytes
+from components import image_bytes, serving_signature
 from components.model_pusher import smoke, versioning
 from components.trainer import export
 from components.trainer import model as model_lib
 from components.trainer.params import TrainParams
-from tests.conftest import build_transform_output
+from tests.helpers import build_transform_output
 
 SIZE = 224
 LABELS = ["ant", "bee", "wasp"]
@@ -60,7 +60,7 @@ def main(argv=None) -> None:
     jpegs = [p.read_bytes() for p in sorted(generate_jpegs(work / "images", 32).rglob("*.jpg"))]
     pushed = versioning.push(export_dir, str(work / "serving" / "classifier"), "bench", keep_versions=1,
                              smoke_test=lambda path: smoke.smoke_test(path, jpegs[0]))
-    serving = tf.saved_model.load(pushed.path).signatures[export.SERVING_DEFAULT]
+    serving = tf.saved_model.load(pushed.path).signatures[serving_signature.SERVING_DEFAULT]
     keras_call = tf.function(lambda images: model(images, training=False))
     decode = tf.function(lambda data: tf.map_fn(
         lambda one: tf.image.resize(tf.io.decode_jpeg(one, channels=3), [SIZE, SIZE]), data,
@@ -71,7 +71,7 @@ def main(argv=None) -> None:
         data = tf.constant(jpegs[:batch])
         tensors = tf.stack([image_bytes.decode_and_resize(one, SIZE) for one in jpegs[:batch]])
         candidates = {
-            "saved_model_bytes": lambda data=data: serving(image_bytes=data)[export.PROBABILITIES].numpy(),
+            "saved_model_bytes": lambda data=data: serving(image_bytes=data)[serving_signature.PROBABILITIES].numpy(),
             "keras_on_tensors": lambda tensors=tensors: keras_call(tensors).numpy(),
             "decode_jpeg": lambda data=data: decode(data).numpy(),
         }

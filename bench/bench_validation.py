@@ -27,7 +27,6 @@ pillow_verify and written to bench/results/validation.json.
 """
 
 import argparse
-import json
 import os
 import pathlib
 import statistics
@@ -37,15 +36,13 @@ import time
 
 import tensorflow as tf
 from PIL import Image
-from tfx.types import standard_artifacts
 
 import components  # noqa: F401  (sets the Keras choice before TensorFlow loads)
 from bench.common import generate_jpegs, write_results
 from components.image_validator import executor as validator_executor
-from components.image_validator.component import ImageValidationReport
 from components.image_validator.policy import ValidationPolicy
 from pipeline.pipeline import beam_args_with_dependencies
-from tests.conftest import HYMENOPTERA, run_ingest
+from tests.helpers import HYMENOPTERA, run_ingest, run_validator
 
 # With the dependency flag the pipeline adds, as the pipeline runs the validator.
 BEAM_RUNNERS = {
@@ -86,22 +83,6 @@ def checks_loop(records) -> None:
             validator_executor.inspect_examples([r for s, r in chunk if s == split], split, policy, None)
 
 
-def run_validator(examples, work: pathlib.Path, beam_args=None, policy: ValidationPolicy | None = None):
-    """The ImageValidator executor's Do(), as TFX calls it; returns its validated Examples."""
-    policy = policy or ValidationPolicy()
-    validated = standard_artifacts.Examples()
-    validated.uri = str(work / "validated")
-    report = ImageValidationReport()
-    report.uri = str(work / "report")
-    context = validator_executor.Executor.Context(beam_pipeline_args=beam_args, tmp_dir=str(work / "tmp"))
-    validator_executor.Executor(context).Do(
-        {validator_executor.EXAMPLES_KEY: [examples]},
-        {validator_executor.VALIDATED_EXAMPLES_KEY: [validated], validator_executor.REPORT_KEY: [report]},
-        {validator_executor.POLICY_KEY: json.dumps(policy.to_dict())},
-    )
-    return validated
-
-
 def timed(fn, *args) -> float:
     start = time.perf_counter()
     fn(*args)
@@ -113,9 +94,9 @@ NO_NEAR_DUPLICATES = "validator_in_memory_no_near_duplicates"
 
 def bench_dataset(name: str, root: pathlib.Path, work: pathlib.Path, repeats: int, runners: dict):
     paths = image_files(root)
-    examples = run_ingest(root, work / f"{name}_ingested", return_artifact=True,
+    ingested = run_ingest(root, work / f"{name}_ingested", return_artifact=True,
                           beam_args=BEAM_RUNNERS["validator_in_memory"])
-    records = read_examples(examples)
+    records = read_examples(ingested.examples)
     times = {"pillow_verify": [], "pillow_load": [], "checks_loop": [], NO_NEAR_DUPLICATES: []}
     times.update({key: [] for key in runners})
     no_near = ValidationPolicy(near_duplicates=False)
@@ -124,9 +105,9 @@ def bench_dataset(name: str, root: pathlib.Path, work: pathlib.Path, repeats: in
         times["pillow_load"].append(timed(pillow_loop, paths, True))
         times["checks_loop"].append(timed(checks_loop, records))
         for key, args in runners.items():
-            times[key].append(timed(run_validator, examples, work / f"{name}_{key}_{repeat}", args))
-        times[NO_NEAR_DUPLICATES].append(timed(run_validator, examples, work / f"{name}_no_near_{repeat}",
-                                               BEAM_RUNNERS["validator_in_memory"], no_near))
+            times[key].append(timed(run_validator, ingested, work / f"{name}_{key}_{repeat}", None, None, args))
+        times[NO_NEAR_DUPLICATES].append(timed(run_validator, ingested, work / f"{name}_no_near_{repeat}",
+                                               no_near, None, BEAM_RUNNERS["validator_in_memory"]))
     rates = {key: len(paths) / statistics.median(values) for key, values in times.items()}
     baseline = rates["pillow_verify"]
     return {

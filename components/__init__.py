@@ -7,6 +7,7 @@ and before TensorFlow is imported anywhere in the product, so that
 workers and a Kubeflow container alike.
 """
 
+import importlib
 import os
 
 os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
@@ -21,10 +22,7 @@ if os.environ["TF_USE_LEGACY_KERAS"] not in ("1", "true", "True"):
 def __getattr__(name):
     # Kubeflow recreates a custom artifact type from its type name, which must
     # read "<module>.<Class>" with a one-word module: "components.ImageValidationReport".
-    if name == "ImageValidationReport":
-        from components.image_validator.component import (  # pylint: disable=import-outside-toplevel
-            ImageValidationReport,
-        )
-
-        return ImageValidationReport
+    exported = importlib.import_module("components.artifacts").EXPORTED
+    if name in exported:
+        return exported[name]
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -1,4 +1,15 @@
-"""Which files under a data folder are ingested: the listing policy.
+"""How a data folder is read: its split folders, its class folders, and which
+files are ingested (the listing policy).
+
+Two layouts:
+
+* ``<root>/<class>/<file>``: one input, split by the ingest step's hash.
+* ``<root>/<split>/<class>/<file>``: the folders' own splits are kept.
+  ``train`` is the training split; ``val``, ``validation`` or ``eval`` becomes
+  the ``eval`` split (``test`` does when there is none of those); a ``test``
+  folder beside a validation folder is kept as the ``test`` split.
+
+The listing policy:
 
 * A split's root holds one folder per class; every file below a class folder,
   at any depth, is an image of that class (nested folders are walked).
@@ -32,10 +43,11 @@ import dataclasses
 import hashlib
 import os
 import posixpath
+from typing import Optional
 
 import tensorflow as tf
 
-from components import names
+from components import names, splits
 
 # Every split pattern is "[<split folder>/]*/*": the driver and executor read the folder from it.
 PATTERN_SUFFIX = "*/*"
@@ -189,3 +201,60 @@ def fingerprint(data_root: str, split_folder: str) -> str:
     for folder in listing.empty_class_folders:
         digest.update(f"{folder}/\n".encode())
     return f"split:{split_folder or '.'},num_files:{len(listing.files)},sha256:{digest.hexdigest()}"
+
+
+# Folder names on disk (the split names they become are in components/splits.py).
+_TRAIN_FOLDER, _TEST_FOLDER = "train", "test"
+_EVAL_FOLDERS = ("val", "validation", "eval")
+_SPLIT_FOLDERS = frozenset((_TRAIN_FOLDER, _TEST_FOLDER, *_EVAL_FOLDERS))
+
+
+def _subfolders(path: str) -> list[str]:
+    if "://" not in path:  # os, not tf.io.gfile: a local name need not be UTF-8
+        return sorted(n for n in os.listdir(path) if os.path.isdir(os.path.join(path, n)) and not n.startswith("."))
+    return sorted(
+        name.rstrip("/")
+        for name in tf.io.gfile.listdir(path)
+        if tf.io.gfile.isdir(posixpath.join(path, name)) and not name.startswith(".")
+    )
+
+
+def detect_split_folders(data_dir: str) -> Optional[dict[str, str]]:
+    """Maps TFX split name to folder when ``data_dir`` holds split folders, else None.
+
+    Raises ValueError for a folder that is missing, empty, or mixes split folders
+    with class folders.
+    """
+    if not tf.io.gfile.isdir(data_dir):
+        raise ValueError(f"Data directory {data_dir!r} does not exist or is not a directory.")
+    folders = _subfolders(data_dir)
+    if not folders:
+        raise ValueError(
+            f"Data directory {data_dir!r} has no sub-folders: expected "
+            "<data_dir>/<class>/<image> or <data_dir>/<split>/<class>/<image>."
+        )
+    split_like = [f for f in folders if f in _SPLIT_FOLDERS]
+    if not split_like or (len(split_like) == 1 and len(folders) > 1):
+        return None  # class folders; a single class named like a split is still a class
+    if len(split_like) != len(folders):
+        raise ValueError(
+            f"Data directory {data_dir!r} mixes split folders {split_like} with other "
+            f"folders {sorted(set(folders) - set(split_like))}; use either "
+            "<split>/<class>/<image> or <class>/<image>."
+        )
+    if _TRAIN_FOLDER not in folders:
+        raise ValueError(f"Data directory {data_dir!r} has split folders {folders} but no 'train'.")
+    eval_folder = next((f for f in _EVAL_FOLDERS if f in folders), None)
+    found = {splits.TRAIN: _TRAIN_FOLDER}
+    if eval_folder:
+        found[splits.EVAL] = eval_folder
+        if _TEST_FOLDER in folders:
+            found[splits.TEST] = _TEST_FOLDER
+    elif _TEST_FOLDER in folders:
+        found[splits.EVAL] = _TEST_FOLDER
+    else:
+        raise ValueError(
+            f"Data directory {data_dir!r} has a 'train' folder but no evaluation folder "
+            f"(one of {', '.join((*_EVAL_FOLDERS, _TEST_FOLDER))})."
+        )
+    return found

@@ -15,13 +15,12 @@ from typing import Optional
 import tensorflow_model_analysis as tfma
 from tfx import v1 as tfx
 
-from components import features
-from components.image_ingest import listing
-from components.image_ingest.component import EVAL, TRAIN, create_image_example_gen, detect_split_folders
+from components import features, image_folder, serving_signature
+from components.image_ingest.component import create_image_example_gen
 from components.image_validator.component import ImageValidator
 from components.image_validator.gate import ImageValidationGate
 from components.model_pusher.component import ServingPusher
-from components.trainer import export
+from components.splits import EVAL, TRAIN
 from pipeline.config import PipelineConfig
 
 REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -107,10 +106,10 @@ def beam_pipeline_args(beam_args, beam_workers: int, setup_file: str = SETUP_FIL
 def count_classes_and_files(data_dir: str) -> tuple[int, int]:
     """Class folders under ``data_dir`` (in any split folder): the ids per-class metrics
     cover; and the files the ingest step will read."""
-    splits = detect_split_folders(data_dir) or {"": ""}
+    splits = image_folder.detect_split_folders(data_dir) or {"": ""}
     names, files = set(), 0
     for folder in splits.values():
-        split_listing = listing.list_split(data_dir, folder)
+        split_listing = image_folder.list_split(data_dir, folder)
         names.update(name.split("/")[-1] for name in split_listing.class_folders)
         files += len(split_listing.files) + len(split_listing.outside_links)
     return len(names), files
@@ -135,10 +134,10 @@ def create_eval_config(min_accuracy: float, max_accuracy_drop: float, num_classe
     return tfma.EvalConfig(
         model_specs=[
             tfma.ModelSpec(
-                signature_name=export.SERVING_EXAMPLES,
-                preprocessing_function_names=[export.TRANSFORM_FEATURES],
+                signature_name=serving_signature.SERVING_EXAMPLES,
+                preprocessing_function_names=[serving_signature.TRANSFORM_FEATURES],
                 label_key=features.LABEL_ID,
-                prediction_key=export.PROBABILITIES,
+                prediction_key=serving_signature.PROBABILITIES,
             )
         ],
         slicing_specs=[tfma.SlicingSpec()],
@@ -195,7 +194,8 @@ def create_pipeline(
     schema_gen = tfx.components.ImportSchemaGen(schema_file=os.path.join(project_dir, SCHEMA_PATH))
     schema = schema_gen.outputs["schema"]
     image_validator = ImageValidator(
-        examples=example_gen.outputs["examples"], schema=schema, policy=config.validation
+        examples=example_gen.outputs["examples"], listing=example_gen.outputs["listing"], schema=schema,
+        policy=config.validation,
     )
     gate = ImageValidationGate(report=image_validator.outputs["report"])
     # Everything downstream sees only the images the validator accepted, and

@@ -19,8 +19,7 @@ from ml_metadata.proto import metadata_store_pb2
 from tensorflow_metadata.proto.v0 import anomalies_pb2
 from tfx.types import artifact_utils
 
-from components import features
-from components.image_ingest.executor import LISTING_FILE
+from components import artifacts, features
 from components.image_validator import report as validation_report
 from components.image_validator.gate import ImageValidationError
 from components.model_pusher import versioning
@@ -303,11 +302,10 @@ def component_figure(config: PipelineConfig, component: str) -> str:
     line when it ends ("" when it has none)."""
     records = _RunRecords(config.metadata_path, config.pipeline_name)
     if "ExampleGen" in component:
-        examples = records.output(component, "examples")
-        if examples is None:
+        listing = records.output(component, "listing")
+        if listing is None:
             return ""
-        with tf.io.gfile.GFile(os.path.join(examples.uri, LISTING_FILE)) as f:
-            listings = json.load(f)
+        listings = artifacts.read_listing(listing.uri)
         return ", ".join(f"{_listed_examples(listing)} files" + ("" if split == "." else f" in {split}")
                          for split, listing in sorted(listings.items()))
     if component == "ImageValidator":

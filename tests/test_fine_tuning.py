@@ -12,10 +12,11 @@ import pytest
 import tensorflow as tf
 from tfx.components.trainer.fn_args_utils import FnArgs
 
-from components.trainer import acceleration, export, run
+from components import serving_signature
+from components.trainer import acceleration, class_balance, phases, run
 from components.trainer import model as model_lib
 from components.trainer.params import AugmentParams, TrainParams
-from tests.conftest import REPO_ROOT, build_transform_output, encode_image
+from tests.helpers import REPO_ROOT, build_transform_output, encode_image
 
 TINY = TrainParams(
     image_size=32, batch_size=4, head_epochs=1, finetune_epochs=1, unfreeze_layers=5, weights="none",
@@ -53,53 +54,46 @@ def test_this_machine_detects_its_devices():
 
 
 def test_cosine_schedule_warms_up_then_decays():
-    schedule = run.learning_rate(1e-3, 100, TINY)
+    schedule = phases.learning_rate(1e-3, 100, TINY)
     rates = [float(schedule(step)) for step in (0, 5, 10, 50, 99)]
     assert rates[0] == 0.0 and rates[1] == pytest.approx(5e-4) and rates[2] == pytest.approx(1e-3)
     assert rates[2] > rates[3] > rates[4] > 0
-    assert run.learning_rate(1e-3, 100, TrainParams(lr_schedule="constant", weights="none")) == 1e-3
+    assert phases.learning_rate(1e-3, 100, TrainParams(lr_schedule="constant", weights="none")) == 1e-3
 
 
 def test_balanced_class_weights_equalise_each_classes_total():
-    weights = run.balanced_class_weights({"a": 30, "b": 10, "c": 20}, ["a", "b", "c"])
-    assert weights == pytest.approx({0: 60 / 90, 1: 60 / 30, 2: 60 / 60})
-    assert {i: w * n for (i, w), n in zip(weights.items(), (30, 10, 20))} == pytest.approx({0: 20, 1: 20, 2: 20})
+    weights = class_balance.balanced_class_weights({"a": 30, "b": 10, "c": 20}, ["a", "b", "c"])
+    assert weights == pytest.approx([60 / 90, 60 / 30, 60 / 60])
+    assert [w * n for w, n in zip(weights, (30, 10, 20))] == pytest.approx([20, 20, 20])
+    assert class_balance.balanced_class_weights({"a": 3}, ["a", "b"]) == pytest.approx([0.5, 0.0])
 
 
 def test_class_counts_read_the_labels_of_example_files(examples_file):
-    assert run.class_counts(examples_file) == {"red": 4, "green": 4, "blue": 4}
-
-
-def _export(tmp_path, labels, seed):
-    tf.keras.utils.set_random_seed(seed)
-    model, _ = model_lib.build_model(len(labels), TINY, weights=None)
-    directory = str(tmp_path / f"export_{seed}")
-    export.export_serving_model(model, build_transform_output(labels, str(tmp_path / f"tft_{seed}")),
-                                list(labels), TINY.image_size, directory)
-    return model, directory
+    assert class_balance.class_counts(examples_file) == {"red": 4, "green": 4, "blue": 4}
 
 
 @pytest.fixture(scope="module")
-def exported_base(tmp_path_factory):
-    return _export(tmp_path_factory.mktemp("base"), ["a", "b", "c"], seed=1)
+def exported_base(tiny_model):
+    assert tiny_model.keras_model.input_shape[1] == TINY.image_size
+    return tiny_model.keras_model, tiny_model.export_dir, tiny_model.labels
 
 
 def test_warm_start_copies_backbone_and_head_when_the_classes_match(exported_base):
-    base, base_dir = exported_base
+    base, base_dir, labels = exported_base
     tf.keras.utils.set_random_seed(2)
     fresh, _ = model_lib.build_model(3, TINY, weights=None)
     assert not np.allclose(fresh.get_weights()[0], base.get_weights()[0])
-    assert model_lib.warm_start(fresh, base_dir, ["a", "b", "c"], TINY) == "backbone and head"
+    assert model_lib.warm_start(fresh, base_dir, labels, TINY) == "backbone and head"
     for expected, actual in zip(base.get_weights(), fresh.get_weights()):
         np.testing.assert_array_equal(expected, actual)
 
 
 def test_warm_start_keeps_only_the_backbone_when_the_classes_change(exported_base):
-    base, base_dir = exported_base
+    base, base_dir, labels = exported_base
     tf.keras.utils.set_random_seed(3)
     fresh, _ = model_lib.build_model(2, TINY, weights=None)
     head_before = fresh.get_layer("probabilities").get_weights()
-    assert "backbone only" in model_lib.warm_start(fresh, base_dir, ["a", "b"], TINY)
+    assert "backbone only" in model_lib.warm_start(fresh, base_dir, labels[:2], TINY)
     for expected, actual in zip(base.get_layer(model_lib.BACKBONE_NAME).get_weights(),
                                 fresh.get_layer(model_lib.BACKBONE_NAME).get_weights()):
         np.testing.assert_array_equal(expected, actual)
@@ -157,12 +151,12 @@ def test_run_fn_trains_checkpoints_and_exports_with_gpu_settings_on_cpu(forced_g
     assert "mixed_float16" in history["acceleration"] and "distribution=mirrored" in history["acceleration"]
     assert history["replicas"] == 2
     for phase in ("head", "finetune"):
-        assert tf.io.gfile.glob(os.path.join(fn_args.model_run_dir, run.CHECKPOINT_DIR, phase, "best*"))
+        assert tf.io.gfile.glob(os.path.join(fn_args.model_run_dir, phases.CHECKPOINT_DIR, phase, "best*"))
     loaded = tf.saved_model.load(fn_args.serving_model_dir)
-    outputs = loaded.signatures[export.SERVING_DEFAULT](image_bytes=tf.constant([encode_image()]))
-    assert outputs[export.PROBABILITIES].dtype == tf.float32
-    np.testing.assert_allclose(outputs[export.PROBABILITIES].numpy().sum(), 1.0, atol=1e-3)
-    assert export.read_labels(fn_args.serving_model_dir) == ["red", "green", "blue"]  # by frequency
+    outputs = loaded.signatures[serving_signature.SERVING_DEFAULT](image_bytes=tf.constant([encode_image()]))
+    assert outputs[serving_signature.PROBABILITIES].dtype == tf.float32
+    np.testing.assert_allclose(outputs[serving_signature.PROBABILITIES].numpy().sum(), 1.0, atol=1e-3)
+    assert serving_signature.read_labels(fn_args.serving_model_dir) == ["red", "green", "blue"]  # by frequency
 
 
 def test_run_fn_on_cpu_defaults_warm_starts_from_the_base_model(

@@ -7,9 +7,10 @@ import pytest
 import tensorflow as tf
 
 from components import features
-from components.image_ingest.component import create_image_example_gen, detect_split_folders
+from components.image_folder import detect_split_folders
+from components.image_ingest.component import create_image_example_gen
 from components.image_ingest.executor import image_to_example
-from tests.conftest import HYMENOPTERA, encode_image, run_ingest, write_image_folder
+from tests.helpers import HYMENOPTERA, encode_image, run_ingest, write_image_folder
 
 
 def _value(example: tf.train.Example, name: str):

@@ -7,50 +7,21 @@ import os
 import pytest
 import tensorflow as tf
 from tensorflow_metadata.proto.v0 import schema_pb2
-from tfx.types import standard_artifacts
 
 from components import features, names
 from components.image_validator import checks, near_duplicates
 from components.image_validator import report as report_lib
-from components.image_validator.component import ImageValidationReport, ImageValidator
+from components.image_validator.component import ImageValidator
 from components.image_validator.executor import (
-    EXAMPLES_KEY,
-    POLICY_KEY,
-    REPORT_KEY,
-    SCHEMA_KEY,
-    VALIDATED_EXAMPLES_KEY,
-    Executor,
     label_domain_from_schema,
 )
 from components.image_validator.gate import ImageValidationError, check_gate
 from components.image_validator.policy import ValidationPolicy
 from tests import bad_corpus
-from tests.conftest import HYMENOPTERA, encode_image, run_ingest, write_image_folder
+from tests.helpers import HYMENOPTERA, encode_image, run_ingest, run_validator, write_image_folder
 
 DEFAULT = ValidationPolicy()
 RELAXED = ValidationPolicy(min_examples_per_class=1, max_rejected_fraction=1.0)
-
-
-def run_validator(examples, output_dir, policy=DEFAULT, label_domain=None):
-    """Calls the executor's Do() as TFX would; returns (validated Examples, report dict)."""
-    validated = standard_artifacts.Examples()
-    validated.uri = str(output_dir / "validated")
-    report = ImageValidationReport()
-    report.uri = str(output_dir / "report")
-    inputs = {EXAMPLES_KEY: [examples]}
-    if label_domain is not None:
-        schema_dir = output_dir / "schema"
-        schema_dir.mkdir(parents=True)
-        schema = schema_pb2.Schema()
-        schema.feature.add(name=features.LABEL, type=schema_pb2.BYTES).string_domain.value.extend(label_domain)
-        (schema_dir / "schema.pbtxt").write_text(str(schema))
-        schema_artifact = standard_artifacts.Schema()
-        schema_artifact.uri = str(schema_dir)
-        inputs[SCHEMA_KEY] = [schema_artifact]
-    outputs = {VALIDATED_EXAMPLES_KEY: [validated], REPORT_KEY: [report]}
-    Executor().Do(inputs, outputs, {POLICY_KEY: json.dumps(policy.to_dict())})
-    with open(os.path.join(report.uri, report_lib.REPORT_JSON), encoding="utf-8") as f:
-        return validated, json.load(f)
 
 
 def validated_paths(validated):
@@ -226,7 +197,7 @@ def test_policy_can_reject_instead_of_converting():
 
 
 def test_a_broken_file_in_a_decode_batch_is_singled_out_and_the_rest_are_hashed_as_alone():
-    from tests.conftest import encode_distinct_image  # pylint: disable=import-outside-toplevel
+    from tests.helpers import encode_distinct_image  # pylint: disable=import-outside-toplevel
 
     good = [encode_distinct_image((90, 120, 150), seed, size=(300, 200)) for seed in range(5)]
     truncated = good[0][: len(good[0]) // 2]  # a valid header, half its pixels

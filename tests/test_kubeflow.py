@@ -22,7 +22,7 @@ from kfp import components as kfp_components
 from kfp.pipeline_spec import pipeline_spec_pb2
 
 import kubeflow_runner
-from tests.conftest import (
+from tests.helpers import (
     CLASS_COLOURS,
     REPO_ROOT,
     TINY_TRAINING_FLAGS,

@@ -11,25 +11,20 @@ import pytest
 import tensorflow as tf
 
 from components import features, image_bytes
+from components import serving_signature as contract
 from components.image_ingest.executor import image_to_example
-from components.trainer import export
 from components.trainer import model as model_lib
 from components.trainer import weights as weights_lib
 from components.trainer.params import TrainParams
-from tests.conftest import CLASS_COLOURS, encode_image
+from tests.helpers import CLASS_COLOURS, encode_image
 
 PARAMS = TrainParams(image_size=32, batch_size=4, weights="none")
 
 
 @pytest.fixture(scope="module")
-def exported(tmp_path_factory, transform_output):
-    """A randomly initialised model exported exactly as run_fn exports it."""
-    tf.keras.utils.set_random_seed(1)
-    model, _ = model_lib.build_model(3, PARAMS, weights=None)
-    label_names = [v.decode() for v in transform_output.vocabulary_by_name(features.LABEL_VOCABULARY)]
-    export_dir = str(tmp_path_factory.mktemp("export") / "serving_model")
-    export.export_serving_model(model, transform_output, label_names, PARAMS.image_size, export_dir)
-    return model, tf.saved_model.load(export_dir), label_names
+def exported(tiny_model):
+    """The Keras model, the SavedModel exported from it as run_fn exports it, loaded, and its labels."""
+    return tiny_model.keras_model, tf.saved_model.load(tiny_model.export_dir), tiny_model.labels
 
 
 def test_serving_default_takes_raw_bytes_and_matches_the_keras_model(exported):
@@ -45,34 +40,34 @@ def test_serving_default_takes_raw_bytes_and_matches_the_keras_model(exported):
         encode_image((10, 160, 90), size=(45, 45), image_format="PNG", mode="LA"),
         encode_image((10, 160, 90), size=(31, 29), image_format="BMP", mode="L"),
     ]
-    outputs = loaded.signatures[export.SERVING_DEFAULT](image_bytes=tf.constant(images))
+    outputs = loaded.signatures[contract.SERVING_DEFAULT](image_bytes=tf.constant(images))
 
     expected = model(tf.stack([image_bytes.decode_and_resize(b, 32) for b in images]), training=False).numpy()
-    np.testing.assert_allclose(outputs[export.PROBABILITIES].numpy(), expected, atol=1e-5)
-    np.testing.assert_allclose(outputs[export.PROBABILITIES].numpy().sum(axis=1), 1.0, atol=1e-5)
-    indices = outputs[export.CLASS_INDEX].numpy()
+    np.testing.assert_allclose(outputs[contract.PROBABILITIES].numpy(), expected, atol=1e-5)
+    np.testing.assert_allclose(outputs[contract.PROBABILITIES].numpy().sum(axis=1), 1.0, atol=1e-5)
+    indices = outputs[contract.CLASS_INDEX].numpy()
     np.testing.assert_array_equal(indices, expected.argmax(axis=1))
-    assert [n.decode() for n in outputs[export.CLASS_NAME].numpy()] == [label_names[i] for i in indices]
+    assert [n.decode() for n in outputs[contract.CLASS_NAME].numpy()] == [label_names[i] for i in indices]
 
 
 def test_top_k_lists_classes_by_probability(exported):
     _, loaded, label_names = exported
-    outputs = loaded.signatures[export.SERVING_DEFAULT](image_bytes=tf.constant([encode_image(), encode_image()]))
-    probabilities = outputs[export.PROBABILITIES].numpy()
-    top_names = outputs[export.TOP_K_CLASS_NAMES].numpy()
-    top_probabilities = outputs[export.TOP_K_PROBABILITIES].numpy()
+    outputs = loaded.signatures[contract.SERVING_DEFAULT](image_bytes=tf.constant([encode_image(), encode_image()]))
+    probabilities = outputs[contract.PROBABILITIES].numpy()
+    top_names = outputs[contract.TOP_K_CLASS_NAMES].numpy()
+    top_probabilities = outputs[contract.TOP_K_PROBABILITIES].numpy()
     assert top_names.shape == (2, 3)  # k is capped at the number of classes
     for row in range(2):
         order = np.argsort(-probabilities[row])
         assert [n.decode() for n in top_names[row]] == [label_names[i] for i in order]
         np.testing.assert_allclose(top_probabilities[row], probabilities[row][order], atol=1e-7)
-        assert top_names[row][0] == outputs[export.CLASS_NAME].numpy()[row]
+        assert top_names[row][0] == outputs[contract.CLASS_NAME].numpy()[row]
 
 
 def test_labels_file_is_an_asset_of_the_saved_model(exported, tmp_path_factory):
     _, loaded, label_names = exported
     export_dir = loaded.labels_asset.asset_path.numpy().decode().rsplit("/assets/", 1)[0]
-    assert export.read_labels(export_dir) == label_names
+    assert contract.read_labels(export_dir) == label_names
 
 
 def rest_request_to_tensors(body: str, signature) -> dict:
@@ -95,27 +90,27 @@ def rest_request_to_tensors(body: str, signature) -> dict:
 
 def test_a_tf_serving_rest_body_with_base64_images_is_answered(exported):
     _, loaded, _ = exported
-    signature = loaded.signatures[export.SERVING_DEFAULT]
+    signature = loaded.signatures[contract.SERVING_DEFAULT]
     images = [encode_image((200, 30, 30)), encode_image((30, 30, 200), image_format="PNG")]
     direct = signature(image_bytes=tf.constant(images))
     for instances in (
         [{"b64": base64.b64encode(image).decode("ascii")} for image in images],
         [{"image_bytes": {"b64": base64.b64encode(image).decode("ascii")}} for image in images],
     ):
-        body = json.dumps({"signature_name": export.SERVING_DEFAULT, "instances": instances})
+        body = json.dumps({"signature_name": contract.SERVING_DEFAULT, "instances": instances})
         answer = signature(**rest_request_to_tensors(body, signature))
-        np.testing.assert_allclose(answer[export.PROBABILITIES].numpy(), direct[export.PROBABILITIES].numpy())
-        assert answer[export.CLASS_NAME].numpy().tolist() == direct[export.CLASS_NAME].numpy().tolist()
+        np.testing.assert_allclose(answer[contract.PROBABILITIES].numpy(), direct[contract.PROBABILITIES].numpy())
+        assert answer[contract.CLASS_NAME].numpy().tolist() == direct[contract.CLASS_NAME].numpy().tolist()
 
 
 def test_examples_signature_agrees_with_raw_bytes(exported):
     _, loaded, _ = exported
     data = [encode_image(colour, image_format="JPEG") for colour in CLASS_COLOURS.values()]
     serialized = [image_to_example(f"x/{i}.jpg", d).SerializeToString() for i, d in enumerate(data)]
-    from_examples = loaded.signatures[export.SERVING_EXAMPLES](examples=tf.constant(serialized))
-    from_bytes = loaded.signatures[export.SERVING_DEFAULT](image_bytes=tf.constant(data))
+    from_examples = loaded.signatures[contract.SERVING_EXAMPLES](examples=tf.constant(serialized))
+    from_bytes = loaded.signatures[contract.SERVING_DEFAULT](image_bytes=tf.constant(data))
     np.testing.assert_allclose(
-        from_examples[export.PROBABILITIES].numpy(), from_bytes[export.PROBABILITIES].numpy(), atol=1e-6
+        from_examples[contract.PROBABILITIES].numpy(), from_bytes[contract.PROBABILITIES].numpy(), atol=1e-6
     )
 
 
@@ -124,7 +119,7 @@ def test_transform_features_signature_maps_labels_with_the_vocabulary(exported):
     serialized = [
         image_to_example(f"{name}/x.jpg", encode_image()).SerializeToString() for name in label_names + ["unseen"]
     ]
-    label_ids = loaded.signatures[export.TRANSFORM_FEATURES](examples=tf.constant(serialized))[features.LABEL_ID]
+    label_ids = loaded.signatures[contract.TRANSFORM_FEATURES](examples=tf.constant(serialized))[features.LABEL_ID]
     assert label_ids.numpy().reshape(-1).tolist() == [0, 1, 2, -1]
 
 
@@ -154,11 +149,11 @@ def test_serving_rejects_bytes_that_are_not_an_image(exported, data, reason):
     batch = tf.constant([encode_image(), data])
     started = time.monotonic()
     with pytest.raises(tf.errors.InvalidArgumentError) as error:
-        loaded.signatures[export.SERVING_DEFAULT](image_bytes=batch)
+        loaded.signatures[contract.SERVING_DEFAULT](image_bytes=batch)
     assert reason.lower() in str(error.value).lower()
     assert time.monotonic() - started < 30
     # The model still answers afterwards.
-    assert loaded.signatures[export.SERVING_DEFAULT](image_bytes=batch[:1])[export.CLASS_NAME].shape == (1,)
+    assert loaded.signatures[contract.SERVING_DEFAULT](image_bytes=batch[:1])[contract.CLASS_NAME].shape == (1,)
 
 
 def test_phases_freeze_and_unfreeze_the_backbone():

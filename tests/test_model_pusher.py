@@ -15,23 +15,18 @@ from google.protobuf import text_format
 from tensorflow_serving.config import model_server_config_pb2
 from tfx.types import standard_artifacts
 
+from components import serving_signature
 from components.model_pusher import executor as pusher_executor
 from components.model_pusher import smoke, versioning
-from components.trainer import export
-from components.trainer import model as model_lib
 from components.trainer.params import TrainParams
-from tests.conftest import REPO_ROOT, encode_image
+from tests.helpers import REPO_ROOT, encode_image
 
 PARAMS = TrainParams(image_size=32, batch_size=4, weights="none")
 
 
 @pytest.fixture(scope="module")
-def saved_model(tmp_path_factory, transform_output) -> str:
-    tf.keras.utils.set_random_seed(5)
-    model, _ = model_lib.build_model(3, PARAMS, weights=None)
-    directory = str(tmp_path_factory.mktemp("model") / "serving_model")
-    export.export_serving_model(model, transform_output, ["red", "green", "blue"], PARAMS.image_size, directory)
-    return directory
+def saved_model(tiny_model) -> str:
+    return tiny_model.export_dir
 
 
 def _no_smoke(path):
@@ -170,7 +165,7 @@ def test_the_executor_pushes_only_a_blessed_model(tmp_path, saved_model, example
     if blessed:
         assert pushed.get_string_custom_property("pushed_version") == "1"
         assert pushed.get_string_custom_property("pushed_destination") == os.path.join(serving, "clf", "1")
-        assert tf.saved_model.load(os.path.join(serving, "clf", "1")).signatures[export.SERVING_DEFAULT]
+        assert tf.saved_model.load(os.path.join(serving, "clf", "1")).signatures[serving_signature.SERVING_DEFAULT]
         assert os.path.exists(os.path.join(serving, versioning.MODELS_CONFIG_FILE))
     else:
         assert not os.path.exists(serving)

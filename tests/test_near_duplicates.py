@@ -8,7 +8,7 @@ from PIL import Image, ImageEnhance
 
 from components.image_validator import near_duplicates
 from pipeline import demo_data
-from tests.conftest import HYMENOPTERA
+from tests.helpers import HYMENOPTERA
 
 THRESHOLD, COLOUR = 32, 24  # the policy's defaults
 

@@ -9,10 +9,10 @@ import pytest
 import tensorflow as tf
 
 import local_runner
+from components import serving_signature
 from components.model_pusher import versioning
-from components.trainer import export
 from tests import bad_corpus
-from tests.conftest import TINY_TRAINING_FLAGS
+from tests.helpers import TINY_TRAINING_FLAGS
 
 pytestmark = pytest.mark.e2e
 
@@ -81,10 +81,10 @@ def test_demo_pipeline_pushes_a_model_that_serves_raw_jpeg_bytes_then_reruns_fro
     demo_dir = output_dir / "demo_data"
     files = [demo_dir / name / f"{name}_0000.jpg" for name in ("circle", "square", "triangle")]
     outputs = model.signatures["serving_default"](image_bytes=tf.constant([f.read_bytes() for f in files]))
-    probabilities = outputs[export.PROBABILITIES].numpy()
+    probabilities = outputs[serving_signature.PROBABILITIES].numpy()
     assert probabilities.shape == (3, 3)
     np.testing.assert_allclose(probabilities.sum(axis=1), 1.0, atol=1e-5)
-    assert {n.decode() for n in outputs[export.CLASS_NAME].numpy()} <= set(summary["label_names"])
+    assert {n.decode() for n in outputs[serving_signature.CLASS_NAME].numpy()} <= set(summary["label_names"])
 
     # Unchanged data: the cached Trainer gives the same model, now also the
     # baseline; it is blessed (no regression) but already serving: no new version.
@@ -159,6 +159,6 @@ def test_a_messy_folder_with_a_relaxed_gate_trains_on_its_clean_part(tmp_path):
     # Training ran on the accepted images, the odd class name among its labels.
     assert (output_dir / "pipeline_root" / "Trainer").exists()
     model_dirs = list((output_dir / "pipeline_root" / "Trainer" / "model").glob("*/Format-Serving"))
-    labels = export.read_labels(str(model_dirs[0])) if model_dirs else []
+    labels = serving_signature.read_labels(str(model_dirs[0])) if model_dirs else []
     # A class folder in Cyrillic with a space, and one whose name is Latin-1 bytes (escaped).
     assert "\u0432\u0438\u0448\u043d\u044f class" in labels and "caf\\xe9" in labels

@@ -11,7 +11,7 @@ from components import image_bytes
 from components.trainer import dataset, preview
 from components.trainer.params import PRESETS, AugmentParams, TrainParams
 from tests.components.trainer.augmentation.sample_batches import colour_batch
-from tests.conftest import CLASS_COLOURS, REPO_ROOT, encode_image
+from tests.helpers import CLASS_COLOURS, REPO_ROOT, encode_image
 
 PARAMS = TrainParams(image_size=32, batch_size=4, weights="none", shuffle_buffer=16, seed=7)
 NUM_CLASSES = len(CLASS_COLOURS)

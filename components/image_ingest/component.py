@@ -1,97 +1,42 @@
 """The image ingest component: TFX's FileBasedExampleGen with our Beam executor.
 
-Two folder layouts are read:
+The data folder's layout (``components/image_folder.py``) is read when the
+pipeline is built, as TFX fixes split names then.  Split folders are kept as
+they are; a folder of class folders is split by a hash of the seed and each
+file's relative path (TFX's hash buckets), so one seed gives one split, and a
+file stays in its split however the folder grows.
 
-* ``<root>/<class>/<file>``: one input; examples are split by a hash of the
-  seed and their relative path (TFX's hash buckets), so one seed gives one
-  split, and a file stays in its split however the folder grows.
-* ``<root>/<split>/<class>/<file>``: the folders' own splits are kept.
-  ``train`` is the training split; ``val``, ``validation`` or ``eval`` becomes
-  TFX's ``eval`` split (``test`` does when there is none of those); a ``test``
-  folder beside a validation folder is kept as the ``test`` split.
-
-The layout is read when the pipeline is built (TFX fixes split names then).
+Outputs: ``examples`` (one ``tf.Example`` per listed file) and ``listing`` (what
+the listing read and left out, for the validator's report).
 """
 
-import os
-import posixpath
 from typing import Optional
 
-import tensorflow as tf
 from tfx import v1 as tfx
 from tfx.components import FileBasedExampleGen
 from tfx.components.example_gen import utils as example_gen_utils
 from tfx.dsl.components.base import base_component, executor_spec
 from tfx.proto import example_gen_pb2
 from tfx.types import channel, standard_artifacts, standard_component_specs
-from tfx.types.component_spec import ExecutionParameter
+from tfx.types.component_spec import ChannelParameter, ExecutionParameter
 
-from components.image_ingest import executor, listing
+from components import artifacts, image_folder, splits
+from components.image_ingest import executor
 from components.image_ingest.driver import ImageFolderDriver
-
-TRAIN, EVAL, TEST = "train", "eval", "test"
-_EVAL_FOLDERS = ("val", "validation", "eval")
-_SPLIT_FOLDERS = frozenset(("train", "test") + _EVAL_FOLDERS)
-
-
-def _subfolders(path: str) -> list[str]:
-    if "://" not in path:  # os, not tf.io.gfile: a local name need not be UTF-8
-        return sorted(n for n in os.listdir(path) if os.path.isdir(os.path.join(path, n)) and not n.startswith("."))
-    return sorted(
-        name.rstrip("/")
-        for name in tf.io.gfile.listdir(path)
-        if tf.io.gfile.isdir(posixpath.join(path, name)) and not name.startswith(".")
-    )
-
-
-def detect_split_folders(data_dir: str) -> Optional[dict[str, str]]:
-    """Maps TFX split name to folder when ``data_dir`` holds split folders, else None.
-
-    Raises ValueError for a folder that is missing, empty, or mixes split folders
-    with class folders.
-    """
-    if not tf.io.gfile.isdir(data_dir):
-        raise ValueError(f"Data directory {data_dir!r} does not exist or is not a directory.")
-    folders = _subfolders(data_dir)
-    if not folders:
-        raise ValueError(
-            f"Data directory {data_dir!r} has no sub-folders: expected "
-            "<data_dir>/<class>/<image> or <data_dir>/<split>/<class>/<image>."
-        )
-    split_like = [f for f in folders if f in _SPLIT_FOLDERS]
-    if not split_like or (len(split_like) == 1 and len(folders) > 1):
-        return None  # class folders; a single class named like a split is still a class
-    if len(split_like) != len(folders):
-        raise ValueError(
-            f"Data directory {data_dir!r} mixes split folders {split_like} with other "
-            f"folders {sorted(set(folders) - set(split_like))}; use either "
-            "<split>/<class>/<image> or <class>/<image>."
-        )
-    if "train" not in folders:
-        raise ValueError(f"Data directory {data_dir!r} has split folders {folders} but no 'train'.")
-    eval_folder = next((f for f in _EVAL_FOLDERS if f in folders), None)
-    splits = {TRAIN: "train"}
-    if eval_folder:
-        splits[EVAL] = eval_folder
-        if "test" in folders:
-            splits[TEST] = "test"
-    elif "test" in folders:
-        splits[EVAL] = "test"
-    else:
-        raise ValueError(
-            f"Data directory {data_dir!r} has a 'train' folder but no evaluation folder "
-            f"(one of {', '.join(_EVAL_FOLDERS + ('test',))})."
-        )
-    return splits
 
 
 class ImageExampleGenSpec(standard_component_specs.FileBasedExampleGenSpec):
-    """FileBasedExampleGen's parameters, plus the seed of the hash split."""
+    """FileBasedExampleGen's parameters, plus the seed of the hash split; its
+    output, plus what the listing read and left out."""
 
     PARAMETERS = {
         **standard_component_specs.FileBasedExampleGenSpec.PARAMETERS,
         executor.SPLIT_SEED_KEY: ExecutionParameter(type=int),
         executor.FOLLOW_OUTSIDE_LINKS_KEY: ExecutionParameter(type=int, optional=True),
+    }
+    OUTPUTS = {
+        **standard_component_specs.FileBasedExampleGenSpec.OUTPUTS,
+        executor.LISTING_KEY: ChannelParameter(type=artifacts.ImageFolderListing),
     }
 
 
@@ -113,6 +58,7 @@ class ImageExampleGen(FileBasedExampleGen):
             split_seed=split_seed,
             follow_outside_links=int(follow_outside_links),
             examples=channel.Channel(type=standard_artifacts.Examples),
+            listing=channel.Channel(type=artifacts.ImageFolderListing),
         )
         # FileBasedExampleGen's own __init__ builds its spec without the seed.
         base_component.BaseComponent.__init__(
@@ -135,11 +81,11 @@ def create_image_example_gen(
         raise ValueError(
             f"Hash buckets must be positive, got train={train_hash_buckets}, eval={eval_hash_buckets}."
         )
-    split_folders = detect_split_folders(layout_dir or data_dir)
+    split_folders = image_folder.detect_split_folders(layout_dir or data_dir)
     if split_folders:
         input_config = tfx.proto.Input(
             splits=[
-                tfx.proto.Input.Split(name=name, pattern=f"{folder}/{listing.PATTERN_SUFFIX}")
+                tfx.proto.Input.Split(name=name, pattern=f"{folder}/{image_folder.PATTERN_SUFFIX}")
                 for name, folder in split_folders.items()
             ]
         )
@@ -147,12 +93,12 @@ def create_image_example_gen(
         output_config = example_gen_utils.make_default_output_config(input_config)
     else:
         input_config = tfx.proto.Input(
-            splits=[tfx.proto.Input.Split(name="single_split", pattern=listing.PATTERN_SUFFIX)])
+            splits=[tfx.proto.Input.Split(name="single_split", pattern=image_folder.PATTERN_SUFFIX)])
         output_config = tfx.proto.Output(
             split_config=tfx.proto.SplitConfig(
                 splits=[
-                    tfx.proto.SplitConfig.Split(name=TRAIN, hash_buckets=train_hash_buckets),
-                    tfx.proto.SplitConfig.Split(name=EVAL, hash_buckets=eval_hash_buckets),
+                    tfx.proto.SplitConfig.Split(name=splits.TRAIN, hash_buckets=train_hash_buckets),
+                    tfx.proto.SplitConfig.Split(name=splits.EVAL, hash_buckets=eval_hash_buckets),
                 ],
             )
         )

@@ -12,13 +12,14 @@ from typing import Optional
 from tfx.components.example_gen import driver, input_processor
 from tfx.proto import example_gen_pb2, range_config_pb2
 
-from components.image_ingest import listing
+from components import image_folder
 
 
 class ImageFolderInputProcessor(input_processor.FileBasedInputProcessor):
     def resolve_span_and_version(self) -> tuple[int, Optional[int]]:
         self._fingerprint = "\n".join(
-            listing.fingerprint(self._input_base_uri, listing.split_folder_of(split.pattern)) for split in self._splits
+            image_folder.fingerprint(self._input_base_uri, image_folder.split_folder_of(split.pattern))
+            for split in self._splits
         )
         return 0, None
 

@@ -15,15 +15,13 @@ data folder is not read at all (unless the listing follows such links) and gets
 ``features.OUTSIDE_LINK_ERROR``.  Paths and labels are escaped names
 (``components/names.py``), so any name on disk fits in a UTF-8 feature.  What
 the listing left out (hidden entries, files outside class folders, repeated
-folders) and the empty class folders are written to ``ingest_listing.json``
-beside the splits.
+folders) and the empty class folders are the component's second output, an
+``ImageFolderListing`` (``components/artifacts.py``).
 """
 
 import bisect
 import hashlib
 import itertools
-import json
-import os
 import posixpath
 from typing import Any
 
@@ -37,10 +35,9 @@ from tfx.proto import example_gen_pb2
 from tfx.types import artifact_utils, standard_component_specs
 from tfx.utils import proto_utils
 
-from components import features, image_bytes, names
-from components.image_ingest import listing as listing_lib
+from components import artifacts, features, image_bytes, image_folder, names
 
-LISTING_FILE = "ingest_listing.json"
+LISTING_KEY = "listing"
 SPLIT_SEED_KEY = "split_seed"
 FOLLOW_OUTSIDE_LINKS_KEY = "follow_outside_links"
 _METRICS_NAMESPACE = "image_ingest"
@@ -90,7 +87,7 @@ class _ReadImageExample(beam.DoFn):
 
     def process(self, entry: tuple[str, bool]):
         relative_path, outside_link = entry
-        label = listing_lib.class_of(relative_path, self._split_folder)
+        label = image_folder.class_of(relative_path, self._split_folder)
         self._files.inc()
         if outside_link:
             yield image_to_example(relative_path, b"", label=label, ingest_error=features.OUTSIDE_LINK_ERROR)
@@ -122,9 +119,7 @@ class Executor(BaseExampleGenExecutor):
     def Do(self, input_dict, output_dict, exec_properties) -> None:
         self._listings: dict[str, dict[str, list[str]]] = {}
         super().Do(input_dict, output_dict, exec_properties)
-        examples = artifact_utils.get_single_instance(output_dict[standard_component_specs.EXAMPLES_KEY])
-        with tf.io.gfile.GFile(os.path.join(examples.uri, LISTING_FILE), "w") as f:
-            json.dump(self._listings, f, indent=1, sort_keys=True)
+        artifacts.write_listing(artifact_utils.get_single_instance(output_dict[LISTING_KEY]), self._listings)
 
     def GenerateExamplesByBeam(self, pipeline, exec_properties: dict[str, Any]) -> dict[str, beam.PCollection]:
         output_config = example_gen_pb2.Output()
@@ -150,8 +145,8 @@ class Executor(BaseExampleGenExecutor):
         @beam.typehints.with_output_types(tf.train.Example)
         def image_files_to_examples(pipeline, exec_properties: dict[str, Any], split_pattern: str):
             input_base = exec_properties[standard_component_specs.INPUT_BASE_KEY]
-            split_folder = listing_lib.split_folder_of(split_pattern)
-            listing = listing_lib.list_split(
+            split_folder = image_folder.split_folder_of(split_pattern)
+            listing = image_folder.list_split(
                 input_base, split_folder, bool(exec_properties.get(FOLLOW_OUTSIDE_LINKS_KEY))
             )
             self._listings[split_folder or "."] = listing.to_json()

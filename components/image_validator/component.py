@@ -8,17 +8,9 @@ from tfx.dsl.components.base import base_beam_component, executor_spec
 from tfx.types import standard_artifacts
 from tfx.types.component_spec import ChannelParameter, ExecutionParameter
 
+from components.artifacts import ImageFolderListing, ImageValidationReport
 from components.image_validator import executor
 from components.image_validator.policy import ValidationPolicy
-
-
-class ImageValidationReport(types.Artifact):
-    """``report.json`` (machine-readable), ``report.md`` (for people), ``files.jsonl``
-    (one verdict per file)."""
-
-    # Kubeflow v2 imports a custom artifact class by its type name: the
-    # `components` package exports it under this name.
-    TYPE_NAME = "components.ImageValidationReport"
 
 
 class ImageValidatorSpec(types.ComponentSpec):
@@ -26,6 +18,8 @@ class ImageValidatorSpec(types.ComponentSpec):
     INPUTS = {
         executor.EXAMPLES_KEY: ChannelParameter(type=standard_artifacts.Examples),
         executor.SCHEMA_KEY: ChannelParameter(type=standard_artifacts.Schema, optional=True),
+        # Without it, the report counts only the files that became examples.
+        executor.LISTING_KEY: ChannelParameter(type=ImageFolderListing, optional=True),
     }
     OUTPUTS = {
         executor.VALIDATED_EXAMPLES_KEY: ChannelParameter(type=standard_artifacts.Examples),
@@ -48,12 +42,14 @@ class ImageValidator(base_beam_component.BaseBeamComponent):
         examples: types.BaseChannel,
         policy: ValidationPolicy,
         schema: Optional[types.BaseChannel] = None,
+        listing: Optional[types.BaseChannel] = None,
     ):
         if not isinstance(policy, ValidationPolicy):
             raise ValueError(f"policy must be a ValidationPolicy, got {type(policy).__name__}.")
         spec = ImageValidatorSpec(
             examples=examples,
             schema=schema,
+            listing=listing,
             policy=json.dumps(policy.to_dict(), sort_keys=True),
             validated_examples=types.Channel(type=standard_artifacts.Examples),
             report=types.Channel(type=ImageValidationReport),

@@ -22,10 +22,9 @@ import dataclasses
 from collections.abc import Sequence
 from typing import Optional
 
+from components import splits
 from components.image_validator import checks, near_duplicates
 from components.image_validator.policy import ValidationPolicy
-
-_SPLIT_ORDER = ("train", "eval")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -50,7 +49,7 @@ class Decision:
 
 
 def _split_rank(split: str) -> int:
-    return _SPLIT_ORDER.index(split) if split in _SPLIT_ORDER else len(_SPLIT_ORDER)
+    return splits.ORDER.index(split) if split in splits.ORDER else len(splits.ORDER)
 
 
 def _links(candidates: Sequence[Candidate], policy: ValidationPolicy) -> dict[tuple[int, int], int]:

@@ -36,14 +36,14 @@ from tfx.dsl.components.base import base_beam_executor
 from tfx.types import artifact_utils
 from tfx.utils import io_utils
 
-from components import features
-from components.image_ingest.executor import LISTING_FILE
+from components import artifacts, features
 from components.image_validator import checks, duplicates, record_io
 from components.image_validator import report as report_lib
 from components.image_validator.policy import ValidationPolicy
 
 EXAMPLES_KEY = "examples"
 SCHEMA_KEY = "schema"
+LISTING_KEY = "listing"
 VALIDATED_EXAMPLES_KEY = "validated_examples"
 REPORT_KEY = "report"
 POLICY_KEY = "policy"
@@ -317,7 +317,9 @@ class Executor(base_beam_executor.BaseBeamExecutor):
         record_io.remove_staging(report_artifact.uri)
         with tf.io.gfile.GFile(files_jsonl) as f:
             records = [json.loads(line) for line in f if line.strip()]
-        listing = _read_listing(examples.uri)
+        listing = {}
+        if input_dict.get(LISTING_KEY):
+            listing = artifacts.read_listing(artifact_utils.get_single_uri(input_dict[LISTING_KEY]))
         with tf.io.gfile.GFile(os.path.join(report_artifact.uri, GROUPS_JSON)) as f:
             groups = json.load(f)
         for group in groups:
@@ -332,12 +334,4 @@ class Executor(base_beam_executor.BaseBeamExecutor):
             "passed" if report["gate"]["passed"] else "FAILED",
             os.path.join(report_artifact.uri, report_lib.REPORT_MD),
         )
-
-
-def _read_listing(examples_uri: str) -> dict[str, dict[str, list[str]]]:
-    path = os.path.join(examples_uri, LISTING_FILE)
-    if not tf.io.gfile.exists(path):
-        return {}
-    with tf.io.gfile.GFile(path) as f:
-        return json.load(f)
 

@@ -12,8 +12,8 @@ import tensorflow as tf
 from tfx.dsl.component.experimental.annotations import InputArtifact
 from tfx.dsl.component.experimental.decorators import component
 
+from components.artifacts import ImageValidationReport
 from components.image_validator import report as report_lib
-from components.image_validator.component import ImageValidationReport
 
 
 class ImageValidationError(RuntimeError):

@@ -14,10 +14,10 @@ import tensorflow as tf
 from components import names
 from components.image_validator import checks
 from components.image_validator.policy import ValidationPolicy
+from components.splits import TRAIN
 
 REPORT_JSON = "report.json"
 REPORT_MD = "report.md"
-TRAIN = "train"
 
 
 def _outside_class_records(listing: dict[str, dict[str, list[str]]]) -> list[dict[str, Any]]:

@@ -14,6 +14,7 @@ from tfx.dsl.components.base import base_component, executor_spec
 from tfx.types import standard_artifacts
 from tfx.types.component_spec import ChannelParameter, ExecutionParameter
 
+from components import splits
 from components.model_pusher import executor
 
 
@@ -39,7 +40,7 @@ class ServingPusher(base_component.BaseComponent):
 
     def __init__(self, model: types.BaseChannel, model_blessing: types.BaseChannel, examples: types.BaseChannel,
                  serving_base_dir: str, model_name: str, keep_versions: int = 3,
-                 server_base_path: Optional[str] = None, smoke_split: str = "eval"):
+                 server_base_path: Optional[str] = None, smoke_split: str = splits.EVAL):
         super().__init__(spec=ServingPusherSpec(
             model=model, model_blessing=model_blessing, examples=examples,
             pushed_model=types.Channel(type=standard_artifacts.PushedModel),

@@ -10,8 +10,8 @@ from tfx.components.pusher import executor as tfx_pusher
 from tfx.types import artifact_utils
 
 from components import features
+from components.example_records import compression_of
 from components.model_pusher import smoke, versioning
-from components.trainer import dataset
 
 SERVING_BASE_DIR = "serving_base_dir"
 MODEL_NAME = "model_name"
@@ -28,7 +28,7 @@ PUSH_RECORD = "push.json"
 def first_image(examples: types.Artifact, split: str) -> bytes:
     """The image bytes of the first example of ``split``: a real image for the smoke test."""
     pattern = os.path.join(artifact_utils.get_split_uri([examples], split), "*")
-    records = tf.data.TFRecordDataset(tf.io.gfile.glob(pattern), compression_type=dataset.compression_of(pattern))
+    records = tf.data.TFRecordDataset(tf.io.gfile.glob(pattern), compression_type=compression_of(pattern))
     for record in records.take(1):
         return tf.train.Example.FromString(record.numpy()).features.feature[features.IMAGE].bytes_list.value[0]
     raise ValueError(f"The {split} split of {examples.uri} has no example to smoke-test the model with.")

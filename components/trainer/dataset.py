@@ -30,7 +30,8 @@ from typing import Optional, Union
 import tensorflow as tf
 import tensorflow_transform as tft
 
-from components import features, image_bytes
+from components import features, image_bytes, splits
+from components.example_records import compression_of, example_files
 from components.trainer import augmentation
 from components.trainer.params import TrainParams
 
@@ -110,20 +111,6 @@ def without_autotune_thread(ds: tf.data.Dataset) -> tf.data.Dataset:
     return ds.with_options(options)
 
 
-def example_files(file_patterns: Union[str, list[str]]) -> list[str]:
-    """The files ``file_patterns`` match, sorted; ValueError if none."""
-    patterns = [file_patterns] if isinstance(file_patterns, str) else list(file_patterns)
-    files = sorted(f for pattern in patterns for f in tf.io.gfile.glob(pattern))
-    if not files:
-        raise ValueError(f"No example files match {patterns}.")
-    return files
-
-
-def compression_of(file_patterns: Union[str, list[str]]) -> str:
-    """"GZIP" for ``*.gz`` record files (as ExampleGen writes), "" for plain ones."""
-    return "GZIP" if example_files(file_patterns)[0].endswith(".gz") else ""
-
-
 def disk_cache_prefix(cache_dir: str, file_patterns: Union[str, list[str]], image_size: int, split: str,
                       with_means: bool) -> str:
     """Where one pipeline's disk cache lives in ``cache_dir``: a file set named by
@@ -197,7 +184,7 @@ def make_dataset(
     if params.cache_dir is not None:
         # An in-memory cache ("") belongs to this pipeline; a disk cache outlives the run.
         prefix = params.cache_dir and disk_cache_prefix(
-            params.cache_dir, file_patterns, params.image_size, "train" if training else "eval", with_means)
+            params.cache_dir, file_patterns, params.image_size, splits.TRAIN if training else splits.EVAL, with_means)
         images = images.cache(prefix)
         if training:
             images = images.shuffle(params.shuffle_buffer, seed=params.seed, reshuffle_each_iteration=True)

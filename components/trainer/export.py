@@ -21,24 +21,20 @@ import tensorflow_transform as tft
 
 from components import features
 from components.image_bytes import decode_batch
+from components.serving_signature import (
+    CLASS_INDEX,
+    CLASS_NAME,
+    EXAMPLES,
+    IMAGE_BYTES,
+    LABELS_FILE,
+    PROBABILITIES,
+    SERVING_DEFAULT,
+    SERVING_EXAMPLES,
+    TOP_K_CLASS_NAMES,
+    TOP_K_PROBABILITIES,
+    TRANSFORM_FEATURES,
+)
 from components.trainer.params import DEFAULT_MAX_SERVING_PIXELS
-
-SERVING_DEFAULT = "serving_default"
-SERVING_EXAMPLES = "serving_examples"
-TRANSFORM_FEATURES = "transform_features"
-PROBABILITIES = "probabilities"
-CLASS_INDEX = "class_index"
-CLASS_NAME = "class_name"
-TOP_K_CLASS_NAMES = "top_k_class_names"
-TOP_K_PROBABILITIES = "top_k_probabilities"
-# In the SavedModel's assets: the class names, one per line, in class index order.
-LABELS_FILE = "labels.txt"
-
-
-def read_labels(saved_model_dir: str) -> list[str]:
-    """The class names of an exported model, in class index order."""
-    with tf.io.gfile.GFile(os.path.join(saved_model_dir, "assets", LABELS_FILE)) as f:
-        return [line.rstrip("\n") for line in f]
 
 
 def export_serving_model(
@@ -71,16 +67,16 @@ def export_serving_model(
             TOP_K_CLASS_NAMES: tf.gather(class_names, top_indices),
         }
 
-    @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name="image_bytes")])
+    @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name=IMAGE_BYTES)])
     def serve_image_bytes(image_bytes):
         return classify(decode_batch(image_bytes, image_size, max_pixels))
 
-    @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name="examples")])
+    @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name=EXAMPLES)])
     def serve_examples(examples):
         parsed = tf.io.parse_example(examples, {features.IMAGE: tf.io.FixedLenFeature([], tf.string)})
         return classify(decode_batch(parsed[features.IMAGE], image_size, max_pixels))
 
-    @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name="examples")])
+    @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name=EXAMPLES)])
     def transform_features(examples):
         parsed = tf.io.parse_example(examples, {features.LABEL: tf.io.FixedLenFeature([1], tf.string)})
         return model.tft_layer(parsed)

@@ -5,7 +5,7 @@ from typing import Optional
 
 import tensorflow as tf
 
-from components.trainer.export import read_labels
+from components.serving_signature import read_labels
 from components.trainer.params import TrainParams
 
 BACKBONE_NAME = "resnet50"

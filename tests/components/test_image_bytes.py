@@ -9,7 +9,7 @@ import tensorflow as tf
 from PIL import Image
 
 from components import features, image_bytes
-from tests.conftest import HYMENOPTERA, encode_image
+from tests.helpers import HYMENOPTERA, encode_image
 
 # Every format of the table that Pillow writes, as Pillow names it.
 WRITTEN = ("JPEG", "PNG", "GIF", "BMP", "TIFF", "ICO", "WEBP", "AVIF")

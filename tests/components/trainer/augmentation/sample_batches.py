@@ -5,7 +5,7 @@ import dataclasses
 import tensorflow as tf
 
 from components.trainer.params import AugmentParams
-from tests.conftest import CLASS_COLOURS, encode_image
+from tests.helpers import CLASS_COLOURS, encode_image
 
 MANY = 64  # images per batch: enough to tell a probability of 0.5 from 0 or 1
 
