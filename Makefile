@@ -28,9 +28,10 @@ run: setup
 test: setup
 	$(PY) -m pytest $(ARGS)
 
-# Everything but the end-to-end pipeline runs.
+# Everything but the end-to-end runs, the tests that start other Python processes and
+# the install (the markers in pyproject.toml).
 test-fast: setup
-	$(PY) -m pytest -m "not e2e" $(ARGS)
+	$(PY) -m pytest -m "not e2e and not subprocess and not install" $(ARGS)
 
 # ruff, with the rules in pyproject.toml
 lint: setup

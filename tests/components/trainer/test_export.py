@@ -1,8 +1,8 @@
-"""Model building, phase freezing, backbone weights and the exported SavedModel."""
+"""The exported SavedModel: its signatures on raw bytes, examples and TF Serving's REST body,
+its labels asset, and serving's refusal of bytes that are not an image."""
 
 import base64
 import json
-import os
 import struct
 import time
 
@@ -13,12 +13,7 @@ import tensorflow as tf
 from components import features, image_bytes
 from components import serving_signature as contract
 from components.image_ingest.executor import image_to_example
-from components.trainer import model as model_lib
-from components.trainer import weights as weights_lib
-from components.trainer.params import TrainParams
 from tests.helpers import CLASS_COLOURS, encode_image
-
-PARAMS = TrainParams(image_size=32, batch_size=4, weights="none")
 
 
 @pytest.fixture(scope="module")
@@ -154,60 +149,3 @@ def test_serving_rejects_bytes_that_are_not_an_image(exported, data, reason):
     assert time.monotonic() - started < 30
     # The model still answers afterwards.
     assert loaded.signatures[contract.SERVING_DEFAULT](image_bytes=batch[:1])[contract.CLASS_NAME].shape == (1,)
-
-
-def test_phases_freeze_and_unfreeze_the_backbone():
-    model, backbone = model_lib.build_model(2, PARAMS, weights=None)
-    model_lib.freeze_backbone(backbone)
-    head_only = {w.name for w in model.trainable_weights}
-    assert head_only and all("probabilities" in name for name in head_only)
-
-    unfrozen = model_lib.unfreeze_top_layers(backbone, 10, keep_batchnorm_frozen=True)
-    trainable_layers = [layer for layer in backbone.layers if layer.trainable]
-    assert unfrozen == len(trainable_layers) and 0 < unfrozen <= 10
-    assert not any(isinstance(layer, tf.keras.layers.BatchNormalization) for layer in trainable_layers)
-    assert all(layer in backbone.layers[-10:] for layer in trainable_layers)
-
-    everything = model_lib.unfreeze_top_layers(backbone, -1, keep_batchnorm_frozen=False)
-    assert everything == len(backbone.layers)
-
-
-def test_weights_none_and_missing_file():
-    assert weights_lib.resolve_weights("none") is None
-    assert weights_lib.resolve_weights("NONE") is None
-    with pytest.raises(weights_lib.WeightsUnavailableError, match="does not exist"):
-        weights_lib.resolve_weights("/no/such/weights.h5")
-
-
-def test_weights_from_a_local_file_are_loaded(tmp_path):
-    source, _ = model_lib.build_model(2, PARAMS, weights=None)
-    backbone = source.get_layer(model_lib.BACKBONE_NAME)
-    path = str(tmp_path / "backbone.h5")
-    backbone.save_weights(path)
-    assert weights_lib.resolve_weights(path) == path
-    _, loaded_backbone = model_lib.build_model(2, PARAMS, weights=path)
-    for expected, actual in zip(backbone.get_weights(), loaded_backbone.get_weights()):
-        np.testing.assert_array_equal(expected, actual)
-
-
-def test_imagenet_weights_come_from_the_keras_cache(tmp_path, monkeypatch):
-    monkeypatch.setenv("KERAS_HOME", str(tmp_path / "keras"))
-    cached = weights_lib.keras_cache_path()
-    assert cached == os.path.join(str(tmp_path / "keras"), "models", weights_lib.IMAGENET_NOTOP_FILE)
-    os.makedirs(os.path.dirname(cached))
-    model_lib.build_model(2, PARAMS, weights=None)[1].save_weights(cached)
-    assert weights_lib.resolve_weights("imagenet") == weights_lib.IMAGENET
-
-
-def test_imagenet_weights_offline_give_a_clear_message(tmp_path, monkeypatch):
-    monkeypatch.setenv("KERAS_HOME", str(tmp_path / "empty_keras_home"))
-
-    def no_network(*args, **kwargs):
-        raise Exception("URL fetch failure: [Errno -2] Name or service not known")  # what Keras raises offline
-
-    monkeypatch.setattr(tf.keras.utils, "get_file", no_network)
-    with pytest.raises(weights_lib.WeightsUnavailableError) as error:
-        weights_lib.resolve_weights("imagenet")
-    message = str(error.value)
-    assert weights_lib.keras_cache_path() in message
-    assert "--weights none" in message and weights_lib.IMAGENET_NOTOP_FILE in message

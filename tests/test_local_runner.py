@@ -1,8 +1,11 @@
-"""The whole pipeline through LocalDagRunner on tiny generated images, twice."""
+"""local_runner.py: its command, and the whole pipeline through LocalDagRunner on tiny
+generated images, twice."""
 
 import json
 import os
 import re
+import subprocess
+import sys
 
 import numpy as np
 import pytest
@@ -12,9 +15,7 @@ import local_runner
 from components import serving_signature
 from components.model_pusher import versioning
 from tests import bad_corpus
-from tests.helpers import TINY_TRAINING_FLAGS
-
-pytestmark = pytest.mark.e2e
+from tests.helpers import REPO_ROOT, TINY_TRAINING_FLAGS
 
 # 24 images: Beam in-process (worker processes would only add their start-up).
 TINY = TINY_TRAINING_FLAGS + ["--demo-images-per-class", "8", "--beam-workers", "1"]
@@ -26,6 +27,7 @@ def _run(output_dir, *extra):
         return json.load(f)
 
 
+@pytest.mark.e2e
 def test_demo_pipeline_pushes_a_model_that_serves_raw_jpeg_bytes_then_reruns_from_cache(tmp_path, capsys):
     output_dir = tmp_path / "out"
     summary = _run(output_dir, "--min-accuracy", "0")
@@ -110,6 +112,8 @@ def test_demo_pipeline_pushes_a_model_that_serves_raw_jpeg_bytes_then_reruns_fro
         assert versioning.versions(str(output_dir / "serving" / "image_classifier")) == [1]
 
 
+@pytest.mark.e2e
+@pytest.mark.subprocess  # Beam's 2 worker processes
 def test_a_messy_folder_stops_at_the_gate_with_a_summary_that_adds_up(tmp_path, capsys):
     data_dir = tmp_path / "messy"
     data_dir.mkdir()
@@ -140,6 +144,7 @@ def test_a_messy_folder_stops_at_the_gate_with_a_summary_that_adds_up(tmp_path, 
     assert all(path in markdown for path, verdict in expected.items() if verdict.reason)
 
 
+@pytest.mark.e2e
 def test_a_messy_folder_with_a_relaxed_gate_trains_on_its_clean_part(tmp_path):
     data_dir = tmp_path / "messy"
     data_dir.mkdir()
@@ -162,3 +167,24 @@ def test_a_messy_folder_with_a_relaxed_gate_trains_on_its_clean_part(tmp_path):
     labels = serving_signature.read_labels(str(model_dirs[0])) if model_dirs else []
     # A class folder in Cyrillic with a space, and one whose name is Latin-1 bytes (escaped).
     assert "\u0432\u0438\u0448\u043d\u044f class" in labels and "caf\\xe9" in labels
+
+
+@pytest.mark.subprocess
+def test_runner_help_lists_the_flags():
+    result = subprocess.run(
+        [sys.executable, str(REPO_ROOT / "local_runner.py"), "--help"], capture_output=True, text=True, check=True
+    )
+    for flag in ("--data-dir", "--image-size", "--epochs", "--weights", "--output-dir", "--unfreeze-layers",
+                 "--augment-brightness", "--beam-args", "--serving-model-name", "--seed"):
+        assert flag in result.stdout
+
+
+@pytest.mark.subprocess
+def test_runner_reports_a_missing_data_dir(tmp_path):
+    result = subprocess.run(
+        [sys.executable, str(REPO_ROOT / "local_runner.py"), "--data-dir", str(tmp_path / "missing"),
+         "--output-dir", str(tmp_path / "out"), "--weights", "none"],
+        capture_output=True, text=True,
+    )
+    assert result.returncode == 2
+    assert "does not exist" in result.stderr and str(tmp_path / "missing") in result.stderr

@@ -1,4 +1,4 @@
-"""The local run's console account, its log file, and the words for a model at chance."""
+"""The local run's console account and its log file."""
 
 import io
 import logging
@@ -6,8 +6,6 @@ import os
 
 from components.trainer import progress
 from pipeline import console as console_lib
-from pipeline.config import PipelineConfig
-from pipeline.run_summary import chance_level
 
 RUNNER = logging.getLogger("tfx.orchestration.local.local_dag_runner")
 
@@ -62,42 +60,3 @@ def test_verbose_leaves_the_output_where_it_was(tmp_path, capfd):
         console.print("a line")
     captured = capfd.readouterr()
     assert "straight to the console" in captured.err and "a line" in captured.out
-
-
-def test_near_chance_is_said_in_words_with_its_likely_causes():
-    per_class = {"ants": {"eval_examples": 70}, "bees": {"eval_examples": 83}}
-    scratch = PipelineConfig(train=PipelineConfig().train.__class__(weights="none", recipe="from-scratch"))
-    near = chance_level(0.56, per_class, 2, scratch)
-    assert near["near_chance"] and near["level"] == round(83 / 153, 4)
-    assert "near chance" in near["message"] and "--weights imagenet" in near["message"]
-    assert chance_level(0.80, per_class, 2, scratch)["near_chance"] is False
-    five = {str(i): {"eval_examples": 20} for i in range(5)}
-    assert chance_level(0.31, five, 5, PipelineConfig())["near_chance"]
-    assert "1 in 5" in chance_level(0.31, five, 5, PipelineConfig())["message"]
-    assert "--weights imagenet" not in chance_level(0.31, five, 5, PipelineConfig())["message"]
-    assert chance_level(None, per_class, 2, PipelineConfig()) is None
-
-
-def test_progress_events_time_steps_past_the_first_and_count_down(monkeypatch):
-    clock = iter([0.0, 60.0, 61.0, 62.0, 70.0, 80.0, 90.0])  # the first step builds the graph: 60 s
-    monkeypatch.setattr(progress.time, "monotonic", lambda: next(clock))
-    events = []
-
-    class Listen(logging.Handler):
-        def emit(self, record):
-            events.append(record.progress)
-
-    listener = Listen()
-    logging.getLogger(progress.LOGGER_NAME).addHandler(listener)
-    try:
-        tracker = progress.ProgressEvents("scratch", total_epochs=2, steps_per_epoch=3, batch_size=8)
-        tracker.on_epoch_begin(0)  # t=0
-        for step, _ in enumerate(range(3)):  # steps end at t=60, 61, 62
-            tracker.on_train_batch_end(step, {"loss": 1.0, "accuracy": 0.5})
-        tracker.on_epoch_end(0, {"loss": 1.0, "accuracy": 0.5, "val_accuracy": 0.4})  # t=70, after evaluation
-    finally:
-        logging.getLogger(progress.LOGGER_NAME).removeHandler(listener)
-    epoch = next(e for e in events if e["kind"] == "epoch")
-    # 2 steps in 10 s after the first: 5 s a step, 8 images a step; 3 steps left.
-    assert epoch["images_per_second"] == 8 * 2 / 10 and epoch["seconds_left"] == 15
-    assert epoch["epoch"] == 1 and epoch["eval_accuracy"] == 0.4

@@ -1,15 +1,12 @@
-"""The typed config, its presets and the runner's flags."""
+"""The typed config: its presets, the runner's flags and the YAML config file."""
 
 import dataclasses
-import subprocess
-import sys
 
 import pytest
 
-from components.trainer.params import PRESETS, AugmentParams, TrainParams
+from components.trainer.params import AugmentParams
 from pipeline import config as config_lib
 from pipeline.config import PipelineConfig
-from tests.helpers import REPO_ROOT
 
 
 def test_without_data_dir_the_demo_preset_is_used():
@@ -86,49 +83,6 @@ def test_bad_flags_exit_with_a_clear_message(argv, message, capsys):
     assert message in capsys.readouterr().err
 
 
-def test_train_params_round_trip_through_custom_config():
-    params = TrainParams(image_size=96, augment=AugmentParams(zoom=0.3))
-    assert TrainParams.from_custom_config(params.to_custom_config()) == params
-
-
-def test_a_preset_named_in_custom_config_or_code_sets_the_fields_left_unset():
-    assert TrainParams.from_custom_config({"augment": {"preset": "none"}}).augment == PRESETS["none"]
-    heavy = AugmentParams.from_preset("heavy", mixup_prob=0.0)
-    assert heavy.cutmix_prob == 0.3 and heavy.mixup_prob == 0.0
-    assert heavy == dataclasses.replace(PRESETS["heavy"], mixup_prob=0.0)
-    assert TrainParams.from_custom_config({"augment": {"preset": "heavy", "mixup_prob": 0.0}}).augment == heavy
-
-
-def test_presets_are_complete_objects_and_the_default_is_standard():
-    assert list(PRESETS) == ["none", "light", "standard", "heavy"]
-    for name, preset in PRESETS.items():
-        assert isinstance(preset, AugmentParams) and preset.preset == name
-        assert all(value is not None for value in dataclasses.asdict(preset).values())
-    assert AugmentParams() == PRESETS["standard"]
-    assert not any(PRESETS["none"].probabilities().values())
-    with pytest.raises(ValueError, match=r"Unknown augmentation preset 'wild'.*'heavy'"):
-        AugmentParams.from_preset("wild")
-
-
-def test_runner_help_lists_the_flags():
-    result = subprocess.run(
-        [sys.executable, str(REPO_ROOT / "local_runner.py"), "--help"], capture_output=True, text=True, check=True
-    )
-    for flag in ("--data-dir", "--image-size", "--epochs", "--weights", "--output-dir", "--unfreeze-layers",
-                 "--augment-brightness", "--beam-args", "--serving-model-name", "--seed"):
-        assert flag in result.stdout
-
-
-def test_runner_reports_a_missing_data_dir(tmp_path):
-    result = subprocess.run(
-        [sys.executable, str(REPO_ROOT / "local_runner.py"), "--data-dir", str(tmp_path / "missing"),
-         "--output-dir", str(tmp_path / "out"), "--weights", "none"],
-        capture_output=True, text=True,
-    )
-    assert result.returncode == 2
-    assert "does not exist" in result.stderr and str(tmp_path / "missing") in result.stderr
-
-
 def test_validation_policy_flags():
     config = config_lib.parse_args(
         ["--validation-allowed-formats", "jpeg PNG", "--validation-max-rejected-fraction", "0.5",
@@ -139,58 +93,10 @@ def test_validation_policy_flags():
     assert config.validation.min_examples_per_class == 10
 
 
-def test_beam_args_gain_the_setup_file_unless_dependencies_are_given():
-    from pipeline.pipeline import SETUP_FILE, beam_args_with_dependencies  # pylint: disable=import-outside-toplevel
-
-    assert beam_args_with_dependencies(["--direct_num_workers=1"]) == [
-        "--direct_num_workers=1", f"--setup_file={SETUP_FILE}"]
-    given = ["--runner=DataflowRunner", "--sdk_container_image=registry/image:1"]
-    assert beam_args_with_dependencies(given) == given
-
-
-@pytest.mark.parametrize(
-    "workers, extra, expected",
-    [
-        (1, [], ["--direct_running_mode=in_memory", "--direct_num_workers=1"]),
-        (2, [], ["--direct_running_mode=multi_processing", "--direct_num_workers=2"]),
-        (0, [], ["--direct_running_mode=multi_processing", "--direct_num_workers=0"]),
-        # Direct-runner flags given by hand win; another runner gets none.
-        (2, ["--direct_running_mode=multi_threading"], ["--direct_running_mode=multi_threading"]),
-        (2, ["--runner=FlinkRunner", "--flink_master=host:8081"], ["--runner=FlinkRunner", "--flink_master=host:8081"]),
-        (0, ["--runner", "SparkRunner"], ["--runner", "SparkRunner"]),
-        (1, ["--runner=DirectRunner"], ["--direct_running_mode=in_memory", "--direct_num_workers=1",
-                                        "--runner=DirectRunner"]),
-    ],
-)
-def test_beam_workers_choose_the_direct_runner_mode(workers, extra, expected):
-    from pipeline.pipeline import beam_pipeline_args  # pylint: disable=import-outside-toplevel
-
-    args = beam_pipeline_args(extra, workers, setup_file="/p/setup.py")
-    assert args == expected + ["--setup_file=/p/setup.py"]
-
-
 def test_beam_workers_must_not_be_negative(capsys):
     with pytest.raises(SystemExit):
         config_lib.parse_args(["--beam-workers", "-1"])
     assert "beam_workers must be 0 (one per core) or more" in capsys.readouterr().err
-
-
-def test_blessing_needs_the_absolute_threshold_and_no_regression():
-    import tensorflow_model_analysis as tfma
-
-    from pipeline.pipeline import ACCURACY, RECALL, create_eval_config
-
-    config = create_eval_config(min_accuracy=0.7, max_accuracy_drop=0.01, num_classes=4)
-    thresholds = {m.class_name: m.threshold for spec in config.metrics_specs for m in spec.metrics
-                  if m.HasField("threshold")}
-    accuracy = thresholds["SparseCategoricalAccuracy"]
-    assert accuracy.value_threshold.lower_bound.value == 0.7
-    assert accuracy.change_threshold.absolute.value == pytest.approx(-0.01)
-    assert accuracy.change_threshold.direction == tfma.MetricDirection.HIGHER_IS_BETTER
-    per_class = [spec for spec in config.metrics_specs if spec.HasField("binarize")]
-    assert list(per_class[0].binarize.class_ids.values) == [0, 1, 2, 3]
-    assert {f'"name": "{RECALL}"' in m.config for m in per_class[0].metrics} == {True, False}
-    assert any(f'"name": "{ACCURACY}"' in m.config for spec in config.metrics_specs for m in spec.metrics)
 
 
 def test_new_flags_reach_the_config():
@@ -202,33 +108,6 @@ def test_new_flags_reach_the_config():
     assert config.train.mixed_precision == "off"
     with pytest.raises(SystemExit):
         config_lib.parse_args(["--keep-versions", "0"])
-
-
-@pytest.mark.parametrize(
-    "workers, files, cores, expected",
-    [
-        (0, 400, 2, 1),  # few cores: in-process
-        (0, 50_000, 2, 1),
-        (0, 2_000, 16, 1),  # few files: in-process
-        (0, 10_000, 4, 4),  # both: one per core
-        (0, 200_000, 16, 16),
-        (2, 400, 2, 2),  # --beam-workers wins
-        (1, 200_000, 16, 1),
-    ],
-)
-def test_local_beam_workers_pay_only_with_cores_and_files(workers, files, cores, expected):
-    from pipeline.pipeline import local_beam_workers  # pylint: disable=import-outside-toplevel
-
-    assert local_beam_workers(workers, files, cores) == expected
-
-
-def test_a_local_pipeline_on_a_small_folder_runs_beam_in_process(tmp_path):
-    from pipeline.pipeline import create_pipeline  # pylint: disable=import-outside-toplevel
-    from tests.helpers import encode_image, write_image_folder  # pylint: disable=import-outside-toplevel
-
-    data = write_image_folder(tmp_path / "data", {f"{c}/{n}.jpg": encode_image() for n in range(3) for c in "ab"})
-    pipeline = create_pipeline(PipelineConfig(data_dir=str(data), output_dir=str(tmp_path / "out")))
-    assert "--direct_running_mode=in_memory" in pipeline.beam_pipeline_args
 
 
 def test_print_config_feeds_back_through_a_config_file_and_flags_override_it(tmp_path, capsys):

@@ -1,4 +1,4 @@
-"""The ingest component: header reading, folder layouts, and its executor's Do()."""
+"""The ingest executor: a file to a tf.Example, and its Do() on folders as TFX calls it."""
 
 import hashlib
 import os
@@ -7,8 +7,6 @@ import pytest
 import tensorflow as tf
 
 from components import features
-from components.image_folder import detect_split_folders
-from components.image_ingest.component import create_image_example_gen
 from components.image_ingest.executor import image_to_example
 from tests.helpers import HYMENOPTERA, encode_image, run_ingest, write_image_folder
 
@@ -29,49 +27,6 @@ def test_image_to_example_keeps_bytes_and_metadata():
     assert (_value(example, features.HEIGHT), _value(example, features.WIDTH)) == (20, 50)
     assert _value(example, features.CHANNELS) == 3
     assert _value(example, features.SHA256) == hashlib.sha256(data).hexdigest()
-
-
-def _make_dirs(root, *relative):
-    for path in relative:
-        os.makedirs(os.path.join(root, path), exist_ok=True)
-    return str(root)
-
-
-def test_detect_class_folders(tmp_path):
-    assert detect_split_folders(_make_dirs(tmp_path, "cats", "dogs")) is None
-
-
-def test_a_class_named_like_a_split_is_still_a_class(tmp_path):
-    assert detect_split_folders(_make_dirs(tmp_path, "test", "dogs")) is None
-
-
-def test_detect_split_folders_maps_val_to_eval_and_keeps_test(tmp_path):
-    root = _make_dirs(tmp_path, "train/a", "val/a", "test/a")
-    assert detect_split_folders(root) == {"train": "train", "eval": "val", "test": "test"}
-
-
-def test_detect_split_folders_uses_test_when_no_validation_folder(tmp_path):
-    assert detect_split_folders(_make_dirs(tmp_path, "train/a", "test/a")) == {"train": "train", "eval": "test"}
-
-
-@pytest.mark.parametrize(
-    "folders, message",
-    [
-        (("train/a", "val/a", "cats"), "mixes split folders"),
-        (("train/a", "validation/a", ".hidden", "notes"), "mixes split folders"),
-        (("val/a", "test/a"), "no 'train'"),
-        (("train/a",), "no evaluation folder"),
-        ((), "has no sub-folders"),
-    ],
-)
-def test_detect_split_folders_rejects_bad_layouts(tmp_path, folders, message):
-    with pytest.raises(ValueError, match=message):
-        detect_split_folders(_make_dirs(tmp_path, *folders))
-
-
-def test_missing_data_dir_is_a_clear_error(tmp_path):
-    with pytest.raises(ValueError, match="does not exist"):
-        create_image_example_gen(str(tmp_path / "nope"))
 
 
 def _paths(examples):
@@ -140,3 +95,18 @@ def test_executor_ingests_hymenoptera_in_place(tmp_path):
     assert _value(spaced, features.FORMAT) == "jpeg"
     assert _value(spaced, features.IMAGE) == (HYMENOPTERA / "train/ants/ant photos.jpg").read_bytes()
     assert {_value(e, features.LABEL) for e in ingested.values()} == {"ants", "bees"}
+
+
+def test_links_leaving_the_data_folder_are_read_when_the_policy_allows(tmp_path):
+    data = write_image_folder(tmp_path / "data", {f"{c}/{n}.jpg": encode_image((40 * n, 90, 200 if c == "b" else 5))
+                                                  for n in range(4) for c in ("a", "b")})
+    outside = write_image_folder(tmp_path / "outside", {"x.jpg": encode_image((1, 250, 1), size=(64, 48))})
+    os.symlink(outside / "x.jpg", data / "a" / "linked.jpg")
+    refused = {e.features.feature[features.RELATIVE_PATH].bytes_list.value[0].decode(): e
+               for split in run_ingest(data, tmp_path / "refused").values() for e in split}
+    assert refused["a/linked.jpg"].features.feature[features.IMAGE].bytes_list.value[0] == b""
+    followed = {e.features.feature[features.RELATIVE_PATH].bytes_list.value[0].decode(): e
+                for split in run_ingest(data, tmp_path / "followed", follow_outside_links=True).values()
+                for e in split}
+    linked = followed["a/linked.jpg"].features.feature[features.IMAGE].bytes_list.value[0]
+    assert linked == (outside / "x.jpg").read_bytes()

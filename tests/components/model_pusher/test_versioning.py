@@ -1,8 +1,7 @@
-"""Versioned, atomic pushes into a TF Serving model directory, with a smoke test."""
+"""Versioned, atomic pushes into a TF Serving model directory, and its models.config."""
 
 import os
 import pathlib
-import shutil
 import signal
 import subprocess
 import sys
@@ -10,23 +9,11 @@ import textwrap
 import time
 
 import pytest
-import tensorflow as tf
 from google.protobuf import text_format
 from tensorflow_serving.config import model_server_config_pb2
-from tfx.types import standard_artifacts
 
-from components import serving_signature
-from components.model_pusher import executor as pusher_executor
-from components.model_pusher import smoke, versioning
-from components.trainer.params import TrainParams
-from tests.helpers import REPO_ROOT, encode_image
-
-PARAMS = TrainParams(image_size=32, batch_size=4, weights="none")
-
-
-@pytest.fixture(scope="module")
-def saved_model(tiny_model) -> str:
-    return tiny_model.export_dir
+from components.model_pusher import versioning
+from tests.helpers import REPO_ROOT
 
 
 def _no_smoke(path):
@@ -71,17 +58,6 @@ def test_a_failed_smoke_test_leaves_nothing_visible(tmp_path, saved_model):
     assert versioning.read_manifest(model_dir)["last_version"] == 1
 
 
-def test_the_smoke_test_loads_the_model_and_classifies_a_real_image(saved_model, tmp_path):
-    smoke.smoke_test(saved_model, encode_image(image_format="PNG"))
-    with pytest.raises(tf.errors.InvalidArgumentError):
-        smoke.smoke_test(saved_model, b"not an image")
-    broken = tmp_path / "broken"
-    shutil.copytree(saved_model, broken)
-    (broken / versioning.SAVED_MODEL_FILE).write_bytes(b"garbage")
-    with pytest.raises(OSError, match="saved_model"):
-        smoke.smoke_test(str(broken), encode_image())
-
-
 _KILLED_PUSH = textwrap.dedent("""
     import sys, time
     from components.model_pusher import versioning
@@ -96,6 +72,7 @@ _KILLED_PUSH = textwrap.dedent("""
 """)
 
 
+@pytest.mark.subprocess
 def test_a_push_killed_part_way_leaves_no_partial_version(tmp_path, saved_model):
     model_dir = str(tmp_path / "serving" / "clf")
     versioning.push(saved_model, model_dir, "before", keep_versions=3, smoke_test=_no_smoke)
@@ -134,38 +111,3 @@ def test_models_config_lists_every_served_model(tmp_path, saved_model):
     in_container = versioning.write_models_config(str(serving), server_base_path="/models")
     config = text_format.Parse(pathlib.Path(in_container).read_text(), model_server_config_pb2.ModelServerConfig())
     assert [c.base_path for c in config.model_config_list.config] == ["/models/cats", "/models/dogs"]
-
-
-def _artifacts(tmp_path, saved_model, examples_file, blessed: bool):
-    model = standard_artifacts.Model()
-    model.uri = str(tmp_path / "model")
-    shutil.copytree(saved_model, os.path.join(model.uri, "Format-Serving"))
-    blessing = standard_artifacts.ModelBlessing()
-    blessing.uri = str(tmp_path / "blessing")
-    blessing.set_int_custom_property("blessed", int(blessed))
-    examples = standard_artifacts.Examples()
-    examples.uri = str(tmp_path / "examples")
-    examples.split_names = '["eval"]'
-    os.makedirs(os.path.join(examples.uri, "Split-eval"))
-    shutil.copy(examples_file, os.path.join(examples.uri, "Split-eval", "data.tfrecord.gz"))
-    pushed = standard_artifacts.PushedModel()
-    pushed.uri = str(tmp_path / "pushed")
-    return {"model": [model], "model_blessing": [blessing], "examples": [examples]}, {"pushed_model": [pushed]}
-
-
-@pytest.mark.parametrize("blessed", [True, False])
-def test_the_executor_pushes_only_a_blessed_model(tmp_path, saved_model, examples_file, blessed):
-    inputs, outputs = _artifacts(tmp_path, saved_model, examples_file, blessed)
-    serving = str(tmp_path / "serving")
-    properties = {"serving_base_dir": serving, "model_name": "clf", "keep_versions": 2,
-                  "server_base_path": "", "smoke_split": "eval"}
-    pusher_executor.Executor().Do(inputs, outputs, properties)
-    pushed = outputs["pushed_model"][0]
-    assert pushed.get_int_custom_property("pushed") == int(blessed)
-    if blessed:
-        assert pushed.get_string_custom_property("pushed_version") == "1"
-        assert pushed.get_string_custom_property("pushed_destination") == os.path.join(serving, "clf", "1")
-        assert tf.saved_model.load(os.path.join(serving, "clf", "1")).signatures[serving_signature.SERVING_DEFAULT]
-        assert os.path.exists(os.path.join(serving, versioning.MODELS_CONFIG_FILE))
-    else:
-        assert not os.path.exists(serving)

@@ -1,0 +1,47 @@
+"""The hardware plan (GPUs, mixed precision, XLA, distribution), its CPU fallback and the
+precision policy restored after training."""
+
+import json
+
+import pytest
+import tensorflow as tf
+
+from components.trainer import acceleration
+
+
+def test_cpu_plan_turns_every_accelerator_feature_off(monkeypatch):
+    monkeypatch.delenv("TF_CONFIG", raising=False)
+    plan = acceleration.plan("auto", "auto", "auto", gpus=[])
+    assert plan == acceleration.AccelerationPlan(distribution="none", mixed_precision=False, xla=False, gpus=0)
+    assert "CPU only" in plan.describe() and "float32" in plan.describe()
+
+
+def test_gpu_plan_turns_mirrored_mixed_precision_and_xla_on(monkeypatch):
+    monkeypatch.delenv("TF_CONFIG", raising=False)
+    plan = acceleration.plan("auto", "auto", "auto", gpus=["/physical_device:GPU:0"])
+    assert plan == acceleration.AccelerationPlan(distribution="mirrored", mixed_precision=True, xla=True, gpus=1)
+    assert acceleration.plan("off", "off", "none", gpus=["gpu"]).describe().endswith(
+        "distribution=none, mixed_precision=float32, xla=off")
+
+
+def test_multi_worker_tf_config_picks_the_multi_worker_strategy(monkeypatch):
+    monkeypatch.setenv("TF_CONFIG", json.dumps(
+        {"cluster": {"worker": ["a:2222", "b:2222"]}, "task": {"type": "worker", "index": 0}}))
+    assert acceleration.plan("auto", "auto", "auto", gpus=[]).distribution == "multi_worker"
+    with pytest.raises(ValueError, match="distribution"):
+        acceleration.plan("auto", "auto", "tpu", gpus=[])
+
+
+def test_this_machine_detects_its_devices():
+    plan = acceleration.detect("auto", "auto", "none")
+    assert plan.gpus == len(tf.config.list_physical_devices("GPU"))
+    assert plan.mixed_precision == (plan.gpus > 0)
+
+
+def test_precision_policy_is_restored_after_training():
+    mixed = acceleration.AccelerationPlan(distribution="none", mixed_precision=True, xla=False, gpus=0)
+    with acceleration.precision_policy(mixed):
+        assert tf.keras.mixed_precision.global_policy().name == "mixed_float16"
+    assert tf.keras.mixed_precision.global_policy().name == "float32"
+    assert acceleration.create_strategy(
+        acceleration.plan("off", "off", "none", gpus=[])).num_replicas_in_sync == 1

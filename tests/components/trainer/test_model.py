@@ -1,0 +1,54 @@
+"""The model: phase freezing of the backbone, and warm starts from an exported model."""
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from components.trainer import model as model_lib
+from tests.components.trainer.sample_params import TINY
+from tests.helpers import TINY_MODEL_PARAMS as PARAMS
+
+
+def test_phases_freeze_and_unfreeze_the_backbone():
+    model, backbone = model_lib.build_model(2, PARAMS, weights=None)
+    model_lib.freeze_backbone(backbone)
+    head_only = {w.name for w in model.trainable_weights}
+    assert head_only and all("probabilities" in name for name in head_only)
+
+    unfrozen = model_lib.unfreeze_top_layers(backbone, 10, keep_batchnorm_frozen=True)
+    trainable_layers = [layer for layer in backbone.layers if layer.trainable]
+    assert unfrozen == len(trainable_layers) and 0 < unfrozen <= 10
+    assert not any(isinstance(layer, tf.keras.layers.BatchNormalization) for layer in trainable_layers)
+    assert all(layer in backbone.layers[-10:] for layer in trainable_layers)
+
+    everything = model_lib.unfreeze_top_layers(backbone, -1, keep_batchnorm_frozen=False)
+    assert everything == len(backbone.layers)
+
+
+@pytest.fixture(scope="module")
+def exported_base(tiny_model):
+    assert tiny_model.keras_model.input_shape[1] == TINY.image_size
+    return tiny_model.keras_model, tiny_model.export_dir, tiny_model.labels
+
+
+def test_warm_start_copies_backbone_and_head_when_the_classes_match(exported_base):
+    base, base_dir, labels = exported_base
+    tf.keras.utils.set_random_seed(2)
+    fresh, _ = model_lib.build_model(3, TINY, weights=None)
+    assert not np.allclose(fresh.get_weights()[0], base.get_weights()[0])
+    assert model_lib.warm_start(fresh, base_dir, labels, TINY) == "backbone and head"
+    for expected, actual in zip(base.get_weights(), fresh.get_weights()):
+        np.testing.assert_array_equal(expected, actual)
+
+
+def test_warm_start_keeps_only_the_backbone_when_the_classes_change(exported_base):
+    base, base_dir, labels = exported_base
+    tf.keras.utils.set_random_seed(3)
+    fresh, _ = model_lib.build_model(2, TINY, weights=None)
+    head_before = fresh.get_layer("probabilities").get_weights()
+    assert "backbone only" in model_lib.warm_start(fresh, base_dir, labels[:2], TINY)
+    for expected, actual in zip(base.get_layer(model_lib.BACKBONE_NAME).get_weights(),
+                                fresh.get_layer(model_lib.BACKBONE_NAME).get_weights()):
+        np.testing.assert_array_equal(expected, actual)
+    for before, after in zip(head_before, fresh.get_layer("probabilities").get_weights()):
+        np.testing.assert_array_equal(before, after)
