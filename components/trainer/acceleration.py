@@ -15,7 +15,7 @@ from collections.abc import Sequence
 import tensorflow as tf
 from absl import logging
 
-from components.trainer.params import AUTO, DISTRIBUTION_VALUES, MIRRORED, MULTI_WORKER, NONE, ON, SWITCH_VALUES
+from components.trainer.params import AUTO, MIRRORED, MULTI_WORKER, NONE, ON
 
 
 @dataclasses.dataclass(frozen=True)
@@ -32,25 +32,22 @@ class AccelerationPlan:
                 f"xla={'on' if self.xla else 'off'}")
 
 
-def _switch(value: str, has_gpu: bool, name: str) -> bool:
-    if value not in SWITCH_VALUES:
-        raise ValueError(f"{name} must be one of {SWITCH_VALUES}, got {value!r}.")
+def _switch(value: str, has_gpu: bool) -> bool:
     return has_gpu if value == AUTO else value == ON
 
 
 def plan(mixed_precision: str, xla: str, distribution: str, gpus: Sequence = ()) -> AccelerationPlan:
-    """Decides the strategy and precision for the given settings and visible GPUs."""
+    """Decides the strategy and precision for the given settings (checked by TrainParams)
+    and visible GPUs."""
     has_gpu = len(gpus) > 0
-    if distribution not in DISTRIBUTION_VALUES:
-        raise ValueError(f"distribution must be one of {DISTRIBUTION_VALUES}, got {distribution!r}.")
     if distribution == AUTO:
         # TF_CONFIG naming several workers means a multi-worker job (as on Kubeflow or Vertex).
         workers = json.loads(os.environ.get("TF_CONFIG", "{}")).get("cluster", {}).get("worker", [])
         distribution = MULTI_WORKER if len(workers) > 1 else (MIRRORED if has_gpu else NONE)
     return AccelerationPlan(
         distribution=distribution,
-        mixed_precision=_switch(mixed_precision, has_gpu, "mixed_precision"),
-        xla=_switch(xla, has_gpu, "xla"),
+        mixed_precision=_switch(mixed_precision, has_gpu),
+        xla=_switch(xla, has_gpu),
         gpus=len(gpus),
     )
 

@@ -7,6 +7,7 @@ import pytest
 import tensorflow as tf
 
 from components.trainer import acceleration
+from components.trainer.params import TrainParams
 
 
 def test_cpu_plan_turns_every_accelerator_feature_off(monkeypatch):
@@ -28,8 +29,12 @@ def test_multi_worker_tf_config_picks_the_multi_worker_strategy(monkeypatch):
     monkeypatch.setenv("TF_CONFIG", json.dumps(
         {"cluster": {"worker": ["a:2222", "b:2222"]}, "task": {"type": "worker", "index": 0}}))
     assert acceleration.plan("auto", "auto", "auto", gpus=[]).distribution == "multi_worker"
-    with pytest.raises(ValueError, match="distribution"):
-        acceleration.plan("auto", "auto", "tpu", gpus=[])
+
+
+def test_hardware_settings_are_checked_once_in_the_train_params():
+    for name, bad in (("distribution", "tpu"), ("mixed_precision", "yes"), ("xla", "maybe")):
+        with pytest.raises(ValueError, match=f"{name} must be one of .*got '{bad}'"):
+            TrainParams(weights="none", **{name: bad})
 
 
 def test_this_machine_detects_its_devices():
