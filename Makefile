@@ -7,6 +7,9 @@ PY := $(VENV)/bin/python
 PYTHON310 ?= $(shell for p in python3.10 $$HOME/.pyenv/versions/3.10*/bin/python3.10 /usr/local/bin/python3.10 /usr/bin/python3.10; do \
 	"$$p" -c 'import sys; sys.exit(sys.version_info[:2] != (3, 10))' >/dev/null 2>&1 && { echo "$$p"; break; }; done)
 ARGS ?=
+# pytest-xdist workers for make test / test-fast (0: all in one process). Each holds a
+# TensorFlow of its own (up to about 4.5 GB); the suite is CPU-bound, so one per core.
+TEST_WORKERS ?= 2
 
 IMAGE ?= tfx-image-classifier:0.1.0
 
@@ -26,12 +29,12 @@ run: setup
 	$(PY) local_runner.py $(ARGS)
 
 test: setup
-	$(PY) -m pytest $(ARGS)
+	$(PY) -m pytest -n $(TEST_WORKERS) $(ARGS)
 
 # Everything but the end-to-end runs, the tests that start other Python processes and
 # the install (the markers in pyproject.toml).
 test-fast: setup
-	$(PY) -m pytest -m "not e2e and not subprocess and not install" $(ARGS)
+	$(PY) -m pytest -n $(TEST_WORKERS) -m "not e2e and not subprocess and not install" $(ARGS)
 
 # ruff, with the rules in pyproject.toml
 lint: setup

@@ -45,3 +45,13 @@ def tiny_model(tmp_path_factory, transform_output) -> TinyModel:
     export_dir = str(tmp_path_factory.mktemp("tiny_model") / "serving_model")
     export.export_serving_model(model, transform_output, labels, TINY_MODEL_PARAMS.image_size, export_dir)
     return TinyModel(model, export_dir, labels)
+
+
+_SLOW_KINDS = ("e2e", "subprocess", "install")
+
+
+def pytest_collection_modifyitems(config, items):
+    """The slow kinds first, in their files' order: with several workers (``make test``)
+    the long runs start at once on different workers and the quick tests fill in around
+    them, rather than one long run starting last and running alone."""
+    items.sort(key=lambda item: not any(item.get_closest_marker(kind) for kind in _SLOW_KINDS))
