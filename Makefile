@@ -29,12 +29,12 @@ run: setup
 	$(PY) local_runner.py $(ARGS)
 
 test: setup
-	$(PY) -m pytest -n $(TEST_WORKERS) --dist loadgroup $(ARGS)
+	$(PY) -m pytest -n $(TEST_WORKERS) --dist worksteal $(ARGS)
 
 # Everything but the end-to-end runs, the tests that start other Python processes and
 # the install (the markers in pyproject.toml).
 test-fast: setup
-	$(PY) -m pytest -n $(TEST_WORKERS) --dist loadgroup -m "not e2e and not subprocess and not install" $(ARGS)
+	$(PY) -m pytest -n $(TEST_WORKERS) --dist worksteal -m "not e2e and not subprocess and not install" $(ARGS)
 
 # ruff, with the rules in pyproject.toml
 lint: setup

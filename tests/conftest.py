@@ -46,27 +46,3 @@ def tiny_model(tmp_path_factory, transform_output) -> TinyModel:
     export.export_serving_model(model, transform_output, labels, TINY_MODEL_PARAMS.image_size, export_dir)
     return TinyModel(model, export_dir, labels)
 
-
-_SLOW_KINDS = ("e2e", "subprocess", "install")
-
-
-def _is_slow(item) -> bool:
-    return any(item.get_closest_marker(kind) for kind in _SLOW_KINDS)
-
-
-# First: xdist reads the groups in its own hook.
-@pytest.hookimpl(tryfirst=True)
-def pytest_collection_modifyitems(config, items):
-    """How ``make test`` spreads the tests over its workers (``--dist loadgroup``): the
-    slow kinds first, each file's on one worker (its module fixtures, such as a pipeline
-    run, are built once), then every test of the tiny model on one worker (built once),
-    then the quick tests, which fill in around the long runs."""
-    def group(item) -> str:
-        if "tiny_model" in getattr(item, "fixturenames", ()):
-            return "tiny_model"
-        return item.module.__name__ if _is_slow(item) else ""
-
-    items.sort(key=lambda item: (not _is_slow(item), group(item) != "tiny_model"))
-    for item in items:
-        if group(item):
-            item.add_marker(pytest.mark.xdist_group(group(item)))
