@@ -76,7 +76,7 @@ def _run(config: config_lib.PipelineConfig, console: RunConsole) -> int:
 
     try:
         tfx.orchestration.LocalDagRunner().run(pipeline)
-    except Exception as error:
+    except Exception as error:  # any failure still gets its summary.json and report
         console.failed(error)
         summary = run_summary.write_summary(config, failure=error)
         report = run_report.write_report(summary, config.output_dir)

@@ -17,6 +17,11 @@ def example_files(file_patterns: Union[str, list[str]]) -> list[str]:
     return files
 
 
+def compression_of_file(path: str) -> str:
+    """"GZIP" for a ``*.gz`` record file (as ExampleGen writes), "" for a plain one."""
+    return "GZIP" if path.endswith(".gz") else ""
+
+
 def compression_of(file_patterns: Union[str, list[str]]) -> str:
-    """"GZIP" for ``*.gz`` record files (as ExampleGen writes), "" for plain ones."""
-    return "GZIP" if example_files(file_patterns)[0].endswith(".gz") else ""
+    """The compression of the record files ``file_patterns`` match (one for all)."""
+    return compression_of_file(example_files(file_patterns)[0])

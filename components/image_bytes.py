@@ -106,7 +106,7 @@ def read_header(data: bytes) -> Header:
         with Image.open(io.BytesIO(data)) as image:
             width, height = image.size
             return Header((image.format or features.UNKNOWN_FORMAT).lower(), height, width, len(image.getbands()))
-    except Exception:
+    except Exception:  # any parse failure means "not a readable image"
         return UNKNOWN_HEADER
 
 

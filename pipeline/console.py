@@ -71,7 +71,7 @@ class _Events(logging.Handler):
                 self._console.cached()
             elif record.msg == "Component %s is finished.":
                 self._console.finished(str(record.args[0]))
-        except Exception:
+        except Exception:  # the display must never break the run
             logging.getLogger(__name__).debug("console update failed", exc_info=True)
 
 
@@ -199,7 +199,7 @@ class RunConsole:
         seconds = time.monotonic() - self._started
         try:
             figure = self.figure(component)
-        except Exception:
+        except Exception:  # a missing figure must not break the run
             logging.getLogger(__name__).warning("No figure for %s", component, exc_info=True)
             figure = ""
         source = "cached" if self._cached else f"{seconds:5.1f}s"

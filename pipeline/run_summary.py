@@ -100,7 +100,7 @@ def _eval_result(evaluation_uri: str, model_name: str):
     """TFMA's result for one model, or None (no such model, e.g. no baseline)."""
     try:
         result = tfma.load_eval_result(evaluation_uri, model_name=model_name or None)
-    except Exception:
+    except Exception:  # not under this name
         return None
     return result if result.slicing_metrics else None
 

@@ -156,7 +156,7 @@ def _pillow_png(data: bytes) -> Optional[bytes]:
         with Image.open(io.BytesIO(data)) as image:
             image.load()
             return _encode_png(image)
-    except Exception:
+    except Exception:  # Pillow raises many types for broken pixels
         return None
 
 
@@ -289,7 +289,7 @@ def _check_header(data: bytes, relative_path: str, policy: ValidationPolicy,
             image = Image.open(io.BytesIO(data))
     except Image.DecompressionBombError as error:
         return Inspection(DECOMPRESSION_BOMB, str(error))
-    except Exception as error:
+    except Exception as error:  # Pillow raises many types for bad headers
         brand = image_bytes.heif_brand(data)
         if brand:
             return Inspection(FORMAT_NOT_ALLOWED, f"HEIF image ({brand}): no decoder for it here; {describe(data)}")
@@ -343,7 +343,7 @@ def _check_header(data: bytes, relative_path: str, policy: ValidationPolicy,
                 image_format = image_bytes.JPEG
             if converted is not None:
                 width, height = converted.size
-        except Exception as error:
+        except Exception as error:  # a conversion that fails means broken pixels
             return Inspection(CORRUPT_IMAGE, f"cannot convert: {type(error).__name__}")
         channels = len(image.getbands()) if converted is None else 3
 

@@ -243,7 +243,7 @@ def _finish(batches: list[list[Verdict]], policy: ValidationPolicy, prefixes: di
 def _write_thumbnail(path: str, image: bytes, thumbnails_dir: str) -> None:
     try:
         thumbnail = _thumbnail(image)
-    except Exception as error:
+    except Exception as error:  # a thumbnail is a courtesy: never fail the run for it
         logging.warning("No thumbnail for %s: %s", path, type(error).__name__)
         return
     with tf.io.gfile.GFile(os.path.join(thumbnails_dir, thumbnail_name(path)), "wb") as f:

@@ -14,12 +14,14 @@ from collections.abc import Collection, Iterable
 
 import tensorflow as tf
 
+from components.example_records import compression_of_file
+
 STAGING = ".staging"
 Location = tuple[str, int]  # (staging file, record index)
 
 
 def _dataset(path: str) -> tf.data.Dataset:
-    return tf.data.TFRecordDataset(path, compression_type="GZIP" if path.endswith(".gz") else "")
+    return tf.data.TFRecordDataset(path, compression_type=compression_of_file(path))
 
 
 def read_batches(path: str, size: int) -> Iterable[list[bytes]]:

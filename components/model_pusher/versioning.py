@@ -192,7 +192,7 @@ def push(
 def _smoke(smoke_test: Callable[[str], None], staged: str) -> None:
     try:
         smoke_test(staged)
-    except Exception as error:
+    except Exception as error:  # any failure stops the push
         raise PushError(f"Smoke test of the staged model failed, so it was not pushed: {error}") from error
 
 

@@ -40,7 +40,7 @@ def resolve_weights(source: str) -> Optional[str]:
             tf.keras.utils.get_file(
                 IMAGENET_NOTOP_FILE, _IMAGENET_NOTOP_URL, cache_subdir="models", file_hash=_IMAGENET_NOTOP_MD5
             )
-        except Exception as error:
+        except Exception as error:  # any fetch failure gets the same advice
             raise WeightsUnavailableError(
                 f"ImageNet weights for ResNet50 are not in the Keras cache ({keras_cache_path()}) "
                 f"and could not be downloaded ({error}). Put {IMAGENET_NOTOP_FILE} there "
