@@ -178,7 +178,10 @@ class RunConsole:
         if self.verbose or not self._console.is_terminal:
             return
         if self._live is None:
-            self._live = Live(Text(text), console=self._console, transient=True, refresh_per_second=4)
+            # No redirection: rich would send what Python writes to sys.stdout and sys.stderr
+            # (absl's records among it) to the terminal instead of the log.
+            self._live = Live(Text(text), console=self._console, transient=True, refresh_per_second=4,
+                              redirect_stdout=False, redirect_stderr=False)
             self._live.start()
         else:
             self._live.update(Text(text))
