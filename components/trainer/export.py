@@ -5,12 +5,20 @@ Signatures:
   serving_examples    examples: serialized tf.Example [batch] (TFMA, TF Serving)
   transform_features  examples: serialized tf.Example [batch] -> label_id
                       (Transform's graph; TFMA uses it to read the labels)
+  score_examples      examples: serialized tf.Example [batch] -> probabilities,
+                      class_index (BulkInferrer: no string outputs)
 The first two return ``probabilities`` [batch, classes], ``class_index`` and
 ``class_name`` [batch], and the ``top_k_class_names`` / ``top_k_probabilities``
 [batch, k].  Decoding, resizing, normalisation and the label vocabulary are all
 inside the SavedModel; ``assets/labels.txt`` lists the class names in index
 order.  Bytes that are not a JPEG, PNG, GIF or BMP image, or that claim too many
 pixels, fail with InvalidArgument before anything is decoded.
+
+The SavedModel is a plain ``tf.Module``: the signatures, the model's variables
+(``model.exported_variables``: sorted by name, so a twin of the model restores
+them for a warm start), Transform's layer and the labels.  Not a Keras
+SavedModel: Keras would trace and save every layer's call functions, which
+costs most of an export and of every load, and serving reads only signatures.
 """
 
 import os
@@ -28,12 +36,14 @@ from components.serving_signature import (
     IMAGE_BYTES,
     LABELS_FILE,
     PROBABILITIES,
+    SCORE_EXAMPLES,
     SERVING_DEFAULT,
     SERVING_EXAMPLES,
     TOP_K_CLASS_NAMES,
     TOP_K_PROBABILITIES,
     TRANSFORM_FEATURES,
 )
+from components.trainer import model as model_lib
 from components.trainer.params import DEFAULT_MAX_SERVING_PIXELS
 
 
@@ -46,14 +56,16 @@ def export_serving_model(
     top_k: int = 5,
     max_pixels: int = DEFAULT_MAX_SERVING_PIXELS,
 ) -> None:
-    # Attached to the model so the SavedModel tracks Transform's graph and vocabulary.
-    model.tft_layer = tft_output.transform_features_layer()
+    served = tf.Module()
+    setattr(served, model_lib.EXPORTED_VARIABLES, model_lib.exported_variables(model))
+    # Tracked so the SavedModel holds Transform's graph and vocabulary.
+    served.tft_layer = tft_output.transform_features_layer()
     class_names = tf.constant(label_names, dtype=tf.string)
     k = min(top_k, len(label_names))
     labels_dir = tempfile.TemporaryDirectory()  # saving copies the file into assets/
     with open(os.path.join(labels_dir.name, LABELS_FILE), "w", encoding="utf-8") as f:
         f.writelines(name + "\n" for name in label_names)
-    model.labels_asset = tf.saved_model.Asset(os.path.join(labels_dir.name, LABELS_FILE))
+    served.labels_asset = tf.saved_model.Asset(os.path.join(labels_dir.name, LABELS_FILE))
 
     def classify(images: tf.Tensor) -> dict[str, tf.Tensor]:
         probabilities = tf.cast(model(images, training=False), tf.float32)
@@ -77,17 +89,23 @@ def export_serving_model(
         return classify(decode_batch(parsed[features.IMAGE], image_size, max_pixels))
 
     @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name=EXAMPLES)])
+    def score_examples(examples):
+        answers = serve_examples(examples)
+        return {PROBABILITIES: answers[PROBABILITIES], CLASS_INDEX: answers[CLASS_INDEX]}
+
+    @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name=EXAMPLES)])
     def transform_features(examples):
         parsed = tf.io.parse_example(examples, {features.LABEL: tf.io.FixedLenFeature([1], tf.string)})
-        return model.tft_layer(parsed)
+        return served.tft_layer(parsed)
 
     with labels_dir:
         tf.saved_model.save(
-            model,
+            served,
             export_dir,
             signatures={
                 SERVING_DEFAULT: serve_image_bytes,
                 SERVING_EXAMPLES: serve_examples,
                 TRANSFORM_FEATURES: transform_features,
+                SCORE_EXAMPLES: score_examples,
             },
         )

@@ -9,6 +9,8 @@ from components.serving_signature import read_labels
 from components.trainer.params import TrainParams
 
 BACKBONE_NAME = "resnet50"
+# The exported SavedModel's attribute holding the model's variables (export.py).
+EXPORTED_VARIABLES = "model_variables"
 SCRATCH_BATCHNORM_MOMENTUM = 0.9
 
 
@@ -66,22 +68,37 @@ def unfreeze_top_layers(backbone: tf.keras.Model, count: int, keep_batchnorm_fro
     return unfrozen
 
 
+def exported_variables(model: tf.keras.Model) -> list[tf.Variable]:
+    """Every variable of ``model``, by name: the same list for any model ``build_model`` makes
+    with the same class count, whichever of its layers are frozen (Keras lists trainable
+    weights first)."""
+    weights = sorted(model.weights, key=lambda variable: variable.name)
+    names = [variable.name for variable in weights]
+    if len(set(names)) != len(names):
+        raise ValueError(f"Variable names repeat in {model.name}; they are how an export is read back.")
+    return weights
+
+
 def warm_start(model: tf.keras.Model, base_model_dir: str, label_names: list[str], params: TrainParams) -> str:
     """Copies a previously exported model's weights into ``model``; returns what was copied.
 
-    The exported SavedModel's variables are a checkpoint of the Keras model, so
-    a twin of the base model (same class count) restores them by structure.  The
-    backbone is always copied; the head only when the classes are the same, in
-    the same order.
+    A twin of the base model (same class count) restores the exported variables
+    (``exported_variables``; a model exported as a Keras SavedModel, before, by the
+    Keras object graph).  The backbone is always copied; the head only when the
+    classes are the same, in the same order.
     """
     base_labels = read_labels(base_model_dir)
     twin, twin_backbone = build_model(len(base_labels), params, weights=None)
-    status = tf.train.Checkpoint(root=twin).read(os.path.join(base_model_dir, "variables", "variables"))
-    status.expect_partial().assert_existing_objects_matched()
+    path = os.path.join(base_model_dir, "variables", "variables")
+    keys = [name for name, _ in tf.train.list_variables(path)]
+    if any(key.startswith(EXPORTED_VARIABLES + "/") for key in keys):
+        checkpoint = tf.train.Checkpoint(**{EXPORTED_VARIABLES: exported_variables(twin)})
+    else:
+        checkpoint = tf.train.Checkpoint(root=twin)
+    checkpoint.read(path).expect_partial().assert_existing_objects_matched()
     backbone = model.get_layer(BACKBONE_NAME)
     backbone.set_weights(twin_backbone.get_weights())
     if base_labels != list(label_names):
         return f"backbone only (the classes changed from {base_labels} to {list(label_names)})"
     model.set_weights(twin.get_weights())
     return "backbone and head"
-

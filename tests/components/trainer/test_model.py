@@ -4,6 +4,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
+from components.trainer import export
 from components.trainer import model as model_lib
 from tests.components.trainer.sample_params import TINY
 from tests.helpers import TINY_MODEL_PARAMS as PARAMS
@@ -52,3 +53,30 @@ def test_warm_start_keeps_only_the_backbone_when_the_classes_change(exported_bas
         np.testing.assert_array_equal(expected, actual)
     for before, after in zip(head_before, fresh.get_layer("probabilities").get_weights()):
         np.testing.assert_array_equal(before, after)
+
+
+def test_warm_start_reads_a_model_frozen_in_part_when_exported(tiny_model, transform_output, tmp_path):
+    """Keras lists trainable weights first: the export's order must not depend on it."""
+    tf.keras.utils.set_random_seed(4)
+    base, backbone = model_lib.build_model(3, TINY, weights=None)
+    model_lib.freeze_backbone(backbone)
+    model_lib.unfreeze_top_layers(backbone, 7, keep_batchnorm_frozen=True)
+    export.export_serving_model(base, transform_output, tiny_model.labels, TINY.image_size, str(tmp_path / "m"))
+    fresh, _ = model_lib.build_model(3, TINY, weights=None)
+    assert model_lib.warm_start(fresh, str(tmp_path / "m"), tiny_model.labels, TINY) == "backbone and head"
+    for expected, actual in zip(base.get_weights(), fresh.get_weights()):
+        np.testing.assert_array_equal(expected, actual)
+
+
+def test_warm_start_reads_a_model_exported_as_a_keras_savedmodel(tiny_model, tmp_path):
+    """Versions pushed before the export became a plain module hold the Keras object graph."""
+    base = tiny_model.keras_model
+    old = tmp_path / "old"
+    tf.train.Checkpoint(root=base).write(str(old / "variables" / "variables"))  # a Keras SavedModel's layout
+    (old / "assets").mkdir()
+    (old / "assets" / "labels.txt").write_text("".join(name + "\n" for name in tiny_model.labels))
+    tf.keras.utils.set_random_seed(5)
+    fresh, _ = model_lib.build_model(3, TINY, weights=None)
+    assert model_lib.warm_start(fresh, str(old), tiny_model.labels, TINY) == "backbone and head"
+    for expected, actual in zip(base.get_weights(), fresh.get_weights()):
+        np.testing.assert_array_equal(expected, actual)
