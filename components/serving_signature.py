@@ -9,6 +9,9 @@ import tensorflow as tf
 SERVING_DEFAULT = "serving_default"  # image_bytes: string [batch] (JPEG/PNG/GIF/BMP files)
 SERVING_EXAMPLES = "serving_examples"  # examples: serialized tf.Example [batch] (TFMA, TF Serving)
 TRANSFORM_FEATURES = "transform_features"  # Transform's graph: examples -> label_id
+# examples -> probabilities and class_index only: TFX's BulkInferrer (tfx_bsl's RunInference
+# cannot write a string output holding one value per example, such as class_name).
+SCORE_EXAMPLES = "score_examples"
 IMAGE_BYTES = "image_bytes"
 EXAMPLES = "examples"
 PROBABILITIES = "probabilities"

@@ -98,7 +98,7 @@ def test_a_tf_serving_rest_body_with_base64_images_is_answered(exported):
         assert answer[contract.CLASS_NAME].numpy().tolist() == direct[contract.CLASS_NAME].numpy().tolist()
 
 
-def test_examples_signature_agrees_with_raw_bytes(exported):
+def test_examples_signatures_agree_with_raw_bytes(exported):
     _, loaded, _ = exported
     data = [encode_image(colour, image_format="JPEG") for colour in CLASS_COLOURS.values()]
     serialized = [image_to_example(f"x/{i}.jpg", d).SerializeToString() for i, d in enumerate(data)]
@@ -107,6 +107,11 @@ def test_examples_signature_agrees_with_raw_bytes(exported):
     np.testing.assert_allclose(
         from_examples[contract.PROBABILITIES].numpy(), from_bytes[contract.PROBABILITIES].numpy(), atol=1e-6
     )
+    # BulkInferrer's signature: the same numbers, and no string output.
+    scored = loaded.signatures[contract.SCORE_EXAMPLES](examples=tf.constant(serialized))
+    assert set(scored) == {contract.PROBABILITIES, contract.CLASS_INDEX}
+    np.testing.assert_allclose(scored[contract.PROBABILITIES].numpy(), from_bytes[contract.PROBABILITIES].numpy(),
+                               atol=1e-6)
 
 
 def test_transform_features_signature_maps_labels_with_the_vocabulary(exported):
