@@ -39,7 +39,7 @@ RUN pip install "pip==24.2" \
 COPY components/ components/
 COPY pipeline/ pipeline/
 COPY schemas/ schemas/
-COPY local_runner.py kubeflow_runner.py ./
+COPY local_runner.py kubeflow_runner.py predict.py ./
 RUN pip install --no-deps -c constraints.txt . \
     && python -m pipeline.demo_data demo_data \
     && if [ "$IMAGENET_WEIGHTS" = 1 ]; then \

@@ -13,7 +13,7 @@ TEST_WORKERS ?= 2
 
 IMAGE ?= tfx-image-classifier:0.1.0
 
-.PHONY: setup run test test-fast lint bench preview kfp image clean
+.PHONY: setup run predict test test-fast lint bench preview kfp image clean
 
 setup: $(VENV)/.installed
 
@@ -27,6 +27,10 @@ $(VENV)/.installed: constraints.txt pyproject.toml
 
 run: setup
 	$(PY) local_runner.py $(ARGS)
+
+# Classify images with a pushed model: make predict ARGS="--model output/serving/image_classifier photos/"
+predict: setup
+	$(PY) predict.py $(ARGS)
 
 test: setup
 	$(PY) -m pytest -n $(TEST_WORKERS) --dist worksteal $(ARGS)
