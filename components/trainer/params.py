@@ -28,6 +28,7 @@ DISTRIBUTION_VALUES = (AUTO, NONE, MIRRORED, MULTI_WORKER)
 # 60-byte PNG header can claim 100000 x 100000 pixels (a decompression bomb).
 DEFAULT_MAX_SERVING_PIXELS = 50_000_000
 PRESET_NAMES = ("none", "light", "standard", "heavy")
+TFLITE_KINDS = ("float16", "float32", "int8")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -209,6 +210,13 @@ class TrainParams:
     max_serving_pixels: int = knob(
         DEFAULT_MAX_SERVING_PIXELS, "Serving refuses images whose header claims more pixels than this."
     )
+    tflite: str = knob(
+        "float16,int8", "TFLite models exported beside the SavedModel and measured on the eval split: any of "
+        "'float16', 'float32' (float models) and 'int8' (full-integer, calibrated on training images), "
+        "comma-separated, or 'none'."
+    )
+    tflite_calibration_images: int = knob(100, "Training images that calibrate the int8 TFLite model's ranges.")
+    tflite_eval_images: int = knob(500, "Eval images each TFLite model is measured on (the first ones of the split).")
     augment: AugmentParams = dataclasses.field(default_factory=AugmentParams)
 
     def __post_init__(self):
@@ -254,6 +262,20 @@ class TrainParams:
             raise ValueError("warmup_fraction and label_smoothing must be in [0, 1).")
         if self.early_stopping_patience < 0 or self.top_k < 1 or self.max_serving_pixels < 1:
             raise ValueError("early_stopping_patience must be >= 0, top_k and max_serving_pixels >= 1.")
+
+        kinds = [kind.strip() for kind in self.tflite.split(",")]
+        known = kinds == ["none"] or set(kinds) <= set(TFLITE_KINDS)
+        if not known or len(set(kinds)) != len(kinds) or {"float16", "float32"} <= set(kinds):
+            raise ValueError(f"tflite must be 'none' or a comma-separated list of {', '.join(TFLITE_KINDS)} "
+                             f"(one float model at most), got {self.tflite!r}.")
+        if self.tflite_calibration_images < 1 or self.tflite_eval_images < 1:
+            raise ValueError("tflite_calibration_images and tflite_eval_images must be at least 1.")
+
+    @property
+    def tflite_kinds(self) -> tuple[str, ...]:
+        """The TFLite models to export, float first."""
+        kinds = {kind.strip() for kind in self.tflite.split(",")} - {"none"}
+        return tuple(kind for kind in TFLITE_KINDS if kind in kinds)
 
     def to_custom_config(self) -> dict[str, Any]:
         return dataclasses.asdict(self)

@@ -6,7 +6,8 @@ model (ResNet50 with a new head, from ImageNet weights, a weights file, a warm
 start or random weights), the two phases (``phases.py``: the head on a frozen
 backbone, then the top of the backbone at a lower rate; from scratch, every
 layer in one phase), then ``history.json`` and the SavedModel that serves raw
-image bytes (``export.py``).  The run directory gets TensorBoard logs, the
+image bytes (``export.py``), with its TFLite twins beside it, measured on the
+eval split (``tflite_export.py``).  The run directory gets TensorBoard logs, the
 history, the checkpoints and the preview.
 """
 
@@ -21,7 +22,7 @@ from absl import logging
 from tfx.components.trainer.fn_args_utils import FnArgs
 
 from components import features
-from components.trainer import acceleration, dataset, export, phases, preview
+from components.trainer import acceleration, dataset, export, phases, preview, tflite_export
 from components.trainer import model as model_lib
 from components.trainer import weights as weights_lib
 from components.trainer.class_balance import balanced_class_weights, class_counts
@@ -62,6 +63,10 @@ def run_fn(fn_args: FnArgs) -> None:
         export.export_serving_model(model, tft_output, label_names, params.image_size, fn_args.serving_model_dir,
                                     top_k=params.top_k, max_pixels=params.max_serving_pixels)
     logging.info("Exported the serving model to %s", fn_args.serving_model_dir)
+    tflite_export.export_tflite(
+        model, lambda: model_lib.build_model(len(label_names), params, None, pretrained=pretrained)[0], params,
+        label_names, fn_args.train_files, fn_args.eval_files, fn_args.serving_model_dir,
+    )
 
 
 def _label_names(tft_output: tft.TFTransformOutput) -> list[str]:
