@@ -175,6 +175,15 @@ def list_split(data_root: str, split_folder: str, follow_outside_links: bool = F
     return listing
 
 
+def unlabelled(listing: SplitListing) -> SplitListing:
+    """The listing of a folder of unlabelled images: files in the root and below any folder
+    alike (there are no class folders to leave out or find empty)."""
+    return dataclasses.replace(
+        listing, files=sorted(listing.files + listing.outside_class_folders), class_folders=[],
+        empty_class_folders=[], outside_class_folders=[],
+    )
+
+
 def _size_and_mtime(path: str):
     if _is_remote(path):
         stat = tf.io.gfile.stat(path)

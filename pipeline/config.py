@@ -66,6 +66,10 @@ class PipelineConfig:
     data_dir: Optional[str] = knob(
         None, "Folder of <class>/<image> or <split>/<class>/<image>; none: built-in demo data."
     )
+    predict_dir: Optional[str] = knob(
+        None, "Folder of unlabelled images (any layout) the blessed model scores after the push, with TFX's "
+        "BulkInferrer; the rows go to <output-dir>/predictions.csv."
+    )
     output_dir: str = knob("output", "Where artifacts, metadata, served models and summary.json go.")
     serving_model_name: str = knob("image_classifier", "Model name under <output-dir>/serving/.")
     keep_versions: int = knob(3, "Served versions kept under <output-dir>/serving/<model-name>/; older ones go.")
@@ -157,6 +161,11 @@ class PipelineConfig:
     @property
     def summary_path(self) -> str:
         return os.path.join(self.output_dir, "summary.json")
+
+    @property
+    def predictions_path(self) -> str:
+        """The rows of the --predict-dir images (their failures beside it, in predictions.failed.csv)."""
+        return os.path.join(self.output_dir, "predictions.csv")
 
 
 # --- command-line flags ----------------------------------------------------

@@ -7,8 +7,14 @@ rejected or a class is too small) -> StatisticsGen -> ExampleValidator
 vocabulary) -> Trainer (optionally warm-started from the latest blessed model)
 -> Evaluator (against the latest blessed model) -> ServingPusher (a versioned,
 atomic push into the TF Serving model directory).
+
+With ``predict_dir``: PredictExampleGen (the unlabelled images) ->
+PredictImageValidator (the same checks; what the model cannot read is reported,
+not scored) -> BulkInferrer (the blessed model's ``score_examples`` signature;
+nothing is scored when the model is not blessed).
 """
 
+import dataclasses
 import os
 from typing import Optional
 
@@ -16,11 +22,11 @@ import tensorflow_model_analysis as tfma
 from tfx import v1 as tfx
 
 from components import features, image_folder, serving_signature
-from components.image_ingest.component import create_image_example_gen
+from components.image_ingest.component import create_image_example_gen, create_predict_example_gen
 from components.image_validator.component import ImageValidator
 from components.image_validator.gate import ImageValidationGate
 from components.model_pusher.component import ServingPusher
-from components.splits import EVAL, TRAIN
+from components.splits import EVAL, PREDICT, TRAIN
 from pipeline.config import PipelineConfig
 
 REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -134,6 +140,8 @@ def create_eval_config(min_accuracy: float, max_accuracy_drop: float, num_classe
     return tfma.EvalConfig(
         model_specs=[
             tfma.ModelSpec(
+                # Signatures only (export.py): TFMA need not try loading it as a Keras model.
+                model_type=tfma.TF_GENERIC,
                 signature_name=serving_signature.SERVING_EXAMPLES,
                 preprocessing_function_names=[serving_signature.TRANSFORM_FEATURES],
                 label_key=features.LABEL_ID,
@@ -164,6 +172,26 @@ def create_eval_config(min_accuracy: float, max_accuracy_drop: float, num_classe
             ),
         ],
     )
+
+
+def batch_scoring(config: PipelineConfig, model, blessing) -> list:
+    """Ingest and validate ``config.predict_dir``, and score what passes with TFX's
+    BulkInferrer (the PredictionLogs are turned into predictions.csv after the run)."""
+    predict_gen = create_predict_example_gen(config.predict_dir,
+                                             follow_outside_links=config.validation.follow_outside_links)
+    # Copies are scored like any image, and classes mean nothing here: no copy search.
+    predict_validator = ImageValidator(
+        examples=predict_gen.outputs["examples"], listing=predict_gen.outputs["listing"],
+        policy=dataclasses.replace(config.validation, near_duplicates=False),
+    ).with_id("PredictImageValidator")
+    bulk_inferrer = tfx.components.BulkInferrer(
+        examples=predict_validator.outputs["validated_examples"],
+        model=model,
+        model_blessing=blessing,
+        data_spec=tfx.proto.DataSpec(example_splits=[PREDICT]),
+        model_spec=tfx.proto.ModelSpec(model_signature_name=[serving_signature.SCORE_EXAMPLES]),
+    )
+    return [predict_gen, predict_validator, bulk_inferrer]
 
 
 def create_pipeline(
@@ -258,22 +286,15 @@ def create_pipeline(
         smoke_split=EVAL,
     )
 
+    components = [example_gen, schema_gen, image_validator, gate, statistics_gen, example_validator, transform,
+                  trainer, model_resolver, evaluator, pusher]
+    if config.predict_dir:
+        components += batch_scoring(config, trainer.outputs["model"], evaluator.outputs["blessing"])
+
     return tfx.dsl.Pipeline(
         pipeline_name=config.pipeline_name,
         pipeline_root=pipeline_root or config.pipeline_root,
-        components=[
-            example_gen,
-            schema_gen,
-            image_validator,
-            gate,
-            statistics_gen,
-            example_validator,
-            transform,
-            trainer,
-            model_resolver,
-            evaluator,
-            pusher,
-        ],
+        components=components,
         enable_cache=config.enable_cache,
         metadata_connection_config=(
             tfx.orchestration.metadata.sqlite_metadata_connection_config(config.metadata_path)

@@ -127,6 +127,35 @@ def _evaluation_section(summary: dict[str, Any], files_dir: str) -> list[str]:
     return lines
 
 
+def _tflite_section(tflite: dict[str, Any]) -> list[str]:
+    if not tflite.get("models"):
+        return []
+    size = tflite["image_size"]
+    lines = ["## TFLite", "", f"uint8 input [1, {size}, {size}, 3] (the caller decodes and resizes), measured on "
+             "the eval split with TFLite's interpreter against the SavedModel:", "",
+             "| model | size (MB) | accuracy | agreement | max prob. difference | latency (ms, this CPU) "
+             "| eval images |",
+             "|---|---|---|---|---|---|---|"]
+    lines += [f"| {v['file']} | {v['size_bytes'] / 1e6:.1f} | {_format(v.get('accuracy'))} | "
+              f"{_format(v.get('agreement'))} | {_format(v.get('max_probability_difference'))} | "
+              f"{v.get('latency_ms', 'n/a')} | {v.get('eval_images')} |" for v in tflite["models"].values()]
+    return lines + [""]
+
+
+def _predictions_section(found: Optional[dict[str, Any]]) -> list[str]:
+    if not found:
+        return []
+    lines = ["## Predictions", "", f"Images to score: `{found['predict_dir']}`", ""]
+    if found.get("skipped"):
+        lines.append(f"Not scored: {found['skipped']}.")
+    if found.get("path"):
+        lines.append(f"{found['scored']} images scored by the blessed model (BulkInferrer): `{found['path']}`.")
+    if found.get("failed"):
+        lines.append(f"{found['failed']} files could not be scored, each with its reason: "
+                     f"`{found['failures_path']}`.")
+    return lines + [""]
+
+
 def write_report(summary: dict[str, Any], output_dir: str) -> str:
     """Writes ``<output_dir>/run_report.md`` (and its images) from a run summary; returns its path."""
     files_dir = os.path.join(output_dir, FILES_DIR)
@@ -158,12 +187,17 @@ def write_report(summary: dict[str, Any], output_dir: str) -> str:
         shutil.copy(os.path.join(run_dir, PREVIEW_FILE), os.path.join(files_dir, PREVIEW_FILE))
         lines += ["## Augmentation preview", "", "Each row: an original, then augmented versions of it.", "",
                   f"![augmentation preview]({FILES_DIR}/{PREVIEW_FILE})", ""]
+    lines += _tflite_section(summary.get("tflite") or {})
     lines += ["## Serving", ""]
     if summary.get("pushed_model_dir"):
         lines += [f"- Model directory: `{summary['serving_model_base']}` (integer versions; TF Serving loads the "
-                  "highest)", f"- TF Serving config: `{summary.get('models_config')}`", ""]
+                  "highest)", f"- TF Serving config: `{summary.get('models_config')}`"]
+        if summary.get("model_card"):
+            lines.append(f"- Model card: `{summary['model_card']}`")
+        lines += [f"- Classify a folder: `python predict.py --model {summary['serving_model_base']} PATH`", ""]
     else:
         lines += ["Nothing was pushed by this run.", ""]
+    lines += _predictions_section(summary.get("predictions"))
     config_path = os.path.join(output_dir, CONFIG_FILE)
     if os.path.exists(config_path):
         with open(config_path, encoding="utf-8") as f:

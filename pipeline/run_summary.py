@@ -18,17 +18,22 @@ import tensorflow_transform as tft
 from ml_metadata.proto import metadata_store_pb2
 from tensorflow_metadata.proto.v0 import anomalies_pb2
 from tfx.types import artifact_utils
+from tfx.utils import path_utils
 
-from components import artifacts, features
+from components import artifacts, features, serving_signature
 from components.image_validator import report as validation_report
 from components.image_validator.gate import ImageValidationError
 from components.model_pusher import versioning
+from components.trainer import tflite_export
 from components.trainer.run import HISTORY_FILE
+from pipeline import model_card, predictions
 from pipeline.config import PipelineConfig
 from pipeline.pipeline import ACCURACY, LOSS, PRECISION, RECALL
 
 _OUTPUT_EVENTS = (metadata_store_pb2.Event.OUTPUT, metadata_store_pb2.Event.DECLARED_OUTPUT)
 PUSHER = "ServingPusher"
+BULK_INFERRER = "BulkInferrer"
+PREDICT_VALIDATOR = "PredictImageValidator"
 _CANDIDATE = "candidate"
 _BASELINE = "baseline"
 
@@ -60,13 +65,33 @@ class _RunRecords:
         )
 
     def output(self, node_id: str, key: str) -> Optional[metadata_store_pb2.Artifact]:
+        return self._artifact(node_id, key, _OUTPUT_EVENTS)
+
+    def input(self, node_id: str, key: str) -> Optional[metadata_store_pb2.Artifact]:
+        return self._artifact(node_id, key, (metadata_store_pb2.Event.INPUT, metadata_store_pb2.Event.DECLARED_INPUT))
+
+    def _artifact(self, node_id: str, key: str, event_types) -> Optional[metadata_store_pb2.Artifact]:
         execution = self.executions.get(node_id)
         if execution is None:
             return None
         for event in self._store.get_events_by_execution_ids([execution.id]):
-            if event.type in _OUTPUT_EVENTS and event.path.steps and event.path.steps[0].key == key:
+            if event.type in event_types and event.path.steps and event.path.steps[0].key == key:
                 return self._store.get_artifacts_by_id([event.artifact_id])[0]
         return None
+
+
+def _training(model_run: Optional[metadata_store_pb2.Artifact]) -> dict[str, Any]:
+    """What the Trainer's history says: epochs run per phase, and the hardware it trained on."""
+    path = os.path.join(model_run.uri, HISTORY_FILE) if model_run else ""
+    if not path or not tf.io.gfile.exists(path):
+        return {}
+    with tf.io.gfile.GFile(path) as f:
+        history = json.load(f)
+    phases: dict[str, int] = {}
+    for epoch in history.get("epochs", []):
+        phases[epoch["phase"]] = phases.get(epoch["phase"], 0) + 1
+    return {"epochs_run": phases, "hardware": history.get("acceleration"), "replicas": history.get("replicas"),
+            "class_counts": history.get("class_counts", {})}
 
 
 def _int_property(artifact: metadata_store_pb2.Artifact, name: str) -> Optional[int]:
@@ -91,6 +116,7 @@ def _validation_counts(report_artifact: Optional[metadata_store_pb2.Artifact]) -
         "hidden_ignored": counts["hidden_ignored"],
         "flagged_by_flag": counts.get("flagged_by_flag", {}),
         "copy_groups": counts.get("copy_groups", 0),
+        "per_class": {label: values["used"] for label, values in report.get("classes", {}).items()},
         "validation_report": os.path.join(report_artifact.uri, validation_report.REPORT_MD),
         "validation_gate": report["gate"],
     }
@@ -217,6 +243,11 @@ def build_summary(config: PipelineConfig, failure: Optional[BaseException] = Non
 
     model_run = records.output("Trainer", "model_run")
     summary["model_run_dir"] = model_run.uri if model_run else None
+    model = records.output("Trainer", "model")
+    summary["tflite"] = tflite_export.read_figures(path_utils.serving_model_path(model.uri)) if model else {}
+    summary["training"] = _training(model_run)
+    baseline = records.input("Evaluator", "baseline_model")
+    summary["baseline_model"] = baseline.uri if baseline else None
 
     evaluation = records.output("Evaluator", "evaluation")
     blessing = records.output("Evaluator", "blessing")
@@ -254,6 +285,7 @@ def build_summary(config: PipelineConfig, failure: Optional[BaseException] = Non
             summary["reason"] = "Not blessed by the Evaluator."
         else:
             summary["reason"] = "The ServingPusher did not push the blessed model."
+    summary["predictions"] = batch_predictions(records, config, summary)
     summary["recipe"] = {"name": config.train.recipe, "weights": config.train.weights}
     summary["chance"] = chance_level(summary.get("metrics", {}).get("accuracy"), summary.get("per_class") or {},
                                      len(summary["label_names"]), config)
@@ -261,6 +293,36 @@ def build_summary(config: PipelineConfig, failure: Optional[BaseException] = Non
     summary["serving_model_base"] = config.serving_model_dir
     summary["models_config"] = os.path.join(config.serving_base_dir, versioning.MODELS_CONFIG_FILE)
     return summary
+
+
+def batch_predictions(records: _RunRecords, config: PipelineConfig, summary: dict[str, Any]) -> Optional[dict]:
+    """Writes the BulkInferrer's answers for ``--predict-dir`` as ``predictions.csv``; what it did, or
+    why nothing was scored."""
+    if not config.predict_dir:
+        return None
+    found: dict[str, Any] = {"predict_dir": config.predict_dir, "path": None, "failures_path": None,
+                             "scored": 0, "failed": 0, "skipped": None}
+    inference = records.output(BULK_INFERRER, "inference_result")
+    model = records.output("Trainer", "model")
+    files = tf.io.gfile.glob(os.path.join(inference.uri, "prediction_logs-*")) if inference else []
+    if not summary["blessed"] or not files or model is None:
+        found["skipped"] = ("the model was not blessed, so nothing was scored" if not summary["blessed"]
+                            else "the run stopped before batch scoring" if inference is None
+                            else "no image in the folder passed validation")
+    labels = serving_signature.read_labels(path_utils.serving_model_path(model.uri)) if model else []
+    scored = predictions.batch_predictions(files, labels, config.train.top_k, config.predict_dir) if labels else []
+    report_artifact = records.output(PREDICT_VALIDATOR, "report")
+    copies, failures = {}, []
+    if report_artifact is not None:
+        with tf.io.gfile.GFile(os.path.join(report_artifact.uri, validation_report.REPORT_JSON)) as f:
+            copies, failures = predictions.copies_and_failures(json.load(f), config.predict_dir)
+        found["validation_report"] = os.path.join(report_artifact.uri, validation_report.REPORT_MD)
+    if found["skipped"]:
+        return found
+    writer = predictions.write_batch_predictions(config.predictions_path, scored, copies, failures)
+    found.update(path=writer.path, scored=writer.scored, failed=len(writer.failures),
+                 failures_path=writer.failures_path if writer.failures else None)
+    return found
 
 
 def chance_level(accuracy: Optional[float], per_class: dict[str, Any], num_classes: int,
@@ -308,7 +370,7 @@ def component_figure(config: PipelineConfig, component: str) -> str:
         listings = artifacts.read_listing(listing.uri)
         return ", ".join(f"{_listed_examples(listing)} files" + ("" if split == "." else f" in {split}")
                          for split, listing in sorted(listings.items()))
-    if component == "ImageValidator":
+    if component in ("ImageValidator", PREDICT_VALIDATOR):
         counts = _validation_counts(records.output(component, "report"))
         if not counts:
             return ""
@@ -341,6 +403,12 @@ def component_figure(config: PipelineConfig, component: str) -> str:
         accuracy = _overall_metrics(_candidate_result(evaluation)).get(ACCURACY)
         return (f"accuracy {accuracy:.3f}, " if accuracy is not None else "") + (
             "blessed" if _blessed(blessing) else "not blessed")
+    if component == BULK_INFERRER:
+        inference = records.output(component, "inference_result")
+        if inference is None:
+            return ""
+        files = tf.io.gfile.glob(os.path.join(inference.uri, "prediction_logs-*"))
+        return "scored (predictions.csv after the run)" if files else "nothing scored (the model is not blessed)"
     if component == PUSHER:
         pushed = records.output(component, "pushed_model")
         if _was_pushed(pushed):
@@ -350,7 +418,9 @@ def component_figure(config: PipelineConfig, component: str) -> str:
 
 
 def write_summary(config: PipelineConfig, failure: Optional[BaseException] = None) -> dict[str, Any]:
+    """Writes ``summary.json``, and the model card into the version the run pushed (if any)."""
     summary = build_summary(config, failure)
+    summary["model_card"] = model_card.write_model_card(summary, config)
     with tf.io.gfile.GFile(config.summary_path, "w") as f:
         json.dump(summary, f, indent=2, sort_keys=True)
     return summary
@@ -376,9 +446,19 @@ def describe(summary: dict[str, Any], summary_path: str) -> str:
     chance = summary.get("chance") or {}
     if chance.get("near_chance"):
         lines.append(f"Warning: {chance['message']}")
+    tflite = (summary.get("tflite") or {}).get("models") or {}
+    if tflite:
+        lines.append("TFLite: " + ", ".join(
+            f"{kind} {v['size_bytes'] / 1e6:.1f} MB, accuracy {v.get('accuracy', 0):.3f}, agreement "
+            f"{v.get('agreement', 0):.3f}" for kind, v in tflite.items()))
     if summary["pushed_model_dir"]:
-        lines.append(f"Pushed model: {summary['pushed_model_dir']}")
+        lines.append(f"Pushed model: {summary['pushed_model_dir']}"
+                     + (f" (model card: {summary['model_card']})" if summary.get("model_card") else ""))
     else:
         lines.append(f"Model not pushed: {summary['reason']}")
+    found = summary.get("predictions")
+    if found:
+        lines.append(f"Predictions: {found['scored']} images scored, {found['failed']} failed: {found['path']}"
+                     if found.get("path") else f"Predictions: not scored ({found['skipped']})")
     lines.append(f"Summary: {summary_path}")
     return "\n".join(lines)

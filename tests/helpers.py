@@ -21,11 +21,12 @@ from tfx.types import artifact_utils, standard_artifacts, standard_component_spe
 import components  # noqa: F401  (sets the Keras choice before TensorFlow loads)
 from components import features
 from components.artifacts import ImageFolderListing, ImageValidationReport
-from components.image_ingest.component import create_image_example_gen
+from components.image_ingest.component import create_image_example_gen, create_predict_example_gen
 from components.image_ingest.executor import (
     FOLLOW_OUTSIDE_LINKS_KEY,
     LISTING_KEY,
     SPLIT_SEED_KEY,
+    UNLABELLED_KEY,
 )
 from components.image_ingest.executor import (
     Executor as IngestExecutor,
@@ -38,9 +39,10 @@ from components.trainer.params import TrainParams
 
 REPO_ROOT = pathlib.Path(__file__).resolve().parents[1]
 HYMENOPTERA = REPO_ROOT.parent / "shared" / "datasets" / "hymenoptera"
-# Runner flags for a pipeline that trains in seconds, offline.
+# Runner flags for a pipeline that trains in seconds, offline (and converts no TFLite model:
+# half a minute each; the demo run in tests/test_local_runner.py turns them on).
 TINY_TRAINING_FLAGS = ["--image-size", "32", "--epochs", "1", "--batch-size", "8", "--weights", "none",
-                       "--unfreeze-layers", "10"]
+                       "--unfreeze-layers", "10", "--tflite", "none"]
 
 
 def encode_image(colour=(200, 30, 30), size=(40, 30), image_format="JPEG", mode="RGB") -> bytes:
@@ -109,13 +111,16 @@ class IngestOutputs(NamedTuple):
     listing: ImageFolderListing
 
 
-def run_ingest(data_dir, output_dir, return_artifact=False, beam_args=None, split_seed=0, follow_outside_links=False):
-    """Calls the ingest executor's Do() as TFX would, with the component's own configs.
+def run_ingest(data_dir, output_dir, return_artifact=False, beam_args=None, split_seed=0, follow_outside_links=False,
+               unlabelled=False):
+    """Calls the ingest executor's Do() as TFX would, with the component's own configs
+    (``unlabelled``: PredictExampleGen's, for images to score).
 
     Returns {split: [tf.Example]}, or with ``return_artifact`` its outputs: the Examples
     and the ImageFolderListing artifacts."""
-    component = create_image_example_gen(str(data_dir), split_seed=split_seed,
-                                         follow_outside_links=follow_outside_links)
+    component = (create_predict_example_gen(str(data_dir), follow_outside_links=follow_outside_links) if unlabelled
+                 else create_image_example_gen(str(data_dir), split_seed=split_seed,
+                                               follow_outside_links=follow_outside_links))
     examples = standard_artifacts.Examples()
     examples.uri = str(output_dir)
     listing = ImageFolderListing()
@@ -131,6 +136,7 @@ def run_ingest(data_dir, output_dir, return_artifact=False, beam_args=None, spli
         standard_component_specs.OUTPUT_FILE_FORMAT_KEY: example_gen_pb2.FORMAT_TFRECORDS_GZIP,
         SPLIT_SEED_KEY: component.exec_properties[SPLIT_SEED_KEY],
         FOLLOW_OUTSIDE_LINKS_KEY: component.exec_properties[FOLLOW_OUTSIDE_LINKS_KEY],
+        UNLABELLED_KEY: component.exec_properties[UNLABELLED_KEY],
     }
     context = IngestExecutor.Context(beam_pipeline_args=beam_args, tmp_dir=os.path.join(str(output_dir), ".tmp"))
     outputs = {standard_component_specs.EXAMPLES_KEY: [examples], LISTING_KEY: [listing]}

@@ -3,7 +3,9 @@ generated images, twice."""
 
 import json
 import os
+import pathlib
 import re
+import shutil
 import subprocess
 import sys
 
@@ -12,10 +14,13 @@ import pytest
 import tensorflow as tf
 
 import local_runner
-from components import serving_signature
+import predict
+from components import image_bytes, serving_signature
 from components.model_pusher import versioning
+from components.trainer import tflite_export
+from pipeline import predictions
 from tests import bad_corpus
-from tests.helpers import REPO_ROOT, TINY_TRAINING_FLAGS
+from tests.helpers import HYMENOPTERA, REPO_ROOT, TINY_TRAINING_FLAGS, encode_distinct_image, encode_image
 
 # 24 images: Beam in-process (worker processes would only add their start-up).
 TINY = TINY_TRAINING_FLAGS + ["--demo-images-per-class", "8", "--beam-workers", "1"]
@@ -27,10 +32,33 @@ def _run(output_dir, *extra):
         return json.load(f)
 
 
+def _folder_to_score(root):
+    """Unlabelled images, nested, with an exact copy and files the model cannot read."""
+    (root / "more").mkdir(parents=True)
+    good = {}
+    for number, colour in enumerate(((200, 30, 30), (30, 200, 30), (30, 30, 200), (120, 120, 20))):
+        path = root / ("more" if number % 2 else "") / f"photo {number}.jpg"
+        path.write_bytes(encode_distinct_image(colour, seed=100 + number))
+        good[str(path)] = path.read_bytes()
+    (root / "copy of photo 0.jpg").write_bytes(good[str(root / "photo 0.jpg")])
+    good[str(root / "copy of photo 0.jpg")] = good[str(root / "photo 0.jpg")]
+    (root / "notes.txt").write_text("not an image")
+    (root / "more" / "broken.png").write_bytes(encode_image(image_format="PNG")[:60])
+    return good, {str(root / "notes.txt"), str(root / "more" / "broken.png")}
+
+
+# Stated tolerances of the TFLite models against the SavedModel, on real photos.
+FLOAT_TFLITE_MAX_PROBABILITY_DIFFERENCE = 0.02
+INT8_TFLITE_MIN_AGREEMENT = 0.8
+
+
 @pytest.mark.e2e
 def test_demo_pipeline_pushes_a_model_that_serves_raw_jpeg_bytes_then_reruns_from_cache(tmp_path, capsys):
     output_dir = tmp_path / "out"
-    summary = _run(output_dir, "--min-accuracy", "0")
+    to_score, unreadable = _folder_to_score(tmp_path / "to_score")
+    settings = ["--predict-dir", str(tmp_path / "to_score"), "--tflite", "float16,int8",
+                "--tflite-calibration-images", "16"]
+    summary = _run(output_dir, "--min-accuracy", "0", *settings)
 
     # What the summary promises.
     assert summary["blessed"] is True and summary["reason"] is None
@@ -88,16 +116,21 @@ def test_demo_pipeline_pushes_a_model_that_serves_raw_jpeg_bytes_then_reruns_fro
     np.testing.assert_allclose(probabilities.sum(axis=1), 1.0, atol=1e-5)
     assert {n.decode() for n in outputs[serving_signature.CLASS_NAME].numpy()} <= set(summary["label_names"])
 
+    _check_batch_predictions(summary, pushed, to_score, unreadable)
+    _check_tflite(summary, pushed)
+    _check_model_card(summary, pushed)
+    _check_predict_command(pushed, output_dir / "demo_data", tmp_path)
+
     # Unchanged data: the cached Trainer gives the same model, now also the
     # baseline; it is blessed (no regression) but already serving: no new version.
-    same = _run(output_dir, "--min-accuracy", "0")
+    same = _run(output_dir, "--min-accuracy", "0", *settings)
     assert same["blessed"] is True and same["already_serving"] is True
     assert same["pushed_model_dir"] == pushed and same["pushed_version"] == 1
     assert versioning.versions(str(output_dir / "serving" / "image_classifier")) == [1]
 
     # Unchanged data and training settings: TFX reuses the cached results; the
     # stricter threshold re-runs only the Evaluator (against the blessed baseline).
-    rerun = _run(output_dir, "--min-accuracy", "1.0")
+    rerun = _run(output_dir, "--min-accuracy", "1.0", *settings)
     assert {"ImageExampleGen", "ImageValidator", "ImportSchemaGen", "StatisticsGen", "Transform", "Trainer"} <= set(
         rerun["cached_components"]
     )
@@ -109,7 +142,84 @@ def test_demo_pipeline_pushes_a_model_that_serves_raw_jpeg_bytes_then_reruns_fro
     if not rerun["blessed"]:
         assert rerun["pushed_model_dir"] is None
         assert "accuracy" in rerun["reason"] and "at least 1" in rerun["reason"]
+        assert rerun["predictions"]["skipped"] == "the model was not blessed, so nothing was scored"
         assert versioning.versions(str(output_dir / "serving" / "image_classifier")) == [1]
+
+
+def _served(pushed, encoded):
+    outputs = tf.saved_model.load(pushed).signatures["serving_default"](image_bytes=tf.constant(encoded))
+    return ([name.decode() for name in outputs[serving_signature.CLASS_NAME].numpy()],
+            outputs[serving_signature.PROBABILITIES].numpy())
+
+
+def _check_batch_predictions(summary, pushed, to_score, unreadable):
+    """The BulkInferrer scored every readable image (the copy too) as serving_default does."""
+    found = summary["predictions"]
+    assert found["skipped"] is None and found["scored"] == len(to_score) and found["failed"] == len(unreadable)
+    rows = {row["path"]: row for row in predictions.read_predictions(found["path"])}
+    assert set(rows) == set(to_score)
+    names, probabilities = _served(pushed, list(to_score.values()))
+    for path, name, expected in zip(to_score, names, probabilities):
+        assert rows[path]["class"] == name and rows[path]["probability"] == pytest.approx(expected.max(), abs=1e-4)
+    assert {failure.path for failure in predictions.read_failures(found["path"])} == unreadable
+
+
+def _check_tflite(summary, pushed):
+    """Both TFLite models sit in the pushed version with their figures, and answer like the
+    SavedModel on real photos: float within a stated tolerance, int8 agreeing on a stated share."""
+    figures = summary["tflite"]["models"]
+    assert set(figures) == {"float16", "int8"}
+    for kind, values in figures.items():
+        assert os.path.getsize(os.path.join(pushed, "tflite", values["file"])) == values["size_bytes"]
+        assert 0 <= values["accuracy"] <= 1 and 0 <= values["agreement"] <= 1 and values["latency_ms"] > 0
+        assert values["input"]["dtype"] == "uint8" and values["input"]["shape"] == [1, 32, 32, 3], kind
+    assert figures["int8"]["size_bytes"] < 0.6 * figures["float16"]["size_bytes"]
+    assert (pathlib.Path(pushed) / "tflite" / "labels.txt").read_text().split() == summary["label_names"]
+
+    photos = sorted(HYMENOPTERA.glob("val/*/*.jpg"))[::8][:24]
+    encoded = [photo.read_bytes() for photo in photos]
+    _, expected = _served(pushed, encoded)
+    pixels = [tflite_export.as_uint8(image_bytes.decode_and_resize(tf.constant(data), 32).numpy())
+              for data in encoded]
+    float_model = tflite_export.TFLiteClassifier(os.path.join(pushed, "tflite", "model_float16.tflite"))
+    answers = np.stack([float_model(image) for image in pixels])
+    assert np.abs(answers - expected).max() <= FLOAT_TFLITE_MAX_PROBABILITY_DIFFERENCE
+    int8_model = tflite_export.TFLiteClassifier(os.path.join(pushed, "tflite", "model_int8.tflite"))
+    assert int8_model.input["quantization"] == (1.0, 0)  # raw pixels go in as they are
+    int8_answers = np.stack([int8_model(image) for image in pixels])
+    assert np.mean(int8_answers.argmax(axis=1) == expected.argmax(axis=1)) >= INT8_TFLITE_MIN_AGREEMENT
+
+
+def _check_model_card(summary, pushed):
+    card = json.loads((pathlib.Path(pushed) / "model_card.json").read_text(encoding="utf-8"))
+    markdown = (pathlib.Path(pushed) / "model_card.md").read_text(encoding="utf-8")
+    assert summary["model_card"] == os.path.join(pushed, "model_card.md")
+    assert card["model"]["version"] == summary["pushed_version"] == 1
+    assert card["data"]["classes"] == summary["label_names"]
+    per_class = card["data"]["examples_per_class_and_split"]
+    assert sum(sum(splits.values()) for splits in per_class.values()) == summary["counts"]["examples_used"]
+    assert card["training"]["weights"] == "none" and card["training"]["augmentation_preset"] == "light"
+    assert card["training"]["software"]["tensorflow"] == tf.__version__
+    assert card["evaluation"]["accuracy"] == summary["metrics"]["accuracy"]
+    assert card["evaluation"]["baseline_model"] is None  # the first model
+    assert card["tflite"] == summary["tflite"] and card["limitations"]
+    for heading in ("## Data", "## Training", "## Evaluation", "## Serving contract", "## TFLite", "## Limitations"):
+        assert heading in markdown
+
+
+def _check_predict_command(pushed, demo_dir, tmp_path):
+    """predict.py over the demo images, one of them broken: a row per image, as serving_default answers."""
+    folder = tmp_path / "to_predict"
+    shutil.copytree(demo_dir / "circle", folder / "circle")
+    (folder / "circle" / "broken.jpg").write_bytes(b"\xff\xd8\xff\xe0 truncated")
+    output = tmp_path / "predictions.jsonl"
+    assert predict.main([str(folder), "--model", os.path.dirname(pushed), "--output", str(output)]) == 1
+    rows = predictions.read_predictions(str(output))
+    images = sorted(str(path) for path in (folder / "circle").iterdir() if path.name != "broken.jpg")
+    assert sorted(row["path"] for row in rows) == images
+    names, _ = _served(pushed, [pathlib.Path(row["path"]).read_bytes() for row in rows])
+    assert [row["class"] for row in rows] == names
+    assert [f.path for f in predictions.read_failures(str(output))] == [str(folder / "circle" / "broken.jpg")]
 
 
 @pytest.mark.e2e

@@ -6,6 +6,9 @@ they are; a folder of class folders is split by a hash of the seed and each
 file's relative path (TFX's hash buckets), so one seed gives one split, and a
 file stays in its split however the folder grows.
 
+``create_predict_example_gen`` reads a folder of unlabelled images (the ones to
+score after training) into one ``predict`` split.
+
 Outputs: ``examples`` (one ``tf.Example`` per listed file) and ``listing`` (what
 the listing read and left out, for the validator's report).
 """
@@ -33,6 +36,7 @@ class ImageExampleGenSpec(standard_component_specs.FileBasedExampleGenSpec):
         **standard_component_specs.FileBasedExampleGenSpec.PARAMETERS,
         executor.SPLIT_SEED_KEY: ExecutionParameter(type=int),
         executor.FOLLOW_OUTSIDE_LINKS_KEY: ExecutionParameter(type=int, optional=True),
+        executor.UNLABELLED_KEY: ExecutionParameter(type=int, optional=True),
     }
     OUTPUTS = {
         **standard_component_specs.FileBasedExampleGenSpec.OUTPUTS,
@@ -48,7 +52,7 @@ class ImageExampleGen(FileBasedExampleGen):
     DRIVER_CLASS = ImageFolderDriver
 
     def __init__(self, input_base: str, input_config, output_config, split_seed: int,
-                 follow_outside_links: bool = False):
+                 follow_outside_links: bool = False, unlabelled: bool = False):
         spec = ImageExampleGenSpec(
             input_base=input_base,
             input_config=input_config,
@@ -57,6 +61,7 @@ class ImageExampleGen(FileBasedExampleGen):
             output_file_format=example_gen_pb2.FORMAT_TFRECORDS_GZIP,
             split_seed=split_seed,
             follow_outside_links=int(follow_outside_links),
+            unlabelled=int(unlabelled),
             examples=channel.Channel(type=standard_artifacts.Examples),
             listing=channel.Channel(type=artifacts.ImageFolderListing),
         )
@@ -106,3 +111,17 @@ def create_image_example_gen(
         input_base=data_dir, input_config=input_config, output_config=output_config, split_seed=split_seed,
         follow_outside_links=follow_outside_links,
     ).with_id("ImageExampleGen")
+
+
+def create_predict_example_gen(predict_dir: str, follow_outside_links: bool = False) -> ImageExampleGen:
+    """The ingest component for a folder of unlabelled images to score: one ``predict``
+    split of every file in it, at any depth, each with an empty label."""
+    input_config = tfx.proto.Input(
+        splits=[tfx.proto.Input.Split(name=splits.PREDICT, pattern=image_folder.PATTERN_SUFFIX)])
+    # One input split and one output split of one hash bucket: everything lands in ``predict``.
+    output_config = tfx.proto.Output(split_config=tfx.proto.SplitConfig(
+        splits=[tfx.proto.SplitConfig.Split(name=splits.PREDICT, hash_buckets=1)]))
+    return ImageExampleGen(
+        input_base=predict_dir, input_config=input_config, output_config=output_config, split_seed=0,
+        follow_outside_links=follow_outside_links, unlabelled=True,
+    ).with_id("PredictExampleGen")

@@ -12,7 +12,9 @@ says: format, height, width, channels.  Nothing is dropped: a file that cannot
 be read becomes an example with empty bytes and the error in ``ingest_error``;
 one whose header cannot be parsed gets format ``unknown``; a link leaving the
 data folder is not read at all (unless the listing follows such links) and gets
-``features.OUTSIDE_LINK_ERROR``.  Paths and labels are escaped names
+``features.OUTSIDE_LINK_ERROR``.  An unlabelled folder (the images to score
+after training) is read the same way, every file at any depth, with an empty
+label.  Paths and labels are escaped names
 (``components/names.py``), so any name on disk fits in a UTF-8 feature.  What
 the listing left out (hidden entries, files outside class folders, repeated
 folders) and the empty class folders are the component's second output, an
@@ -23,7 +25,7 @@ import bisect
 import hashlib
 import itertools
 import posixpath
-from typing import Any
+from typing import Any, Optional
 
 import apache_beam as beam
 import tensorflow as tf
@@ -40,6 +42,7 @@ from components import artifacts, features, image_bytes, image_folder, names
 LISTING_KEY = "listing"
 SPLIT_SEED_KEY = "split_seed"
 FOLLOW_OUTSIDE_LINKS_KEY = "follow_outside_links"
+UNLABELLED_KEY = "unlabelled"
 _METRICS_NAMESPACE = "image_ingest"
 
 
@@ -51,14 +54,15 @@ def _int_feature(value: int) -> tf.train.Feature:
     return tf.train.Feature(int64_list=tf.train.Int64List(value=[value]))
 
 
-def image_to_example(relative_path: str, data: bytes, label: str = "", ingest_error: str = "") -> tf.train.Example:
+def image_to_example(relative_path: str, data: bytes, label: Optional[str] = None,
+                     ingest_error: str = "") -> tf.train.Example:
     """Builds the example for one file.
 
-    ``label`` defaults to the file's parent folder; ``ingest_error`` says why
-    ``data`` is empty when the file could not be read.
+    ``label`` defaults to the file's parent folder ("" for an unlabelled image);
+    ``ingest_error`` says why ``data`` is empty when the file could not be read.
     """
     image_format, height, width, channels = image_bytes.read_header(data)
-    label = label or posixpath.basename(posixpath.dirname(relative_path))
+    label = posixpath.basename(posixpath.dirname(relative_path)) if label is None else label
     return tf.train.Example(
         features=tf.train.Features(
             feature={
@@ -79,15 +83,16 @@ def image_to_example(relative_path: str, data: bytes, label: str = "", ingest_er
 class _ReadImageExample(beam.DoFn):
     """Reads one listed file and emits its example, whatever the file holds."""
 
-    def __init__(self, input_base: str, split_folder: str):
+    def __init__(self, input_base: str, split_folder: str, unlabelled: bool = False):
         self._root = input_base.rstrip("/")
         self._split_folder = split_folder
+        self._unlabelled = unlabelled
         self._files = beam.metrics.Metrics.counter(_METRICS_NAMESPACE, "files")
         self._unreadable = beam.metrics.Metrics.counter(_METRICS_NAMESPACE, "unreadable")
 
     def process(self, entry: tuple[str, bool]):
         relative_path, outside_link = entry
-        label = image_folder.class_of(relative_path, self._split_folder)
+        label = "" if self._unlabelled else image_folder.class_of(relative_path, self._split_folder)
         self._files.inc()
         if outside_link:
             yield image_to_example(relative_path, b"", label=label, ingest_error=features.OUTSIDE_LINK_ERROR)
@@ -149,6 +154,9 @@ class Executor(BaseExampleGenExecutor):
             listing = image_folder.list_split(
                 input_base, split_folder, bool(exec_properties.get(FOLLOW_OUTSIDE_LINKS_KEY))
             )
+            unlabelled = bool(exec_properties.get(UNLABELLED_KEY))
+            if unlabelled:
+                listing = image_folder.unlabelled(listing)
             self._listings[split_folder or "."] = listing.to_json()
             logging.info(
                 "Ingesting %d files in %d class folders under %s (%d hidden entries left out, "
@@ -162,7 +170,7 @@ class Executor(BaseExampleGenExecutor):
                 | "ListedFiles" >> beam.Create(entries)
                 # Spread the reads over workers: the listing is in folder order.
                 | "Reshuffle" >> beam.Reshuffle()
-                | "ToExample" >> beam.ParDo(_ReadImageExample(input_base, split_folder))
+                | "ToExample" >> beam.ParDo(_ReadImageExample(input_base, split_folder, unlabelled))
             )
 
         return image_files_to_examples

@@ -48,6 +48,8 @@ def build_report(
     for label in sorted({r["label"] for r in records if r["label"]} | {p.rsplit("/", 1)[-1] for p in empty_folders}):
         classes[label] = {"used": {}, "rejected": 0}
     for record in used:
+        if not record["label"]:  # an unlabelled image (the ones to score): counted per split only
+            continue
         per_split = classes[record["label"]]["used"]
         per_split[record["split"]] = per_split.get(record["split"], 0) + 1
     for record in rejected:

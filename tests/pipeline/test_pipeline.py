@@ -79,3 +79,25 @@ def test_a_local_pipeline_on_a_small_folder_runs_beam_in_process(tmp_path):
     data = write_image_folder(tmp_path / "data", {f"{c}/{n}.jpg": encode_image() for n in range(3) for c in "ab"})
     pipeline = create_pipeline(PipelineConfig(data_dir=str(data), output_dir=str(tmp_path / "out")))
     assert "--direct_running_mode=in_memory" in pipeline.beam_pipeline_args
+
+
+def test_a_predict_dir_adds_its_ingest_validation_and_the_bulk_inferrer(tmp_path):
+    from components import serving_signature  # pylint: disable=import-outside-toplevel
+    from pipeline.pipeline import create_pipeline  # pylint: disable=import-outside-toplevel
+    from tests.helpers import encode_image, write_image_folder  # pylint: disable=import-outside-toplevel
+
+    data = write_image_folder(tmp_path / "data", {f"{c}/{n}.jpg": encode_image() for n in range(3) for c in "ab"})
+    to_score = write_image_folder(tmp_path / "to_score", {"x.jpg": encode_image()})
+    plain = create_pipeline(PipelineConfig(data_dir=str(data), output_dir=str(tmp_path / "out")))
+    config = PipelineConfig(data_dir=str(data), output_dir=str(tmp_path / "out"), predict_dir=str(to_score))
+    nodes = {node.id: node for node in create_pipeline(config).components}
+
+    assert set(nodes) - {node.id for node in plain.components} == {
+        "PredictExampleGen", "PredictImageValidator", "BulkInferrer"}
+    inferrer = nodes["BulkInferrer"]
+    assert inferrer.inputs["model"].producer_component_id == "Trainer"
+    assert inferrer.inputs["model_blessing"].producer_component_id == "Evaluator"
+    assert inferrer.inputs["examples"].producer_component_id == "PredictImageValidator"
+    assert serving_signature.SCORE_EXAMPLES in inferrer.exec_properties["model_spec"]
+    assert '"predict"' in inferrer.exec_properties["data_spec"]
+    assert nodes["PredictExampleGen"].exec_properties["unlabelled"] == 1

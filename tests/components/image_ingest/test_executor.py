@@ -7,6 +7,7 @@ import pytest
 import tensorflow as tf
 
 from components import features
+from components.artifacts import read_listing
 from components.image_ingest.executor import image_to_example
 from tests.helpers import HYMENOPTERA, encode_image, run_ingest, write_image_folder
 
@@ -110,3 +111,21 @@ def test_links_leaving_the_data_folder_are_read_when_the_policy_allows(tmp_path)
                 for e in split}
     linked = followed["a/linked.jpg"].features.feature[features.IMAGE].bytes_list.value[0]
     assert linked == (outside / "x.jpg").read_bytes()
+
+
+def test_an_unlabelled_folder_becomes_one_predict_split_of_every_file(tmp_path):
+    """PredictExampleGen: files in the root and below, any depth, each with an empty label;
+    hidden entries left out, as for training data."""
+    files = {"a.jpg": encode_image(), "nested/deeper/b.png": encode_image(image_format="PNG"),
+             "notes.txt": b"text", ".DS_Store": b"\0", "nested/.hidden.jpg": encode_image()}
+    data = write_image_folder(tmp_path / "to_score", files)
+    outputs = run_ingest(data, tmp_path / "out", unlabelled=True, return_artifact=True)
+    examples = run_ingest(data, tmp_path / "out2", unlabelled=True)
+
+    assert list(examples) == ["predict"]
+    paths = sorted(e.features.feature[features.RELATIVE_PATH].bytes_list.value[0].decode() for e in examples["predict"])
+    assert paths == ["a.jpg", "nested/deeper/b.png", "notes.txt"]
+    assert {e.features.feature[features.LABEL].bytes_list.value[0] for e in examples["predict"]} == {b""}
+    listing = read_listing(outputs.listing.uri)["."]
+    assert listing["files"] == paths and listing["outside_class_folders"] == [] and listing["class_folders"] == []
+    assert sorted(listing["hidden"]) == [".DS_Store", "nested/.hidden.jpg"]
