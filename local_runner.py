@@ -11,7 +11,8 @@ summary; everything TFX, Beam and TensorFlow log goes to
 Beam runs the data components on its direct runner (``--beam-workers``), or on
 the runner ``--beam-args`` names; ML Metadata lives in SQLite under the output
 dir, ``<output-dir>/summary.json`` records what happened,
-``<output-dir>/run_report.md`` shows it and ``<output-dir>/config.yaml`` holds
+``<output-dir>/run_report.md`` (and ``run_report.html``, one self-contained file)
+shows it and ``<output-dir>/config.yaml`` holds
 the effective config.
 """
 
@@ -79,11 +80,11 @@ def _run(config: config_lib.PipelineConfig, console: RunConsole) -> int:
     except Exception as error:  # any failure still gets its summary.json and report
         console.failed(error)
         summary = run_summary.write_summary(config, failure=error)
-        report = run_report.write_report(summary, config.output_dir)
+        report = run_report.write_report(summary, config)
         console.error(run_summary.describe(summary, config.summary_path) + f"\nReport: {report}", style=None)
         return 1
     summary = run_summary.write_summary(config)
-    report = run_report.write_report(summary, config.output_dir)
+    report = run_report.write_report(summary, config)
     console.print(run_summary.describe(summary, config.summary_path) + f"\nReport: {report}")
     return 0
 

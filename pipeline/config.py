@@ -98,6 +98,10 @@ class PipelineConfig:
         "--region=R --temp_location=gs://B/tmp' (then --beam-workers does not apply)."
     )
     enable_cache: bool = knob(True, "Reuse component results when their inputs have not changed.")
+    misclassified_per_class: int = knob(
+        6, "Misclassified eval images the run report shows per true class, the most confident first, with "
+        "Grad-CAM maps (misclassified.csv lists them all)."
+    )
     demo_images_per_class: int = knob(60, "Images per class in the generated demo data.")
     kubeflow: KubeflowParams = dataclasses.field(default_factory=KubeflowParams, metadata={FLAG_PREFIX: "kfp-"})
 
@@ -114,6 +118,8 @@ class PipelineConfig:
             raise ValueError("keep_versions must be at least 1 and num_classes (when set) at least 2.")
         if self.beam_workers < 0:
             raise ValueError(f"beam_workers must be 0 (one per core) or more, got {self.beam_workers}.")
+        if self.misclassified_per_class < 0:
+            raise ValueError(f"misclassified_per_class must be 0 or more, got {self.misclassified_per_class}.")
         if self.demo_images_per_class < 4:
             raise ValueError(f"demo_images_per_class must be at least 4, got {self.demo_images_per_class}.")
 

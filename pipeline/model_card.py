@@ -100,6 +100,7 @@ def build_card(summary: dict[str, Any], config: PipelineConfig) -> dict[str, Any
             "examples": metrics.get("example_count"),
             "per_class": summary.get("per_class", {}),
             "confusion_matrix": summary.get("confusion_matrix", {}),
+            "calibration_ece": ((summary.get("interpretation") or {}).get("calibration") or {}).get("ece"),
             "baseline_model": summary.get("baseline_model"),
             "baseline_metrics": summary.get("baseline_metrics", {}),
             "blessing": {"min_accuracy": config.min_accuracy, "max_accuracy_drop": config.max_accuracy_drop,
@@ -162,7 +163,8 @@ def to_markdown(card: dict[str, Any]) -> str:
               + (f"`{baseline}` (accuracy {_number(evaluation['baseline_metrics'].get('accuracy'))})" if baseline
                  else "none (the first blessed model)")
               + f". Blessing needs accuracy >= {evaluation['blessing']['min_accuracy']} and at most "
-              f"{evaluation['blessing']['max_accuracy_drop']} below the baseline.", ""]
+              f"{evaluation['blessing']['max_accuracy_drop']} below the baseline. Expected calibration error: "
+              f"{_number(evaluation['calibration_ece'])}.", ""]
     lines += _table(["class", "recall", "precision", "eval images"], [
         [name, _number(v.get("recall")), _number(v.get("precision")), v.get("eval_examples", "n/a")]
         for name, v in evaluation["per_class"].items()])

@@ -6,7 +6,8 @@ rejected or a class is too small) -> StatisticsGen -> ExampleValidator
 (against the curated schema from ImportSchemaGen) -> Transform (label
 vocabulary) -> Trainer (optionally warm-started from the latest blessed model)
 -> Evaluator (against the latest blessed model) -> ServingPusher (a versioned,
-atomic push into the TF Serving model directory).
+atomic push into the TF Serving model directory); EvalInferrer (BulkInferrer:
+the trained model's prediction for every eval image, for the run report).
 
 With ``predict_dir``: PredictExampleGen (the unlabelled images) ->
 PredictImageValidator (the same checks; what the model cannot read is reported,
@@ -286,8 +287,16 @@ def create_pipeline(
         smoke_split=EVAL,
     )
 
+    # Every eval image's prediction by the trained model, blessed or not: the run report's
+    # misclassified gallery and calibration read them.
+    eval_inferrer = tfx.components.BulkInferrer(
+        examples=examples,
+        model=trainer.outputs["model"],
+        data_spec=tfx.proto.DataSpec(example_splits=[EVAL]),
+        model_spec=tfx.proto.ModelSpec(model_signature_name=[serving_signature.SCORE_EXAMPLES]),
+    ).with_id("EvalInferrer")
     components = [example_gen, schema_gen, image_validator, gate, statistics_gen, example_validator, transform,
-                  trainer, model_resolver, evaluator, pusher]
+                  trainer, model_resolver, evaluator, pusher, eval_inferrer]
     if config.predict_dir:
         components += batch_scoring(config, trainer.outputs["model"], evaluator.outputs["blessing"])
 

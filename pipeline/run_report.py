@@ -1,8 +1,12 @@
-"""A human-readable report of a run, beside ``summary.json``: ``run_report.md``.
+"""A human-readable report of a run, beside ``summary.json``: ``run_report.md``, and the
+same as one self-contained ``run_report.html`` (``html_report.py``).
 
 It shows the validation summary, the training curves (both phases), the
-evaluation with per-class metrics and the confusion matrix as an image, the
-augmentation preview, and where the model was pushed.  Images go to
+evaluation with per-class metrics and the confusion matrix as an image, why the
+model is wrong (the most confident mistakes per class with Grad-CAM maps, a few
+right answers beside them, calibration with a reliability diagram), the data
+problems (rejected files and copies, with thumbnails), the augmentation
+preview, the TFLite figures, and where the model was pushed.  Images go to
 ``run_report_files/`` next to it, so the Markdown renders anywhere.
 """
 
@@ -16,9 +20,15 @@ import matplotlib
 matplotlib.use("Agg")  # files only, no display
 import matplotlib.pyplot as plt
 import matplotlib.ticker
+import numpy as np
+from PIL import Image
 
+from components import names
+from components.image_validator import report as validation_report
+from components.trainer import model as model_lib
 from components.trainer.preview import PREVIEW_FILE
 from components.trainer.run import HISTORY_FILE
+from pipeline import grad_cam, html_report, interpretation, run_summary
 from pipeline.config import CONFIG_FILE
 
 REPORT_FILE = "run_report.md"
@@ -156,8 +166,165 @@ def _predictions_section(found: Optional[dict[str, Any]]) -> list[str]:
     return lines + [""]
 
 
-def write_report(summary: dict[str, Any], output_dir: str) -> str:
-    """Writes ``<output_dir>/run_report.md`` (and its images) from a run summary; returns its path."""
+def plot_reliability(calibration: dict[str, Any], path: str) -> None:
+    """The reliability diagram: each confidence bin's accuracy against its confidence."""
+    bins = [b for b in calibration["bins"] if b["count"]]
+    figure, axis = plt.subplots(figsize=(4.6, 4.2))
+    axis.plot([0, 1], [0, 1], linestyle="--", color="gray", label="perfectly calibrated")
+    width = calibration["bins"][0]["high"] - calibration["bins"][0]["low"]
+    axis.bar([b["low"] for b in bins], [b["accuracy"] for b in bins], width=width, align="edge",
+             edgecolor="black", alpha=0.7, label="accuracy in the bin")
+    axis.plot([b["confidence"] for b in bins], [b["accuracy"] for b in bins], "o", color="C3",
+              label="mean confidence in the bin")
+    for b in bins:
+        axis.annotate(str(b["count"]), (b["low"] + width / 2, b["accuracy"]), ha="center", va="bottom",
+                      fontsize="x-small")
+    axis.set_xlim(0, 1)
+    axis.set_ylim(0, 1.05)
+    axis.set_xlabel("confidence (top-class probability)")
+    axis.set_ylabel("accuracy")
+    axis.set_title(f"Reliability (eval split), ECE {calibration['ece']:.3f}")
+    axis.legend(fontsize="x-small", loc="upper left")
+    figure.tight_layout()
+    figure.savefig(path, dpi=100)
+    plt.close(figure)
+
+
+def plot_heat_map_grid(rows: list[tuple[np.ndarray, np.ndarray, str]], path: str) -> None:
+    """One row per image: the model's view of it, and its Grad-CAM overlay, with a caption."""
+    figure, axes = plt.subplots(len(rows), 2, figsize=(4.4, 2.3 * len(rows)), squeeze=False)
+    for (image, overlaid, caption), (left, right) in zip(rows, axes):
+        left.imshow(image.astype(np.uint8))
+        right.imshow(overlaid)
+        left.set_title(caption, fontsize="small", loc="left")
+        for axis in (left, right):
+            axis.axis("off")
+    figure.tight_layout()
+    figure.savefig(path, dpi=90)
+    plt.close(figure)
+
+
+def _interpretation_section(summary: dict[str, Any], config, files_dir: str) -> list[str]:
+    found = summary.get("interpretation") or {}
+    lines = ["## Why the model is wrong", ""]
+    if not found:
+        return lines + ["No eval predictions (the run stopped before the model was trained).", ""]
+    labels = summary["label_names"]
+    lines += [f"{found['misclassified']} of {found['eval_images']} eval images misclassified; every one, with "
+              f"its path and probabilities: `{found['misclassified_file']}`.", ""]
+    predictions = interpretation.read_eval_predictions(run_summary.eval_prediction_files(config), labels)
+    chosen = interpretation.gallery(predictions, labels, config.misclassified_per_class)
+    correct = interpretation.most_confident_correct(predictions, 3)
+    explainer = None
+    if summary.get("trained_model_dir") and (any(chosen.values()) or correct):
+        model, backbone, _ = model_lib.load_exported(summary["trained_model_dir"], config.train)
+        explainer = grad_cam.GradCam(model, backbone, config.train.image_size)
+
+    def grid(items, caption, name: str) -> str:
+        images = explainer.images([p.image for p in items])
+        maps = explainer.maps(images, [p.predicted for p in items])
+        rows = [(image, grad_cam.overlay(image, heat_map), caption(p))
+                for p, image, heat_map in zip(items, images, maps)]
+        plot_heat_map_grid(rows, os.path.join(files_dir, name))
+        return f"![{name}]({FILES_DIR}/{name})"
+
+    if not found["misclassified"]:
+        lines += ["None of the eval images is misclassified.", ""]
+    elif config.misclassified_per_class:
+        lines += ["Per true class, the most confident mistakes: the image as the model saw it, and where it "
+                  "looked for the class it answered (Grad-CAM on the backbone's last convolution; red is "
+                  "where the evidence was).", ""]
+        for index, (name, items) in enumerate(chosen.items()):
+            if not items:
+                continue
+            lines += [f"### {name}: {sum(1 for p in predictions if p.label == index and not p.correct)} "
+                      "misclassified", ""]
+            lines.append(grid(items, lambda p: f"{p.path}\n{labels[p.label]} → {labels[p.predicted]} "
+                                               f"({p.confidence:.2f})", f"misclassified_{index}.png"))
+            lines.append("")
+    if correct:
+        lines += ["### Correctly classified, for comparison", ""]
+        lines.append(grid(correct, lambda p: f"{p.path}\n{labels[p.predicted]} ({p.confidence:.2f})",
+                          "correct.png"))
+        lines.append("")
+    calibration = found.get("calibration") or {}
+    if calibration:
+        plot_reliability(calibration, os.path.join(files_dir, "reliability.png"))
+        lines += ["## Calibration", "",
+                  f"Expected calibration error (ECE) {calibration['ece']:.3f} over {calibration['images']} eval "
+                  f"images: mean confidence {calibration['mean_confidence']:.3f} against accuracy "
+                  f"{calibration['accuracy']:.3f}. Bars under the diagonal mean the model is more sure than "
+                  "it is right.", "", f"![reliability diagram]({FILES_DIR}/reliability.png)", "",
+                  "| confidence | images | mean confidence | accuracy |", "|---|---|---|---|"]
+        lines += [f"| {b['low']:.1f}-{b['high']:.1f} | {b['count']} | {_format(b['confidence'], 3)} | "
+                  f"{_format(b['accuracy'], 3)} |" for b in calibration["bins"] if b["count"]]
+        lines.append("")
+    return lines
+
+
+# Rejected files shown per reason (the validation report lists them all).
+REJECTED_SHOWN = 3
+
+
+def _data_problems_section(summary: dict[str, Any], files_dir: str) -> list[str]:
+    counts = summary.get("counts") or {}
+    report_md = counts.get("validation_report")
+    if not report_md:
+        return []
+    report_dir = os.path.dirname(report_md)
+    with open(os.path.join(report_dir, validation_report.REPORT_JSON), encoding="utf-8") as f:
+        report = json.load(f)
+    lines = ["## Data problems", "", f"The full list, with every file's verdict: `{report_md}`.", ""]
+    if not report["rejected"] and not report["copy_groups"]:
+        return lines + ["No file was rejected and no two images are copies of each other.", ""]
+    by_reason: dict[str, list[dict[str, Any]]] = {}
+    for rejected in report["rejected"]:
+        by_reason.setdefault(rejected["reason"], []).append(rejected)
+    if by_reason:
+        lines += ["### Rejected files", "", f"A few per reason (up to {REJECTED_SHOWN}):", ""]
+    for reason, files in sorted(by_reason.items()):
+        lines += [f"**{reason}**: {len(files)} files", ""]
+        for number, rejected in enumerate(files[:REJECTED_SHOWN]):
+            thumbnail = _thumbnail(summary.get("data_dir"), rejected["path"],
+                                   os.path.join(files_dir, f"rejected_{reason}_{number}.png"))
+            shown = f"![{reason}]({FILES_DIR}/{os.path.basename(thumbnail)}) " if thumbnail else ""
+            lines.append(f"- {shown}{names.markdown_code(rejected['path'])}: {rejected.get('detail') or reason}")
+        lines.append("")
+    if report["copy_groups"]:
+        lines += ["### Copies and near-copies", ""]
+        for group in report["copy_groups"]:
+            members = group["members"]
+            pictures = []
+            for number, member in enumerate(members):
+                source = os.path.join(report_dir, member.get("thumbnail", ""))
+                if member.get("thumbnail") and os.path.isfile(source):
+                    target = f"group_{group['group']}_{number}.png"
+                    shutil.copy(source, os.path.join(files_dir, target))
+                    pictures.append(f"![{number + 1}]({FILES_DIR}/{target})")
+            lines += [f"Group {group['group']} ({group['kind']}): " + " ".join(pictures), ""]
+            lines += [f"{i + 1}. {names.markdown_code(m['path'])} ({m['split']}, {m['label']}): {m['outcome']}"
+                      for i, m in enumerate(members)]
+            lines.append("")
+    return lines
+
+
+def _thumbnail(data_dir: Optional[str], relative_path: str, target: str) -> Optional[str]:
+    """A small PNG of a rejected file when Pillow can read it (many rejected files are no image)."""
+    if not data_dir:
+        return None
+    try:
+        with Image.open(os.path.join(data_dir, names.os_path(relative_path))) as image:
+            image.thumbnail((96, 96))
+            image.convert("RGB").save(target, "PNG")
+    except Exception:  # not an image, unreadable, gone: the file is listed without a picture
+        return None
+    return target
+
+
+def write_report(summary: dict[str, Any], config) -> str:
+    """Writes ``<output dir>/run_report.md`` (and its images) and the self-contained
+    ``run_report.html`` from a run summary; returns the Markdown's path."""
+    output_dir = config.output_dir
     files_dir = os.path.join(output_dir, FILES_DIR)
     shutil.rmtree(files_dir, ignore_errors=True)
     os.makedirs(files_dir)
@@ -183,6 +350,8 @@ def write_report(summary: dict[str, Any], output_dir: str) -> str:
     lines += _validation_section(summary.get("counts") or {})
     lines += _training_section(history, files_dir)
     lines += _evaluation_section(summary, files_dir)
+    lines += _interpretation_section(summary, config, files_dir)
+    lines += _data_problems_section(summary, files_dir)
     if run_dir and os.path.exists(os.path.join(run_dir, PREVIEW_FILE)):
         shutil.copy(os.path.join(run_dir, PREVIEW_FILE), os.path.join(files_dir, PREVIEW_FILE))
         lines += ["## Augmentation preview", "", "Each row: an original, then augmented versions of it.", "",
@@ -203,9 +372,11 @@ def write_report(summary: dict[str, Any], output_dir: str) -> str:
         with open(config_path, encoding="utf-8") as f:
             config_text = f.read()
         lines += ["## Configuration", "", f"The effective config, saved as `{CONFIG_FILE}` (rerun it with "
-                  f"`--config {CONFIG_FILE}`):", "", "<details><summary>config.yaml</summary>", "", "```yaml",
+                  f"`--config {CONFIG_FILE}`):", "", '<details markdown="1"><summary>config.yaml</summary>', "",
+                  "```yaml",
                   config_text.rstrip(), "```", "", "</details>", ""]
     path = os.path.join(output_dir, REPORT_FILE)
     with open(path, "w", encoding="utf-8") as f:
         f.write("\n".join(lines))
+    html_report.write_html_report(path)
     return path

@@ -26,7 +26,7 @@ from components.image_validator.gate import ImageValidationError
 from components.model_pusher import versioning
 from components.trainer import tflite_export
 from components.trainer.run import HISTORY_FILE
-from pipeline import model_card, predictions
+from pipeline import interpretation, model_card, predictions
 from pipeline.config import PipelineConfig
 from pipeline.pipeline import ACCURACY, LOSS, PRECISION, RECALL
 
@@ -34,6 +34,7 @@ _OUTPUT_EVENTS = (metadata_store_pb2.Event.OUTPUT, metadata_store_pb2.Event.DECL
 PUSHER = "ServingPusher"
 BULK_INFERRER = "BulkInferrer"
 PREDICT_VALIDATOR = "PredictImageValidator"
+EVAL_INFERRER = "EvalInferrer"
 _CANDIDATE = "candidate"
 _BASELINE = "baseline"
 
@@ -266,6 +267,8 @@ def build_summary(config: PipelineConfig, failure: Optional[BaseException] = Non
         failures = _validation_failures(evaluation.uri)
         summary.update(per_class_evaluation(result, summary["label_names"]))
     summary["blessed"] = _blessed(blessing)
+    summary["trained_model_dir"] = path_utils.serving_model_path(model.uri) if model else None
+    summary["interpretation"] = _interpretation(records, summary["trained_model_dir"], config)
 
     pushed = records.output(PUSHER, "pushed_model")
     if failure is not None:
@@ -293,6 +296,22 @@ def build_summary(config: PipelineConfig, failure: Optional[BaseException] = Non
     summary["serving_model_base"] = config.serving_model_dir
     summary["models_config"] = os.path.join(config.serving_base_dir, versioning.MODELS_CONFIG_FILE)
     return summary
+
+
+def _interpretation(records: _RunRecords, model_dir: Optional[str], config: PipelineConfig) -> dict[str, Any]:
+    """The misclassified eval images (``misclassified.csv``) and the calibration, from EvalInferrer."""
+    inference = records.output(EVAL_INFERRER, "inference_result")
+    files = tf.io.gfile.glob(os.path.join(inference.uri, "prediction_logs-*")) if inference else []
+    if not files or not model_dir:
+        return {}
+    labels = serving_signature.read_labels(model_dir)
+    return interpretation.summarise(interpretation.read_eval_predictions(files, labels), labels, config.output_dir)
+
+
+def eval_prediction_files(config: PipelineConfig) -> list[str]:
+    """The EvalInferrer's PredictionLogs of the latest run (none when it did not run)."""
+    inference = _RunRecords(config.metadata_path, config.pipeline_name).output(EVAL_INFERRER, "inference_result")
+    return tf.io.gfile.glob(os.path.join(inference.uri, "prediction_logs-*")) if inference else []
 
 
 def batch_predictions(records: _RunRecords, config: PipelineConfig, summary: dict[str, Any]) -> Optional[dict]:
@@ -403,6 +422,9 @@ def component_figure(config: PipelineConfig, component: str) -> str:
         accuracy = _overall_metrics(_candidate_result(evaluation)).get(ACCURACY)
         return (f"accuracy {accuracy:.3f}, " if accuracy is not None else "") + (
             "blessed" if _blessed(blessing) else "not blessed")
+    if component == EVAL_INFERRER:
+        inference = records.output(component, "inference_result")
+        return "every eval image's prediction, for the report" if inference else ""
     if component == BULK_INFERRER:
         inference = records.output(component, "inference_result")
         if inference is None:

@@ -43,6 +43,7 @@ EXECUTORS = {
     "Trainer": "tfx.components.trainer.executor.GenericExecutor",
     "Evaluator": "tfx.components.evaluator.executor.Executor",
     "ServingPusher": "components.model_pusher.executor.Executor",
+    "EvalInferrer": "tfx.components.bulk_inferrer.executor.Executor",
 }
 RESOLVERS = {"latest_blessed_model_resolver-model-resolver", "latest_blessed_model_resolver-model-blessing-resolver"}
 # Each step's upstream steps: the pipeline's data flow, plus the gate every
@@ -58,8 +59,9 @@ DEPENDENCIES = {
     "Trainer": {"ImageValidator", "Transform", "ImportSchemaGen"},
     "Evaluator": {"ImageValidator", "Trainer", "latest_blessed_model_resolver-model-resolver"},
     "ServingPusher": {"Trainer", "Evaluator", "ImageValidator"},
+    "EvalInferrer": {"ImageValidator", "Trainer"},
 }
-BEAM_STEPS = {"ImageExampleGen", "ImageValidator", "StatisticsGen", "Transform", "Evaluator"}
+BEAM_STEPS = {"ImageExampleGen", "ImageValidator", "StatisticsGen", "Transform", "Evaluator", "EvalInferrer"}
 
 
 @pytest.fixture(scope="module")
@@ -97,7 +99,7 @@ def compiled(tmp_path_factory, tiny_images):
         [sys.executable, "kubeflow_runner.py", *argv], cwd=REPO_ROOT, capture_output=True, text=True, check=False
     )
     assert result.returncode == 0, result.stderr[-3000:]
-    assert f"Wrote {output}: 12 steps" in result.stdout
+    assert f"Wrote {output}: 13 steps" in result.stdout
     return work, json.loads(output.read_text())
 
 
@@ -314,6 +316,9 @@ def test_the_rest_of_the_compiled_pipeline_trains_evaluates_and_pushes(launched,
     encoded = tf.constant([encode_image(CLASS_COLOURS["red"], size=(40, 30))])
     result = model.signatures["serving_default"](image_bytes=encoded)
     assert result["class_name"].shape == (1,) and result["probabilities"].shape == (1, 3)
+    # Every eval image's prediction, for the run report.
+    inference = launched.run("EvalInferrer")["inference_result"]
+    assert list(pathlib.Path(inference["uri"]).glob("prediction_logs-*"))
 
 
 @pytest.mark.subprocess

@@ -116,6 +116,7 @@ def test_demo_pipeline_pushes_a_model_that_serves_raw_jpeg_bytes_then_reruns_fro
     np.testing.assert_allclose(probabilities.sum(axis=1), 1.0, atol=1e-5)
     assert {n.decode() for n in outputs[serving_signature.CLASS_NAME].numpy()} <= set(summary["label_names"])
 
+    _check_why_the_model_is_wrong(summary, output_dir)
     _check_batch_predictions(summary, pushed, to_score, unreadable)
     _check_tflite(summary, pushed)
     _check_model_card(summary, pushed)
@@ -150,6 +151,32 @@ def _served(pushed, encoded):
     outputs = tf.saved_model.load(pushed).signatures["serving_default"](image_bytes=tf.constant(encoded))
     return ([name.decode() for name in outputs[serving_signature.CLASS_NAME].numpy()],
             outputs[serving_signature.PROBABILITIES].numpy())
+
+
+def _check_why_the_model_is_wrong(summary, output_dir):
+    """Every eval image's prediction is kept: the misclassified ones listed and shown with
+    Grad-CAM maps, calibration measured, and the whole report in one HTML file."""
+    found = summary["interpretation"]
+    assert found["eval_images"] == summary["counts"]["examples"]["eval"]
+    with open(found["misclassified_file"], encoding="utf-8") as f:
+        assert len(f.readlines()) - 1 == found["misclassified"]
+    matrix = np.array(summary["confusion_matrix"]["counts"])
+    assert found["misclassified"] == matrix.sum() - np.trace(matrix)  # the Evaluator counted the same
+    assert 0.0 <= found["calibration"]["ece"] <= 1.0
+    assert sum(b["count"] for b in found["calibration"]["bins"]) == found["eval_images"]
+    report = (output_dir / "run_report.md").read_text(encoding="utf-8")
+    for heading in ("## Why the model is wrong", "## Calibration", "## Data problems"):
+        assert heading in report
+    files = output_dir / "run_report_files"
+    gallery = list(files.glob("misclassified_*.png"))
+    assert bool(gallery) == (found["misclassified"] > 0)
+    assert "None of the eval images is misclassified." in report or gallery
+    for image in [*gallery, files / "correct.png", files / "reliability.png"]:
+        assert tf.io.decode_png(image.read_bytes()).shape[-1] in (3, 4)
+    page = (output_dir / "run_report.html").read_text(encoding="utf-8")
+    assert 'href="#why-the-model-is-wrong"' in page and 'href="#calibration"' in page
+    assert re.findall(r'<img[^>]*src="([^"]+)"', page) and all(
+        source.startswith("data:image/png;base64,") for source in re.findall(r'<img[^>]*src="([^"]+)"', page))
 
 
 def _check_batch_predictions(summary, pushed, to_score, unreadable):
@@ -277,6 +304,16 @@ def test_a_messy_folder_with_a_relaxed_gate_trains_on_its_clean_part(tmp_path):
     labels = serving_signature.read_labels(str(model_dirs[0])) if model_dirs else []
     # A class folder in Cyrillic with a space, and one whose name is Latin-1 bytes (escaped).
     assert "\u0432\u0438\u0448\u043d\u044f class" in labels and "caf\\xe9" in labels
+
+    # The report shows the data problems: a few rejected files per reason, with a thumbnail when
+    # the file is an image, and the copy groups side by side.
+    report = (output_dir / "run_report.md").read_text(encoding="utf-8")
+    data_problems = report[report.index("## Data problems"):]
+    for reason in counts["rejected_by_reason"]:
+        assert f"**{reason}**" in data_problems
+    assert list((output_dir / "run_report_files").glob("rejected_*.png"))
+    assert "### Copies and near-copies" in data_problems and list((output_dir / "run_report_files").glob("group_*"))
+    assert (output_dir / "run_report.html").exists()
 
 
 @pytest.mark.subprocess

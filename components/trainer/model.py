@@ -38,12 +38,17 @@ def build_model(
             if isinstance(layer, tf.keras.layers.BatchNormalization):
                 layer.momentum = SCRATCH_BATCHNORM_MOMENTUM
     inputs = tf.keras.Input(shape=(size, size, 3), dtype=tf.float32, name="image")
-    x = tf.keras.applications.resnet50.preprocess_input(inputs)
+    x = preprocess(inputs)
     x = backbone(x, training=False) if pretrained else backbone(x)
     x = tf.keras.layers.Dropout(params.dropout, seed=params.seed)(x)
     # float32 output: stable softmax whatever the compute precision.
     outputs = tf.keras.layers.Dense(num_classes, activation="softmax", dtype="float32", name="probabilities")(x)
     return tf.keras.Model(inputs, outputs, name="image_classifier"), backbone
+
+
+def preprocess(images: tf.Tensor) -> tf.Tensor:
+    """RGB in [0, 255] to what the backbone takes (ResNet50's: BGR, ImageNet means off)."""
+    return tf.keras.applications.resnet50.preprocess_input(images)
 
 
 def freeze_backbone(backbone: tf.keras.Model) -> None:
@@ -79,23 +84,31 @@ def exported_variables(model: tf.keras.Model) -> list[tf.Variable]:
     return weights
 
 
-def warm_start(model: tf.keras.Model, base_model_dir: str, label_names: list[str], params: TrainParams) -> str:
-    """Copies a previously exported model's weights into ``model``; returns what was copied.
+def load_exported(model_dir: str, params: TrainParams) -> tuple[tf.keras.Model, tf.keras.Model, list[str]]:
+    """``(model, backbone, labels)``: a Keras twin of an exported model with its weights.
 
-    A twin of the base model (same class count) restores the exported variables
-    (``exported_variables``; a model exported as a Keras SavedModel, before, by the
-    Keras object graph).  The backbone is always copied; the head only when the
-    classes are the same, in the same order.
+    The export holds ``exported_variables`` (a model exported before as a Keras
+    SavedModel holds the Keras object graph; both are read).
     """
-    base_labels = read_labels(base_model_dir)
-    twin, twin_backbone = build_model(len(base_labels), params, weights=None)
-    path = os.path.join(base_model_dir, "variables", "variables")
+    labels = read_labels(model_dir)
+    twin, backbone = build_model(len(labels), params, weights=None)
+    path = os.path.join(model_dir, "variables", "variables")
     keys = [name for name, _ in tf.train.list_variables(path)]
     if any(key.startswith(EXPORTED_VARIABLES + "/") for key in keys):
         checkpoint = tf.train.Checkpoint(**{EXPORTED_VARIABLES: exported_variables(twin)})
     else:
         checkpoint = tf.train.Checkpoint(root=twin)
     checkpoint.read(path).expect_partial().assert_existing_objects_matched()
+    return twin, backbone, labels
+
+
+def warm_start(model: tf.keras.Model, base_model_dir: str, label_names: list[str], params: TrainParams) -> str:
+    """Copies a previously exported model's weights into ``model``; returns what was copied.
+
+    The backbone is always copied; the head only when the classes are the same,
+    in the same order.
+    """
+    twin, twin_backbone, base_labels = load_exported(base_model_dir, params)
     backbone = model.get_layer(BACKBONE_NAME)
     backbone.set_weights(twin_backbone.get_weights())
     if base_labels != list(label_names):

@@ -13,6 +13,7 @@ import tensorflow as tf
 from tfx.components.trainer.fn_args_utils import FnArgs
 
 from components import serving_signature
+from components.trainer import model as model_lib
 from components.trainer import phases, run
 from components.trainer.params import TrainParams
 from tests.components.trainer.sample_params import TINY
@@ -95,7 +96,8 @@ def test_run_fn_on_cpu_defaults_warm_starts_from_the_base_model(
     warm = tf.saved_model.load(second.serving_model_dir)
     # Phase 1 trains the head only: a warm start leaves the backbone exactly as the base model's.
     def backbone_variables(model):
-        return {v.name: v.numpy() for v in model.variables if "probabilities" not in v.name}
+        return {v.name: v.numpy() for v in getattr(model, model_lib.EXPORTED_VARIABLES)
+                if "probabilities" not in v.name}
     base_vars, warm_vars = backbone_variables(base), backbone_variables(warm)
     assert base_vars.keys() == warm_vars.keys() and len(base_vars) > 100
     for name in base_vars:
