@@ -19,6 +19,8 @@ from typing import Any
 
 import numpy as np
 
+from pipeline import predictions as prediction_files
+
 CALIBRATION_BINS = 10
 MISCLASSIFIED_FILE = "misclassified.csv"
 
@@ -45,28 +47,18 @@ class EvalPrediction:
 
 def read_eval_predictions(prediction_log_files: Sequence[str], labels: Sequence[str]) -> list[EvalPrediction]:
     """The EvalInferrer's PredictionLogs as predictions, by path."""
-    import tensorflow as tf  # pylint: disable=import-outside-toplevel
-    from tensorflow_serving.apis import prediction_log_pb2  # pylint: disable=import-outside-toplevel
-
     from components import features  # pylint: disable=import-outside-toplevel
-    from components.serving_signature import EXAMPLES, PROBABILITIES  # pylint: disable=import-outside-toplevel
 
     index = {name: i for i, name in enumerate(labels)}
-    found = []
-    if not prediction_log_files:
-        return found
-    for record in tf.data.TFRecordDataset(list(prediction_log_files), compression_type="GZIP"):
-        log = prediction_log_pb2.PredictionLog.FromString(record.numpy()).predict_log
-        examples = np.ravel(tf.make_ndarray(log.request.inputs[EXAMPLES]))
-        probabilities = tf.make_ndarray(log.response.outputs[PROBABILITIES]).reshape(len(examples), -1)
-        for serialized, row in zip(examples, probabilities):
-            feature = tf.train.Example.FromString(serialized).features.feature
-            found.append(EvalPrediction(
-                path=feature[features.RELATIVE_PATH].bytes_list.value[0].decode("utf-8"),
-                label=index.get(feature[features.LABEL].bytes_list.value[0].decode("utf-8"), -1),
-                probabilities=np.asarray(row, np.float64),
-                image=feature[features.IMAGE].bytes_list.value[0],
-            ))
+    found = [
+        EvalPrediction(
+            path=example[features.RELATIVE_PATH][0].decode("utf-8"),
+            label=index.get(example[features.LABEL][0].decode("utf-8"), -1),
+            probabilities=np.asarray(row, np.float64),
+            image=example[features.IMAGE][0],
+        )
+        for example, row in prediction_files.scored_examples(prediction_log_files)
+    ]
     return sorted(found, key=lambda prediction: prediction.path)
 
 

@@ -16,7 +16,7 @@ import csv
 import dataclasses
 import json
 import os
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 
 import numpy as np
 
@@ -142,27 +142,35 @@ def read_failures(output_path: str) -> list[Failure]:
         return [Failure(row["path"], row["reason"]) for row in csv.DictReader(f)]
 
 
-def batch_predictions(prediction_log_files: Sequence[str], labels: Sequence[str], k: int,
-                      root: str = "") -> list[Prediction]:
-    """The predictions in the BulkInferrer's PredictionLogs (``serving_examples``: the request
-    holds the serialized examples, the response their probabilities), paths under ``root``."""
+def scored_examples(prediction_log_files: Sequence[str]) -> Iterator[tuple[dict, np.ndarray]]:
+    """Each example a BulkInferrer scored (its features, by name: a list of values each) and its
+    probabilities, from the PredictionLogs of the ``score_examples`` signature (the request
+    holds the serialized examples, the response their probabilities)."""
     import tensorflow as tf  # pylint: disable=import-outside-toplevel
     from tensorflow_serving.apis import prediction_log_pb2  # pylint: disable=import-outside-toplevel
 
-    from components import features  # pylint: disable=import-outside-toplevel
     from components.serving_signature import EXAMPLES, PROBABILITIES  # pylint: disable=import-outside-toplevel
 
-    predictions = []
     if not prediction_log_files:
-        return predictions
+        return
     for record in tf.data.TFRecordDataset(list(prediction_log_files), compression_type="GZIP"):
         log = prediction_log_pb2.PredictionLog.FromString(record.numpy()).predict_log
         examples = np.ravel(tf.make_ndarray(log.request.inputs[EXAMPLES]))
         probabilities = tf.make_ndarray(log.response.outputs[PROBABILITIES]).reshape(len(examples), -1)
         for serialized, row in zip(examples, probabilities):
-            example = tf.train.Example.FromString(serialized)
-            relative = example.features.feature[features.RELATIVE_PATH].bytes_list.value[0].decode("utf-8")
-            predictions.append(Prediction(os.path.join(root, relative) if root else relative, top_k(row, labels, k)))
+            feature = tf.train.Example.FromString(serialized).features.feature
+            yield {name: list(value.bytes_list.value) for name, value in feature.items()}, row
+
+
+def batch_predictions(prediction_log_files: Sequence[str], labels: Sequence[str], k: int,
+                      root: str = "") -> list[Prediction]:
+    """The predictions in the BulkInferrer's PredictionLogs, paths under ``root``."""
+    from components import features  # pylint: disable=import-outside-toplevel
+
+    predictions = []
+    for example, row in scored_examples(prediction_log_files):
+        relative = example[features.RELATIVE_PATH][0].decode("utf-8")
+        predictions.append(Prediction(os.path.join(root, relative) if root else relative, top_k(row, labels, k)))
     return sorted(predictions, key=lambda prediction: prediction.path)
 
 
