@@ -24,6 +24,7 @@ import numpy as np
 from PIL import Image
 
 from components import names
+from components.image_validator import checks
 from components.image_validator import report as validation_report
 from components.trainer import model as model_lib
 from components.trainer.preview import PREVIEW_FILE
@@ -234,6 +235,10 @@ def _interpretation_section(summary: dict[str, Any], config, files_dir: str) -> 
         lines += ["Per true class, the most confident mistakes: the image as the model saw it, and where it "
                   "looked for the class it answered (Grad-CAM on the backbone's last convolution; red is "
                   "where the evidence was).", ""]
+        cells = config.train.image_size // 32
+        if cells < 4:
+            lines += [f"At {config.train.image_size} px the last convolution is {cells}x{cells} cells, so the maps "
+                      "can only be this coarse; a larger --image-size shows more.", ""]
         for index, (name, items) in enumerate(chosen.items()):
             if not items:
                 continue
@@ -285,7 +290,7 @@ def _data_problems_section(summary: dict[str, Any], files_dir: str) -> list[str]
     for reason, files in sorted(by_reason.items()):
         lines += [f"**{reason}**: {len(files)} files", ""]
         for number, rejected in enumerate(files[:REJECTED_SHOWN]):
-            thumbnail = _thumbnail(summary.get("data_dir"), rejected["path"],
+            thumbnail = _thumbnail(summary.get("data_dir"), rejected,
                                    os.path.join(files_dir, f"rejected_{reason}_{number}.png"))
             shown = f"![{reason}]({FILES_DIR}/{os.path.basename(thumbnail)}) " if thumbnail else ""
             lines.append(f"- {shown}{names.markdown_code(rejected['path'])}: {rejected.get('detail') or reason}")
@@ -308,12 +313,25 @@ def _data_problems_section(summary: dict[str, Any], files_dir: str) -> list[str]
     return lines
 
 
-def _thumbnail(data_dir: Optional[str], relative_path: str, target: str) -> Optional[str]:
-    """A small PNG of a rejected file when Pillow can read it (many rejected files are no image)."""
-    if not data_dir:
+# Rejected files never opened for a thumbnail: what the validator itself would not read.
+_NO_THUMBNAIL = {checks.LINK_OUTSIDE_DATA, checks.DECOMPRESSION_BOMB, checks.FILE_TOO_LARGE, checks.UNREADABLE,
+                 checks.EMPTY_FILE}
+_THUMBNAIL_MAX_PIXELS = 25_000_000
+
+
+def _thumbnail(data_dir: Optional[str], rejected: dict[str, Any], target: str) -> Optional[str]:
+    """A small PNG of a rejected file when it is an image Pillow reads, and safe to open: inside
+    the data folder (a link leaving it is never followed) and of a sane size."""
+    if not data_dir or rejected["reason"] in _NO_THUMBNAIL:
+        return None
+    path = os.path.join(data_dir, names.os_path(rejected["path"]))
+    root = os.path.realpath(data_dir)
+    if os.path.commonpath([os.path.realpath(path), root]) != root:
         return None
     try:
-        with Image.open(os.path.join(data_dir, names.os_path(relative_path))) as image:
+        with Image.open(path) as image:
+            if image.width * image.height > _THUMBNAIL_MAX_PIXELS:
+                return None
             image.thumbnail((96, 96))
             image.convert("RGB").save(target, "PNG")
     except Exception:  # not an image, unreadable, gone: the file is listed without a picture
