@@ -39,6 +39,11 @@ def main(argv: Optional[list[str]] = None) -> int:
     config = config_lib.parse_args(argv, parser)
     verbose = parser.parse_args(argv).verbose
     config = dataclasses.replace(config, output_dir=os.path.abspath(config.output_dir))
+    # Checked before TensorFlow and TFX load: a mistyped folder is answered at once.
+    for flag, folder in (("--data-dir", config.data_dir), ("--predict-dir", config.predict_dir)):
+        if folder and "://" not in folder and not os.path.isdir(folder):
+            print(f"error: {flag} {folder!r} does not exist or is not a directory.", file=sys.stderr)
+            return 2
     noise.silence()
     with RunConsole(config.output_dir, verbose=verbose) as console:
         return _run(config, console)

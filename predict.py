@@ -168,8 +168,9 @@ def _not_servable(data: bytes) -> str:
 
 
 def predict(model_dir: str, paths: Sequence[str], writer: PredictionWriter, k: int, batch_size: int,
-            progress=None) -> None:
-    """Scores ``paths`` in batches into ``writer``; unreadable or refused files go to its failures."""
+            progress=None) -> str:
+    """Scores ``paths`` in batches into ``writer``; unreadable or refused files go to its failures.
+    Returns the device the model ran on."""
     classifier = Classifier(model_dir)
     batch: list[tuple[str, bytes]] = []
 
@@ -200,6 +201,7 @@ def predict(model_dir: str, paths: Sequence[str], writer: PredictionWriter, k: i
             flush()
     if batch:
         flush()
+    return classifier.device
 
 
 def main(argv: Optional[list[str]] = None) -> int:
@@ -222,8 +224,8 @@ def main(argv: Optional[list[str]] = None) -> int:
             transient=True, redirect_stdout=False, redirect_stderr=False,
         ) as bar:
             task = bar.add_task("images", total=len(paths))
-            predict(model_dir, paths, writer, args.top_k, args.batch_size,
-                    progress=lambda done: bar.advance(task, done))
+            device = predict(model_dir, paths, writer, args.top_k, args.batch_size,
+                             progress=lambda done: bar.advance(task, done))
     except UsageError as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
@@ -231,7 +233,7 @@ def main(argv: Optional[list[str]] = None) -> int:
         print(f"failed: {failure.path}: {failure.reason}", file=sys.stderr)
     if len(writer.failures) > MAX_FAILURES_SHOWN:
         print(f"... and {len(writer.failures) - MAX_FAILURES_SHOWN} more", file=sys.stderr)
-    closing = f"Scored {writer.scored} of {len(paths)} files with {model_dir}: {writer.path}"
+    closing = f"Scored {writer.scored} of {len(paths)} files with {model_dir} on the {device}: {writer.path}"
     if writer.failures:
         closing += f"; {len(writer.failures)} failed: {writer.failures_path}"
     print(closing)

@@ -38,10 +38,14 @@ def examples_file(tmp_path_factory) -> str:
 def tiny_model(tmp_path_factory, transform_output) -> TinyModel:
     """A randomly initialised 32-pixel model over ``transform_output``'s labels, exported
     exactly as run_fn exports it: one for every test that needs a SavedModel (building
-    and exporting one costs more than most tests)."""
+    and exporting one costs more than most tests).  Exported mid fine-tuning (the top of
+    its backbone unfrozen), as run_fn exports: Keras lists trainable weights first, and the
+    warm-start tests check the export's order does not depend on it."""
     tf.keras.utils.set_random_seed(1)
     labels = [v.decode() for v in transform_output.vocabulary_by_name(features.LABEL_VOCABULARY)]
-    model, _ = model_lib.build_model(len(labels), TINY_MODEL_PARAMS, weights=None)
+    model, backbone = model_lib.build_model(len(labels), TINY_MODEL_PARAMS, weights=None)
+    model_lib.freeze_backbone(backbone)
+    model_lib.unfreeze_top_layers(backbone, 7, keep_batchnorm_frozen=True)
     export_dir = str(tmp_path_factory.mktemp("tiny_model") / "serving_model")
     export.export_serving_model(model, transform_output, labels, TINY_MODEL_PARAMS.image_size, export_dir)
     return TinyModel(model, export_dir, labels)
