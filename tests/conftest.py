@@ -1,6 +1,15 @@
 """Session fixtures: a real Transform output, a record file of real examples and
 one tiny exported model (the helpers they are built with live in ``tests/helpers.py``)."""
 
+import os
+
+# Under pytest-xdist the workers share the machine's cores: each TensorFlow gets its share
+# of threads instead of one per core each (set before TensorFlow loads; subprocesses inherit it).
+if os.environ.get("PYTEST_XDIST_WORKER_COUNT"):
+    _share = str(max(1, (os.cpu_count() or 1) // int(os.environ["PYTEST_XDIST_WORKER_COUNT"])))
+    os.environ.setdefault("TF_NUM_INTRAOP_THREADS", _share)
+    os.environ.setdefault("TF_NUM_INTEROP_THREADS", _share)
+
 import pytest
 import tensorflow as tf
 import tensorflow_transform as tft
