@@ -83,22 +83,33 @@ def float32_twin(model: tf.keras.Model, build) -> tf.keras.Model:
     return twin
 
 
-def _concrete_function(model: tf.keras.Model, image_size: int, dtype: tf.DType):
-    @tf.function(input_signature=[tf.TensorSpec([1, image_size, image_size, 3], dtype, name="image")])
+def classify_function(model: tf.keras.Model, image_size: int):
+    """The model on one float32 image [1, size, size, 3] in 0-255, as a concrete function
+    (tracing ResNet50 takes seconds: ``convert`` reuses it for every kind)."""
+    @tf.function(input_signature=[tf.TensorSpec([1, image_size, image_size, 3], tf.float32, name="image")])
     def classify(image):
-        return {"probabilities": tf.cast(model(tf.cast(image, tf.float32), training=False), tf.float32)}
+        return {"probabilities": tf.cast(model(image, training=False), tf.float32)}
 
     return classify.get_concrete_function()
 
 
-def convert(model: tf.keras.Model, image_size: int, kind: str, calibration: np.ndarray) -> bytes:
-    """The TFLite flatbuffer of ``model`` for ``kind`` (``calibration``: uint8 training images, int8 only)."""
+def _uint8_input(function, image_size: int):
+    """``function`` taking uint8 pixels (a cast in front of the traced call)."""
+    @tf.function(input_signature=[tf.TensorSpec([1, image_size, image_size, 3], tf.uint8, name="image")])
+    def classify(image):
+        return function(tf.cast(image, tf.float32))
+
+    return classify.get_concrete_function()
+
+
+def convert(model: tf.keras.Model, function, image_size: int, kind: str, calibration: np.ndarray) -> bytes:
+    """The TFLite flatbuffer of ``model`` (``function``: its ``classify_function``) for ``kind``
+    (``calibration``: uint8 training images, int8 only)."""
     if kind == INT8:
         # Float input, quantized to uint8 by the converter from the calibration images' range.
         # One black and one white pixel in the first image make that range 0-255 (scale 1,
         # zero point 0: raw pixels go in as they are) without widening any other layer's
         # range, as whole black and white images would.
-        function = _concrete_function(model, image_size, tf.float32)
         converter = tf.lite.TFLiteConverter.from_concrete_functions([function], model)
         samples = calibration.astype(np.float32)
         samples[0, 0, 0], samples[0, 0, -1] = 0.0, 255.0
@@ -107,8 +118,7 @@ def convert(model: tf.keras.Model, image_size: int, kind: str, calibration: np.n
         converter.inference_input_type = tf.uint8
         converter.inference_output_type = tf.uint8
     else:
-        function = _concrete_function(model, image_size, tf.uint8)
-        converter = tf.lite.TFLiteConverter.from_concrete_functions([function], model)
+        converter = tf.lite.TFLiteConverter.from_concrete_functions([_uint8_input(function, image_size)], model)
         if kind == FLOAT16:
             converter.target_spec.supported_types = [tf.float16]
     converter.optimizations = [tf.lite.Optimize.DEFAULT] if kind != FLOAT32 else []
@@ -197,9 +207,10 @@ def export_tflite(model: tf.keras.Model, build_float32, params: TrainParams, lab
     if INT8 in kinds:
         calibration = as_uint8(read_images(train_files, params.image_size, params.tflite_calibration_images)[0])
     figures: dict[str, Any] = {"image_size": params.image_size, "labels": LABELS_FILE, "models": {}}
+    function = classify_function(float_model, params.image_size)
     for kind in kinds:
         start = time.perf_counter()
-        flatbuffer = convert(float_model, params.image_size, kind, calibration)
+        flatbuffer = convert(float_model, function, params.image_size, kind, calibration)
         path = os.path.join(out_dir, model_file(kind))
         with tf.io.gfile.GFile(path, "wb") as f:
             f.write(flatbuffer)
