@@ -215,6 +215,8 @@ def main(argv: Optional[list[str]] = None) -> int:
     except UsageError as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
+    # TensorFlow's C++ warnings about a refused image repeat what the failures list says.
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     noise.silence()
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn  # pylint: disable=import-outside-toplevel
 
