@@ -30,7 +30,7 @@ from components.trainer import model as model_lib
 from components.trainer.preview import PREVIEW_FILE
 from components.trainer.run import HISTORY_FILE
 from pipeline import grad_cam, html_report, interpretation, run_summary
-from pipeline.config import CONFIG_FILE
+from pipeline.config import CONFIG_FILE, PipelineConfig
 
 REPORT_FILE = "run_report.md"
 FILES_DIR = "run_report_files"
@@ -205,7 +205,7 @@ def plot_heat_map_grid(rows: list[tuple[np.ndarray, np.ndarray, str]], path: str
     plt.close(figure)
 
 
-def _interpretation_section(summary: dict[str, Any], config, files_dir: str) -> list[str]:
+def _interpretation_section(summary: dict[str, Any], config: PipelineConfig, files_dir: str) -> list[str]:
     found = summary.get("interpretation") or {}
     lines = ["## Why the model is wrong", ""]
     if not found:
@@ -339,7 +339,7 @@ def _thumbnail(data_dir: Optional[str], rejected: dict[str, Any], target: str) -
     return target
 
 
-def write_report(summary: dict[str, Any], config) -> str:
+def write_report(summary: dict[str, Any], config: PipelineConfig) -> str:
     """Writes ``<output dir>/run_report.md`` (and its images) and the self-contained
     ``run_report.html`` from a run summary; returns the Markdown's path."""
     output_dir = config.output_dir
