@@ -84,12 +84,14 @@ def _run(config: config_lib.PipelineConfig, console: RunConsole) -> int:
         tfx.orchestration.LocalDagRunner().run(pipeline)
     except Exception as error:  # any failure still gets its summary.json and report
         console.failed(error)
-        summary = run_summary.write_summary(config, failure=error)
-        report = run_report.write_report(summary, config)
+        predictions = run_summary.eval_predictions(config)
+        summary = run_summary.write_summary(config, failure=error, eval_predictions=predictions)
+        report = run_report.write_report(summary, config, predictions)
         console.error(run_summary.describe(summary, config.summary_path) + f"\nReport: {report}", style=None)
         return 1
-    summary = run_summary.write_summary(config)
-    report = run_report.write_report(summary, config)
+    predictions = run_summary.eval_predictions(config)
+    summary = run_summary.write_summary(config, eval_predictions=predictions)
+    report = run_report.write_report(summary, config, predictions)
     console.print(run_summary.describe(summary, config.summary_path) + f"\nReport: {report}")
     return 0
 

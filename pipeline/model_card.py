@@ -16,6 +16,7 @@ from typing import Any, Optional
 
 from components import serving_signature
 from components.image_bytes import TENSORFLOW_FORMATS
+from components.model_pusher import versioning
 from pipeline.config import PipelineConfig
 
 CARD_MD = "model_card.md"
@@ -194,20 +195,13 @@ def to_markdown(card: dict[str, Any]) -> str:
     return "\n".join(lines) + "\n"
 
 
-def _write_atomically(path: str, text: str) -> None:
-    temporary = f"{path}.tmp-{os.getpid()}"
-    with open(temporary, "w", encoding="utf-8") as f:
-        f.write(text)
-    os.replace(temporary, path)
-
-
 def write_model_card(summary: dict[str, Any], config: PipelineConfig) -> Optional[str]:
     """Writes the card into the pushed version's folder; returns the Markdown's path (None: nothing pushed)."""
     version_dir = summary.get("pushed_model_dir")
     if not version_dir or "://" in version_dir or not os.path.isdir(version_dir):
         return None
     card = build_card(summary, config)
-    _write_atomically(os.path.join(version_dir, CARD_JSON), json.dumps(card, indent=2, sort_keys=True) + "\n")
+    versioning.write_atomically(os.path.join(version_dir, CARD_JSON), json.dumps(card, indent=2, sort_keys=True) + "\n")
     path = os.path.join(version_dir, CARD_MD)
-    _write_atomically(path, to_markdown(card))
+    versioning.write_atomically(path, to_markdown(card))
     return path

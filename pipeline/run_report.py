@@ -13,6 +13,7 @@ preview, the TFLite figures, and where the model was pushed.  Images go to
 import json
 import os
 import shutil
+from collections.abc import Sequence
 from typing import Any, Optional
 
 import matplotlib
@@ -21,15 +22,15 @@ matplotlib.use("Agg")  # files only, no display
 import matplotlib.pyplot as plt
 import matplotlib.ticker
 import numpy as np
-from PIL import Image
 
-from components import names
+from components import image_bytes, names
 from components.image_validator import checks
+from components.image_validator import executor as validator_executor
 from components.image_validator import report as validation_report
 from components.trainer import model as model_lib
 from components.trainer.preview import PREVIEW_FILE
 from components.trainer.run import HISTORY_FILE
-from pipeline import grad_cam, html_report, interpretation, run_summary
+from pipeline import grad_cam, html_report, interpretation
 from pipeline.config import CONFIG_FILE, PipelineConfig
 
 REPORT_FILE = "run_report.md"
@@ -205,7 +206,8 @@ def plot_heat_map_grid(rows: list[tuple[np.ndarray, np.ndarray, str]], path: str
     plt.close(figure)
 
 
-def _interpretation_section(summary: dict[str, Any], config: PipelineConfig, files_dir: str) -> list[str]:
+def _interpretation_section(summary: dict[str, Any], config: PipelineConfig,
+                            predictions: Sequence[interpretation.EvalPrediction], files_dir: str) -> list[str]:
     found = summary.get("interpretation") or {}
     lines = ["## Why the model is wrong", ""]
     if not found:
@@ -213,7 +215,6 @@ def _interpretation_section(summary: dict[str, Any], config: PipelineConfig, fil
     labels = summary["label_names"]
     lines += [f"{found['misclassified']} of {found['eval_images']} eval images misclassified; every one, with "
               f"its path and probabilities: `{found['misclassified_file']}`.", ""]
-    predictions = interpretation.read_eval_predictions(run_summary.eval_prediction_files(config), labels)
     chosen = interpretation.gallery(predictions, labels, config.misclassified_per_class)
     correct = interpretation.most_confident_correct(predictions, 3)
     explainer = None
@@ -291,7 +292,7 @@ def _data_problems_section(summary: dict[str, Any], files_dir: str) -> list[str]
         lines += [f"**{reason}**: {len(files)} files", ""]
         for number, rejected in enumerate(files[:REJECTED_SHOWN]):
             thumbnail = _thumbnail(summary.get("data_dir"), rejected,
-                                   os.path.join(files_dir, f"rejected_{reason}_{number}.png"))
+                                   os.path.join(files_dir, f"rejected_{reason}_{number}.jpg"))
             shown = f"![{reason}]({FILES_DIR}/{os.path.basename(thumbnail)}) " if thumbnail else ""
             lines.append(f"- {shown}{names.markdown_code(rejected['path'])}: {rejected.get('detail') or reason}")
         lines.append("")
@@ -320,7 +321,7 @@ _THUMBNAIL_MAX_PIXELS = 25_000_000
 
 
 def _thumbnail(data_dir: Optional[str], rejected: dict[str, Any], target: str) -> Optional[str]:
-    """A small PNG of a rejected file when it is an image Pillow reads, and safe to open: inside
+    """A small JPEG of a rejected file when it is an image Pillow reads, and safe to open: inside
     the data folder (a link leaving it is never followed) and of a sane size."""
     if not data_dir or rejected["reason"] in _NO_THUMBNAIL:
         return None
@@ -329,19 +330,24 @@ def _thumbnail(data_dir: Optional[str], rejected: dict[str, Any], target: str) -
     if os.path.commonpath([os.path.realpath(path), root]) != root:
         return None
     try:
-        with Image.open(path) as image:
-            if image.width * image.height > _THUMBNAIL_MAX_PIXELS:
-                return None
-            image.thumbnail((96, 96))
-            image.convert("RGB").save(target, "PNG")
+        with open(path, "rb") as f:
+            data = f.read()
+        header = image_bytes.read_header(data)
+        if header.height * header.width > _THUMBNAIL_MAX_PIXELS:
+            return None
+        small = validator_executor.thumbnail(data)
     except Exception:  # not an image, unreadable, gone: the file is listed without a picture
         return None
+    with open(target, "wb") as f:
+        f.write(small)
     return target
 
 
-def write_report(summary: dict[str, Any], config: PipelineConfig) -> str:
+def write_report(summary: dict[str, Any], config: PipelineConfig,
+                 eval_predictions: Sequence[interpretation.EvalPrediction] = ()) -> str:
     """Writes ``<output dir>/run_report.md`` (and its images) and the self-contained
-    ``run_report.html`` from a run summary; returns the Markdown's path."""
+    ``run_report.html`` from a run summary and its eval predictions
+    (``run_summary.eval_predictions``); returns the Markdown's path."""
     output_dir = config.output_dir
     files_dir = os.path.join(output_dir, FILES_DIR)
     shutil.rmtree(files_dir, ignore_errors=True)
@@ -368,7 +374,7 @@ def write_report(summary: dict[str, Any], config: PipelineConfig) -> str:
     lines += _validation_section(summary.get("counts") or {})
     lines += _training_section(history, files_dir)
     lines += _evaluation_section(summary, files_dir)
-    lines += _interpretation_section(summary, config, files_dir)
+    lines += _interpretation_section(summary, config, eval_predictions, files_dir)
     lines += _data_problems_section(summary, files_dir)
     if run_dir and os.path.exists(os.path.join(run_dir, PREVIEW_FILE)):
         shutil.copy(os.path.join(run_dir, PREVIEW_FILE), os.path.join(files_dir, PREVIEW_FILE))

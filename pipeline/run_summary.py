@@ -9,6 +9,7 @@ blessing and the pushed model.
 import json
 import math
 import os
+from collections.abc import Sequence
 from typing import Any, Optional
 
 import ml_metadata as mlmd
@@ -93,6 +94,11 @@ def _training(model_run: Optional[metadata_store_pb2.Artifact]) -> dict[str, Any
         phases[epoch["phase"]] = phases.get(epoch["phase"], 0) + 1
     return {"epochs_run": phases, "hardware": history.get("acceleration"), "replicas": history.get("replicas"),
             "class_counts": history.get("class_counts", {})}
+
+
+def _prediction_logs(inference: Optional[metadata_store_pb2.Artifact]) -> list[str]:
+    """The PredictionLog files a BulkInferrer wrote (none when it did not run or scored nothing)."""
+    return tf.io.gfile.glob(os.path.join(inference.uri, "prediction_logs-*")) if inference else []
 
 
 def _int_property(artifact: metadata_store_pb2.Artifact, name: str) -> Optional[int]:
@@ -231,8 +237,10 @@ def _was_pushed(pushed: Optional[metadata_store_pb2.Artifact]) -> bool:
     return pushed is not None and _int_property(pushed, "pushed") == 1
 
 
-def build_summary(config: PipelineConfig, failure: Optional[BaseException] = None) -> dict[str, Any]:
-    """Summarises the latest run; ``failure`` is what stopped it, if anything did."""
+def build_summary(config: PipelineConfig, failure: Optional[BaseException] = None,
+                  eval_predictions: Sequence[interpretation.EvalPrediction] = ()) -> dict[str, Any]:
+    """Summarises the latest run; ``failure`` is what stopped it, if anything did;
+    ``eval_predictions`` are the run's (``eval_predictions``)."""
     records = _RunRecords(config.metadata_path, config.pipeline_name)
     summary: dict[str, Any] = {"run_id": records.run_id, "data_dir": config.data_dir}
 
@@ -268,7 +276,7 @@ def build_summary(config: PipelineConfig, failure: Optional[BaseException] = Non
         summary.update(per_class_evaluation(result, summary["label_names"]))
     summary["blessed"] = _blessed(blessing)
     summary["trained_model_dir"] = path_utils.serving_model_path(model.uri) if model else None
-    summary["interpretation"] = _interpretation(records, summary["trained_model_dir"], config)
+    summary["interpretation"] = interpretation.summarise(eval_predictions, summary["label_names"], config.output_dir)
 
     pushed = records.output(PUSHER, "pushed_model")
     if failure is not None:
@@ -298,20 +306,16 @@ def build_summary(config: PipelineConfig, failure: Optional[BaseException] = Non
     return summary
 
 
-def _interpretation(records: _RunRecords, model_dir: Optional[str], config: PipelineConfig) -> dict[str, Any]:
-    """The misclassified eval images (``misclassified.csv``) and the calibration, from EvalInferrer."""
-    inference = records.output(EVAL_INFERRER, "inference_result")
-    files = tf.io.gfile.glob(os.path.join(inference.uri, "prediction_logs-*")) if inference else []
-    if not files or not model_dir:
-        return {}
-    labels = serving_signature.read_labels(model_dir)
-    return interpretation.summarise(interpretation.read_eval_predictions(files, labels), labels, config.output_dir)
-
-
-def eval_prediction_files(config: PipelineConfig) -> list[str]:
-    """The EvalInferrer's PredictionLogs of the latest run (none when it did not run)."""
-    inference = _RunRecords(config.metadata_path, config.pipeline_name).output(EVAL_INFERRER, "inference_result")
-    return tf.io.gfile.glob(os.path.join(inference.uri, "prediction_logs-*")) if inference else []
+def eval_predictions(config: PipelineConfig) -> list[interpretation.EvalPrediction]:
+    """The EvalInferrer's prediction of every eval image in the latest run (none when it did not run).
+    Read once per run: the summary and the report both use them."""
+    records = _RunRecords(config.metadata_path, config.pipeline_name)
+    model = records.output("Trainer", "model")
+    files = _prediction_logs(records.output(EVAL_INFERRER, "inference_result"))
+    if not files or model is None:
+        return []
+    labels = serving_signature.read_labels(path_utils.serving_model_path(model.uri))
+    return interpretation.read_eval_predictions(files, labels)
 
 
 def batch_predictions(records: _RunRecords, config: PipelineConfig, summary: dict[str, Any]) -> Optional[dict]:
@@ -322,13 +326,13 @@ def batch_predictions(records: _RunRecords, config: PipelineConfig, summary: dic
     found: dict[str, Any] = {"predict_dir": config.predict_dir, "path": None, "failures_path": None,
                              "scored": 0, "failed": 0, "skipped": None}
     inference = records.output(BULK_INFERRER, "inference_result")
-    model = records.output("Trainer", "model")
-    files = tf.io.gfile.glob(os.path.join(inference.uri, "prediction_logs-*")) if inference else []
-    if not summary["blessed"] or not files or model is None:
+    model_dir = summary["trained_model_dir"]
+    files = _prediction_logs(inference)
+    if not summary["blessed"] or not files or not model_dir:
         found["skipped"] = ("the model was not blessed, so nothing was scored" if not summary["blessed"]
                             else "the run stopped before batch scoring" if inference is None
                             else "no image in the folder passed validation")
-    labels = serving_signature.read_labels(path_utils.serving_model_path(model.uri)) if model else []
+    labels = serving_signature.read_labels(model_dir) if model_dir else []
     scored = predictions.batch_predictions(files, labels, config.train.top_k, config.predict_dir) if labels else []
     report_artifact = records.output(PREDICT_VALIDATOR, "report")
     copies, failures = {}, []
@@ -429,8 +433,8 @@ def component_figure(config: PipelineConfig, component: str) -> str:
         inference = records.output(component, "inference_result")
         if inference is None:
             return ""
-        files = tf.io.gfile.glob(os.path.join(inference.uri, "prediction_logs-*"))
-        return "scored (predictions.csv after the run)" if files else "nothing scored (the model is not blessed)"
+        return ("scored (predictions.csv after the run)" if _prediction_logs(inference)
+                else "nothing scored (the model is not blessed)")
     if component == PUSHER:
         pushed = records.output(component, "pushed_model")
         if _was_pushed(pushed):
@@ -439,9 +443,10 @@ def component_figure(config: PipelineConfig, component: str) -> str:
     return ""
 
 
-def write_summary(config: PipelineConfig, failure: Optional[BaseException] = None) -> dict[str, Any]:
+def write_summary(config: PipelineConfig, failure: Optional[BaseException] = None,
+                  eval_predictions: Sequence[interpretation.EvalPrediction] = ()) -> dict[str, Any]:
     """Writes ``summary.json``, and the model card into the version the run pushed (if any)."""
-    summary = build_summary(config, failure)
+    summary = build_summary(config, failure, eval_predictions)
     summary["model_card"] = model_card.write_model_card(summary, config)
     with tf.io.gfile.GFile(config.summary_path, "w") as f:
         json.dump(summary, f, indent=2, sort_keys=True)

@@ -311,7 +311,7 @@ def test_a_messy_folder_with_a_relaxed_gate_trains_on_its_clean_part(tmp_path):
     data_problems = report[report.index("## Data problems"):]
     for reason in counts["rejected_by_reason"]:
         assert f"**{reason}**" in data_problems
-    assert list((output_dir / "run_report_files").glob("rejected_*.png"))
+    assert list((output_dir / "run_report_files").glob("rejected_*.jpg"))
     # Never opened for a thumbnail: what a link leaving the data folder points to.
     assert not list((output_dir / "run_report_files").glob("rejected_link_outside_data_*"))
     assert "### Copies and near-copies" in data_problems and list((output_dir / "run_report_files").glob("group_*"))

@@ -206,8 +206,9 @@ def thumbnail_name(path: str) -> str:
     return hashlib.sha256(path.encode("utf-8")).hexdigest()[:20] + ".jpg"
 
 
-def _thumbnail(data: bytes) -> bytes:
-    """A small JPEG of a copy group's member, for the report."""
+def thumbnail(data: bytes) -> bytes:
+    """A small JPEG of an image (a copy group's member, for the report; the run report's
+    rejected files)."""
     with Image.open(io.BytesIO(data)) as image:
         image.draft("RGB", (_THUMBNAIL_SIDE, _THUMBNAIL_SIDE))  # JPEG: decode at a reduced scale
         image.thumbnail((_THUMBNAIL_SIDE, _THUMBNAIL_SIDE))
@@ -242,12 +243,12 @@ def _finish(batches: list[list[Verdict]], policy: ValidationPolicy, prefixes: di
 
 def _write_thumbnail(path: str, image: bytes, thumbnails_dir: str) -> None:
     try:
-        thumbnail = _thumbnail(image)
+        small = thumbnail(image)
     except Exception as error:  # a thumbnail is a courtesy: never fail the run for it
         logging.warning("No thumbnail for %s: %s", path, type(error).__name__)
         return
     with tf.io.gfile.GFile(os.path.join(thumbnails_dir, thumbnail_name(path)), "wb") as f:
-        f.write(thumbnail)
+        f.write(small)
 
 
 def _several_workers(beam_args: list[str]) -> bool:

@@ -71,7 +71,9 @@ def read_manifest(model_dir: str) -> dict:
         return json.load(f)
 
 
-def _write_atomically(path: str, text: str) -> None:
+def write_atomically(path: str, text: str) -> None:
+    """Writes ``text`` to a temporary name beside ``path``, then renames it: a reader sees the old
+    file or the new one, never half of one."""
     temporary = f"{path}.tmp-{os.getpid()}"
     with tf.io.gfile.GFile(temporary, "w") as f:
         f.write(text)
@@ -184,7 +186,7 @@ def push(
         removed = _prune(model_dir, keep_versions)
         for old in removed:
             manifest["versions"].pop(str(old), None)
-        _write_atomically(os.path.join(model_dir, MANIFEST_FILE), json.dumps(manifest, indent=1))
+        write_atomically(os.path.join(model_dir, MANIFEST_FILE), json.dumps(manifest, indent=1))
     logging.info("Pushed %s as version %d (%s); removed old versions %s.", source_id, version, final, removed)
     return PushResult(version, final, False, removed)
 
@@ -211,5 +213,5 @@ def write_models_config(serving_base: str, server_base_path: Optional[str] = Non
                 name=name, base_path=f"{base_path.rstrip('/')}/{name}", model_platform="tensorflow")
             entry.model_version_policy.latest.num_versions = 1
     path = os.path.join(serving_base, MODELS_CONFIG_FILE)
-    _write_atomically(path, text_format.MessageToString(config))
+    write_atomically(path, text_format.MessageToString(config))
     return path

@@ -157,6 +157,11 @@ def _presets() -> dict[str, AugmentParams]:
 PRESETS = _presets()
 
 
+def _listed(value: str) -> list[str]:
+    """'float16, int8' -> ['float16', 'int8']."""
+    return [item.strip() for item in value.split(",")]
+
+
 @dataclasses.dataclass(frozen=True)
 class TrainParams:
     """Everything ``run_fn`` needs besides the artifacts TFX hands it."""
@@ -263,7 +268,7 @@ class TrainParams:
         if self.early_stopping_patience < 0 or self.top_k < 1 or self.max_serving_pixels < 1:
             raise ValueError("early_stopping_patience must be >= 0, top_k and max_serving_pixels >= 1.")
 
-        kinds = [kind.strip() for kind in self.tflite.split(",")]
+        kinds = _listed(self.tflite)
         known = kinds == ["none"] or set(kinds) <= set(TFLITE_KINDS)
         if not known or len(set(kinds)) != len(kinds) or {"float16", "float32"} <= set(kinds):
             raise ValueError(f"tflite must be 'none' or a comma-separated list of {', '.join(TFLITE_KINDS)} "
@@ -274,7 +279,7 @@ class TrainParams:
     @property
     def tflite_kinds(self) -> tuple[str, ...]:
         """The TFLite models to export, float first."""
-        kinds = {kind.strip() for kind in self.tflite.split(",")} - {"none"}
+        kinds = _listed(self.tflite)
         return tuple(kind for kind in TFLITE_KINDS if kind in kinds)
 
     def to_custom_config(self) -> dict[str, Any]:

@@ -27,7 +27,7 @@ import json
 import os
 import time
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, Optional
 
 import numpy as np
 import tensorflow as tf
@@ -128,8 +128,9 @@ def convert(model: tf.keras.Model, function, image_size: int, kind: str, calibra
 class TFLiteClassifier:
     """One TFLite model, called on uint8 images; probabilities come back as float32."""
 
-    def __init__(self, model_path: str, num_threads: int = 0):
-        self.interpreter = tf.lite.Interpreter(model_path=model_path, num_threads=num_threads or os.cpu_count())
+    def __init__(self, model_path: Optional[str] = None, num_threads: int = 0, model_content: Optional[bytes] = None):
+        self.interpreter = tf.lite.Interpreter(model_path=model_path, model_content=model_content,
+                                               num_threads=num_threads or os.cpu_count())
         self.interpreter.allocate_tensors()
         self.input = self.interpreter.get_input_details()[0]
         self.output = self.interpreter.get_output_details()[0]
@@ -157,10 +158,10 @@ def _details(detail: dict[str, Any]) -> dict[str, Any]:
             "scale": float(scale), "zero_point": int(zero_point)}
 
 
-def evaluate(model_path: str, images: np.ndarray, labels: np.ndarray, reference: np.ndarray,
+def evaluate(flatbuffer: bytes, images: np.ndarray, labels: np.ndarray, reference: np.ndarray,
              label_names: Sequence[str]) -> dict[str, Any]:
     """The figures of one TFLite model against the SavedModel's probabilities ``reference``."""
-    classifier = TFLiteClassifier(model_path)
+    classifier = TFLiteClassifier(model_content=flatbuffer)
     pixels = as_uint8(images)
     probabilities, seconds = [], []
     for index, image in enumerate(pixels):
@@ -169,15 +170,15 @@ def evaluate(model_path: str, images: np.ndarray, labels: np.ndarray, reference:
         if index:  # the first call allocates and warms up
             seconds.append(time.perf_counter() - start)
     figures: dict[str, Any] = {
-        "file": os.path.basename(model_path), "size_bytes": os.path.getsize(model_path),
+        "size_bytes": len(flatbuffer),
         "input": _details(classifier.input), "output": _details(classifier.output),
         "eval_images": len(pixels),
     }
     if len(pixels):
         probabilities = np.stack(probabilities)
         predicted = probabilities.argmax(axis=1)
-        truth = np.array([list(label_names).index(label.decode("utf-8")) if label.decode("utf-8") in label_names
-                          else -1 for label in labels])
+        index = {name: i for i, name in enumerate(label_names)}
+        truth = np.array([index.get(label.decode("utf-8"), -1) for label in labels])
         figures.update(
             accuracy=round(float(np.mean(predicted == truth)), 4),
             agreement=round(float(np.mean(predicted == reference.argmax(axis=1))), 4),
@@ -214,22 +215,13 @@ def export_tflite(model: tf.keras.Model, build_float32, params: TrainParams, lab
         path = os.path.join(out_dir, model_file(kind))
         with tf.io.gfile.GFile(path, "wb") as f:
             f.write(flatbuffer)
-        local = path if "://" not in path else _local_copy(path)
-        figures["models"][kind] = evaluate(local, eval_images, eval_labels, reference, label_names)
+        figures["models"][kind] = {"file": model_file(kind),
+                                   **evaluate(flatbuffer, eval_images, eval_labels, reference, label_names)}
         figures["models"][kind]["convert_seconds"] = round(time.perf_counter() - start, 1)
         logging.info("TFLite %s: %s", kind, figures["models"][kind])
     with tf.io.gfile.GFile(os.path.join(out_dir, FIGURES_FILE), "w") as f:
         json.dump(figures, f, indent=1)
     return figures
-
-
-def _local_copy(path: str) -> str:
-    """TFLite's interpreter reads local files only."""
-    import tempfile  # pylint: disable=import-outside-toplevel
-
-    local = os.path.join(tempfile.mkdtemp(), os.path.basename(path))
-    tf.io.gfile.copy(path, local)
-    return local
 
 
 def read_figures(serving_model_dir: str) -> dict[str, Any]:
