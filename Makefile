@@ -10,6 +10,9 @@ ARGS ?=
 # pytest-xdist workers for make test / test-fast (0: all in one process). Each holds a
 # TensorFlow of its own (up to about 4.5 GB); the suite is CPU-bound, so one per core.
 TEST_WORKERS ?= 2
+# Tests go out one at a time in the order tests/conftest.py gives them (the slow ones
+# first), a test's xdist_group to one worker.
+XDIST := -n $(TEST_WORKERS) --dist loadgroup --no-loadscope-reorder
 
 IMAGE ?= tfx-image-classifier:0.1.0
 
@@ -33,12 +36,12 @@ predict: setup
 	$(PY) predict.py $(ARGS)
 
 test: setup
-	$(PY) -m pytest -n $(TEST_WORKERS) --dist worksteal $(ARGS)
+	$(PY) -m pytest $(XDIST) $(ARGS)
 
 # Everything but the end-to-end runs, the tests that start other Python processes and
 # the install (the markers in pyproject.toml).
 test-fast: setup
-	$(PY) -m pytest -n $(TEST_WORKERS) --dist worksteal -m "not e2e and not subprocess and not install" $(ARGS)
+	$(PY) -m pytest $(XDIST) -m "not e2e and not subprocess and not install" $(ARGS)
 
 # ruff, with the rules in pyproject.toml
 lint: setup

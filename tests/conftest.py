@@ -21,6 +21,23 @@ from components.trainer import export
 from components.trainer import model as model_lib
 from tests.helpers import CLASS_COLOURS, TINY_MODEL_PARAMS, TinyModel, build_transform_output, encode_image
 
+# The slow kinds of test (pyproject.toml's markers), slowest first.
+SLOW_MARKERS = ("e2e", "subprocess", "install")
+
+
+def pytest_collection_modifyitems(items):
+    """Modules holding the slow kinds run first, the end-to-end runs before the rest: under
+    pytest-xdist (``--dist loadgroup`` hands out tests in this order) the short tests then
+    fill in on the other worker, instead of a long run starting last and finishing alone.
+    Each module's tests stay together, in their own order, for its module fixtures."""
+    def rank(item) -> int:
+        return next((i for i, name in enumerate(SLOW_MARKERS) if item.get_closest_marker(name)), len(SLOW_MARKERS))
+
+    module_rank: dict = {}
+    for item in items:
+        module_rank[item.path] = min(module_rank.get(item.path, len(SLOW_MARKERS)), rank(item))
+    items.sort(key=lambda item: module_rank[item.path])
+
 
 @pytest.fixture(scope="session")
 def transform_output(tmp_path_factory) -> tft.TFTransformOutput:
