@@ -10,9 +10,9 @@ ARGS ?=
 # pytest-xdist workers for make test / test-fast (0: all in one process). Each holds a
 # TensorFlow of its own (up to about 4.5 GB); the suite is CPU-bound, so one per core.
 TEST_WORKERS ?= 2
-# Tests go out one at a time in the order tests/conftest.py gives them (the slow ones
-# first), a test's xdist_group to one worker.
-XDIST := -n $(TEST_WORKERS) --dist loadgroup --no-loadscope-reorder
+# Test files go out one at a time, in the order tests/conftest.py gives them (the slow
+# ones first), each file's tests to one worker (its module fixtures are built once).
+XDIST := -n $(TEST_WORKERS) --dist loadfile --no-loadscope-reorder
 
 IMAGE ?= tfx-image-classifier:0.1.0
 

@@ -27,9 +27,9 @@ SLOW_MARKERS = ("e2e", "subprocess", "install")
 
 def pytest_collection_modifyitems(items):
     """Modules holding the slow kinds run first, the end-to-end runs before the rest: under
-    pytest-xdist (``--dist loadgroup`` hands out tests in this order) the short tests then
-    fill in on the other worker, instead of a long run starting last and finishing alone.
-    Each module's tests stay together, in their own order, for its module fixtures."""
+    pytest-xdist (``--dist loadfile`` hands out test files in this order) the short tests
+    then fill in on the other worker, instead of a long run starting last and finishing
+    alone.  Each module's tests stay together, in their own order, for its module fixtures."""
     def rank(item) -> int:
         return next((i for i, name in enumerate(SLOW_MARKERS) if item.get_closest_marker(name)), len(SLOW_MARKERS))
 

@@ -63,9 +63,6 @@ DEPENDENCIES = {
 }
 BEAM_STEPS = {"ImageExampleGen", "ImageValidator", "StatisticsGen", "Transform", "Evaluator", "EvalInferrer"}
 
-# One pytest-xdist worker runs the module, so the compiled spec and the steps run once.
-pytestmark = pytest.mark.xdist_group("kubeflow_runner")
-
 
 @pytest.fixture(scope="module")
 def tiny_images(tmp_path_factory) -> pathlib.Path:

@@ -19,9 +19,8 @@ from components.trainer.params import TrainParams
 from tests.components.trainer.sample_params import TINY
 from tests.helpers import REPO_ROOT, build_transform_output, encode_image
 
-# Every test here uses forced_gpu_settings_run, which runs run_fn in a process of its own
-# (one pytest-xdist worker runs them all, so it runs once).
-pytestmark = [pytest.mark.subprocess, pytest.mark.xdist_group("trainer_run_fn")]
+# Every test here uses forced_gpu_settings_run, which runs run_fn in a process of its own.
+pytestmark = pytest.mark.subprocess
 
 
 @pytest.fixture(scope="module")
