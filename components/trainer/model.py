@@ -4,9 +4,25 @@ import os
 from typing import Optional
 
 import tensorflow as tf
+from tensorflow.python.autograph.core import config as autograph_config
+from tensorflow.python.autograph.core import config_lib as autograph_rules
 
 from components.serving_signature import read_labels
 from components.trainer.params import TrainParams
+
+
+def leave_keras_to_autograph_unconverted() -> None:
+    """AutoGraph has a rule to leave Keras' own code as it is, for the package named ``keras``.
+    Keras 2 is now the package ``tf_keras``, which no rule names: AutoGraph rewrites its internals
+    on every call inside a traced function (``fit``'s train and test steps, the export, TFLite),
+    which makes tracing ResNet50 several times slower.  The same rule, for ``tf_keras``."""
+    if not any(isinstance(rule, autograph_rules.DoNotConvert) and rule.matches("tf_keras")
+               for rule in autograph_config.CONVERSION_RULES):
+        autograph_config.CONVERSION_RULES = (autograph_rules.DoNotConvert("tf_keras"),
+                                             *autograph_config.CONVERSION_RULES)
+
+
+leave_keras_to_autograph_unconverted()
 
 BACKBONE_NAME = "resnet50"
 # The exported SavedModel's attribute holding the model's variables (export.py).

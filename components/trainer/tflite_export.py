@@ -102,15 +102,24 @@ def _uint8_input(function, image_size: int):
     return classify.get_concrete_function()
 
 
+def _variables_of(model: tf.keras.Model) -> tf.Module:
+    """What the converter saves beside ``function``: a plain module holding the model's variables
+    (given the Keras model, it would save the Keras object graph, tracing every layer again)."""
+    holder = tf.Module()
+    holder.model_variables = list(model.variables)
+    return holder
+
+
 def convert(model: tf.keras.Model, function, image_size: int, kind: str, calibration: np.ndarray) -> bytes:
     """The TFLite flatbuffer of ``model`` (``function``: its ``classify_function``) for ``kind``
     (``calibration``: uint8 training images, int8 only)."""
+    variables = _variables_of(model)
     if kind == INT8:
         # Float input, quantized to uint8 by the converter from the calibration images' range.
         # One black and one white pixel in the first image make that range 0-255 (scale 1,
         # zero point 0: raw pixels go in as they are) without widening any other layer's
         # range, as whole black and white images would.
-        converter = tf.lite.TFLiteConverter.from_concrete_functions([function], model)
+        converter = tf.lite.TFLiteConverter.from_concrete_functions([function], variables)
         samples = calibration.astype(np.float32)
         samples[0, 0, 0], samples[0, 0, -1] = 0.0, 255.0
         converter.representative_dataset = lambda: ([sample[None]] for sample in samples)
@@ -118,7 +127,7 @@ def convert(model: tf.keras.Model, function, image_size: int, kind: str, calibra
         converter.inference_input_type = tf.uint8
         converter.inference_output_type = tf.uint8
     else:
-        converter = tf.lite.TFLiteConverter.from_concrete_functions([_uint8_input(function, image_size)], model)
+        converter = tf.lite.TFLiteConverter.from_concrete_functions([_uint8_input(function, image_size)], variables)
         if kind == FLOAT16:
             converter.target_spec.supported_types = [tf.float16]
     converter.optimizations = [tf.lite.Optimize.DEFAULT] if kind != FLOAT32 else []

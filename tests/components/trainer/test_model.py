@@ -3,10 +3,17 @@
 import numpy as np
 import pytest
 import tensorflow as tf
+from tensorflow.python.autograph.impl import conversion
 
 from components.trainer import model as model_lib
 from tests.components.trainer.sample_params import TINY
 from tests.helpers import TINY_MODEL_PARAMS as PARAMS
+
+
+def test_autograph_leaves_keras_own_code_as_written_and_converts_ours():
+    assert conversion.is_allowlisted(tf.keras.layers.Dense(1).__call__)
+    assert conversion.is_allowlisted(tf.keras.Model.train_step)
+    assert not conversion.is_allowlisted(model_lib.preprocess)
 
 
 def test_phases_freeze_and_unfreeze_the_backbone():
