@@ -49,11 +49,11 @@ lint: setup
 
 # All benchmarks, or some with their own flags: make bench BENCH=input ARGS="--skip-training"
 # (ARGS goes to every benchmark named, and each takes different flags).
-BENCH ?= validation beam input serving
+BENCH ?= validation beam input serving tracing
 
 bench: setup
 	@for name in $(BENCH); do \
-		test -f bench/bench_$$name.py || { echo "error: no benchmark bench/bench_$$name.py (BENCH takes: validation beam input serving)" >&2; exit 2; }; \
+		test -f bench/bench_$$name.py || { echo "error: no benchmark bench/bench_$$name.py (BENCH takes: validation beam input serving tracing)" >&2; exit 2; }; \
 	done
 	@set -e; for name in $(BENCH); do \
 		echo "$(PY) -m bench.bench_$$name $(ARGS)"; $(PY) -m bench.bench_$$name $(ARGS); \

@@ -40,7 +40,7 @@ from components.trainer.params import TrainParams
 REPO_ROOT = pathlib.Path(__file__).resolve().parents[1]
 HYMENOPTERA = REPO_ROOT.parent / "shared" / "datasets" / "hymenoptera"
 # Runner flags for a pipeline that trains in seconds, offline (and converts no TFLite model:
-# half a minute each; the demo run in tests/test_local_runner.py turns them on).
+# seconds each; the demo run in tests/test_local_runner.py turns them on).
 TINY_TRAINING_FLAGS = ["--image-size", "32", "--epochs", "1", "--batch-size", "8", "--weights", "none",
                        "--unfreeze-layers", "10", "--tflite", "none"]
 

@@ -1,6 +1,6 @@
 """tflite_export: the float32 twin of a mixed-precision model, TFLite's input quantization on
 the caller's side, and the settings. (The conversions themselves, checked against the SavedModel
-on real photos, are in tests/test_local_runner.py: each takes half a minute.)"""
+on real photos, are in tests/test_local_runner.py: each takes seconds.)"""
 
 import numpy as np
 import pytest
