@@ -3,7 +3,7 @@ files that could not be scored beside them.
 
 The ``predict`` command writes them from the served model's ``serving_default``; a
 run with ``--predict-dir`` writes them from the BulkInferrer's prediction logs
-(``rows_from_prediction_logs``).  Both give the same columns:
+(``batch_predictions``).  Both give the same columns:
 
     path, class, probability, top_k   (top_k: [[class, probability], ...], best first;
                                        a JSON list in the CSV cell, so any class name fits)

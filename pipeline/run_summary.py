@@ -332,8 +332,6 @@ def batch_predictions(records: _RunRecords, config: PipelineConfig, summary: dic
         found["skipped"] = ("the model was not blessed, so nothing was scored" if not summary["blessed"]
                             else "the run stopped before batch scoring" if inference is None
                             else "no image in the folder passed validation")
-    labels = serving_signature.read_labels(model_dir) if model_dir else []
-    scored = predictions.batch_predictions(files, labels, config.train.top_k, config.predict_dir) if labels else []
     report_artifact = records.output(PREDICT_VALIDATOR, "report")
     copies, failures = {}, []
     if report_artifact is not None:
@@ -342,6 +340,8 @@ def batch_predictions(records: _RunRecords, config: PipelineConfig, summary: dic
         found["validation_report"] = os.path.join(report_artifact.uri, validation_report.REPORT_MD)
     if found["skipped"]:
         return found
+    labels = serving_signature.read_labels(model_dir)
+    scored = predictions.batch_predictions(files, labels, config.train.top_k, config.predict_dir)
     writer = predictions.write_batch_predictions(config.predictions_path, scored, copies, failures)
     found.update(path=writer.path, scored=writer.scored, failed=len(writer.failures),
                  failures_path=writer.failures_path if writer.failures else None)

@@ -37,6 +37,7 @@ from components import features
 from components.example_records import compression_of_file, example_files
 from components.image_bytes import decode_and_resize
 from components.serving_signature import LABELS_FILE
+from components.trainer import model as model_lib
 from components.trainer.params import TFLITE_KINDS, TrainParams
 
 TFLITE_DIR = "tflite"
@@ -103,10 +104,11 @@ def _uint8_input(function, image_size: int):
 
 
 def _variables_of(model: tf.keras.Model) -> tf.Module:
-    """What the converter saves beside ``function``: a plain module holding the model's variables
-    (given the Keras model, it would save the Keras object graph, tracing every layer again)."""
+    """What the converter saves beside ``function``: a plain module holding the model's variables,
+    as the export does (given the Keras model, it would save the Keras object graph, tracing
+    every layer again)."""
     holder = tf.Module()
-    holder.model_variables = list(model.variables)
+    setattr(holder, model_lib.EXPORTED_VARIABLES, model_lib.exported_variables(model))
     return holder
 
 
