@@ -289,7 +289,7 @@ def _data_problems_section(summary: dict[str, Any], files_dir: str) -> list[str]
     if by_reason:
         lines += ["### Rejected files", "", f"A few per reason (up to {REJECTED_SHOWN}):", ""]
     for reason, files in sorted(by_reason.items()):
-        lines += [f"**{reason}**: {len(files)} files", ""]
+        lines += [f"**{reason}**: {len(files)} file{'' if len(files) == 1 else 's'}", ""]
         for number, rejected in enumerate(files[:REJECTED_SHOWN]):
             thumbnail = _thumbnail(summary.get("data_dir"), rejected,
                                    os.path.join(files_dir, f"rejected_{reason}_{number}.jpg"))
