@@ -6,12 +6,13 @@ repository, and a generated set of 224x224 JPEGs), measures files/s of:
   pillow_verify   a single-process loop: Image.open(path).verify() per file
                   (the baseline the issue names; verify() checks structure only)
   pillow_load     a single-process loop: Image.open(path).load() per file (a full decode)
-  checks_loop     a single-process loop of the validator's checks
-                  (inspect_examples, in the executor's batches) on the ingested
-                  examples: its cost per file without Beam
-  validator_*     the ImageValidator executor's Do() on the ingested examples
-                  (full TensorFlow decode, header checks, perceptual hashes and
-                  copy groups, clean examples, thumbnails and reports written),
+  checks_loop     a single-process loop of the validator's reads and checks
+                  (inspect_references, in the executor's batches) on the ingested
+                  references: its cost per file without Beam
+  validator_*     the ImageValidator executor's Do() on the ingested references
+                  (every file read, full TensorFlow decode, header checks,
+                  perceptual hashes and copy groups, the clean examples written
+                  as shuffled shards, thumbnails and reports),
                   on Beam's direct runner in one thread, in 2 threads and in 2
                   processes; its times include Beam's start-up (seconds for
                   worker processes, which import TensorFlow), so small sets
@@ -39,6 +40,7 @@ from PIL import Image
 
 import components  # noqa: F401  (sets the Keras choice before TensorFlow loads)
 from bench.common import generate_jpegs, write_results
+from components import artifacts
 from components.image_validator import executor as validator_executor
 from components.image_validator.policy import ValidationPolicy
 from pipeline.pipeline import beam_args_with_dependencies
@@ -73,14 +75,14 @@ def read_examples(examples) -> list:
     return [(f.parent.name[len("Split-"):], r.numpy()) for f in files for r in tf.data.TFRecordDataset(str(f), "GZIP")]
 
 
-def checks_loop(records) -> None:
+def checks_loop(records, data_root: str) -> None:
     policy = ValidationPolicy()
     batch = validator_executor._BATCH  # pylint: disable=protected-access
     for start in range(0, len(records), batch):
         # Split by split, as the executor reads them.
         chunk = records[start:start + batch]
         for split in sorted({s for s, _ in chunk}):
-            validator_executor.inspect_examples([r for s, r in chunk if s == split], split, policy, None)
+            validator_executor.inspect_references([r for s, r in chunk if s == split], split, policy, None, data_root)
 
 
 def timed(fn, *args) -> float:
@@ -103,7 +105,7 @@ def bench_dataset(name: str, root: pathlib.Path, work: pathlib.Path, repeats: in
     for repeat in range(repeats):  # side by side, alternating
         times["pillow_verify"].append(timed(pillow_loop, paths, False))
         times["pillow_load"].append(timed(pillow_loop, paths, True))
-        times["checks_loop"].append(timed(checks_loop, records))
+        times["checks_loop"].append(timed(checks_loop, records, artifacts.data_root(ingested.examples)))
         for key, args in runners.items():
             times[key].append(timed(run_validator, ingested, work / f"{name}_{key}_{repeat}", None, None, args))
         times[NO_NEAR_DUPLICATES].append(timed(run_validator, ingested, work / f"{name}_no_near_{repeat}",

@@ -28,6 +28,22 @@ class ImageValidationReport(types.Artifact):
     TYPE_NAME = "components.ImageValidationReport"
 
 
+# The custom property of the ingest step's Examples artifact naming the folder its relative paths start from.
+DATA_ROOT_PROPERTY = "data_root"
+
+
+def data_root(examples: types.Artifact) -> str:
+    """The data folder the ingest step's references point into."""
+    root = examples.get_string_custom_property(DATA_ROOT_PROPERTY) if examples.has_custom_property(
+        DATA_ROOT_PROPERTY) else ""
+    if not root:
+        raise ValueError(
+            f"The ingested examples at {examples.uri} do not name their data folder (the '{DATA_ROOT_PROPERTY}' "
+            "property): they were written by an earlier version of the ingest step. Rerun with --no-enable-cache "
+            "or into a new --output-dir.")
+    return root
+
+
 EXPORTED = {cls.__name__: cls for cls in (ImageFolderListing, ImageValidationReport)}
 
 _LISTING_FILE = "listing.json"

@@ -1,7 +1,9 @@
 """Names of the features every component agrees on.
 
-The ingest component writes these into each ``tf.Example``; the curated schema in
-``schemas/`` describes them; Transform and the Trainer read them.
+The ingest component writes a reference to each file (``RELATIVE_PATH``,
+``LABEL``, ``FILE_BYTES``, ``INGEST_ERROR``); the validator reads the file and
+writes the examples everything downstream reads (``IMAGE`` to ``SHA256``), which
+the curated schema in ``schemas/`` describes.
 """
 
 IMAGE = "image"  # the encoded file bytes, never decoded pixels
@@ -11,8 +13,10 @@ FORMAT = "format"  # lower-case format read from the file header, or "unknown"
 HEIGHT = "height"
 WIDTH = "width"
 CHANNELS = "channels"  # bands stored in the file (a palette image has 1)
-SHA256 = "sha256"  # hex digest of the bytes
-INGEST_ERROR = "ingest_error"  # why the file could not be read ("" when it was)
+SHA256 = "sha256"  # hex digest of the file's bytes
+# Ingest's references only: the file's size when it was listed, and why it will not be read ("" when it will).
+FILE_BYTES = "file_bytes"
+INGEST_ERROR = "ingest_error"
 # The ingest error of a link whose target lies outside the data folder: never read.
 OUTSIDE_LINK_ERROR = "link leaves the data folder; its target was not read"
 

@@ -184,7 +184,8 @@ def unlabelled(listing: SplitListing) -> SplitListing:
     )
 
 
-def _size_and_mtime(path: str):
+def size_and_mtime(path: str) -> tuple[int, int]:
+    """A listed file's size and modification time (of the link itself when its target is missing)."""
     if _is_remote(path):
         stat = tf.io.gfile.stat(path)
         return stat.length, stat.mtime_nsec
@@ -205,7 +206,7 @@ def fingerprint(data_root: str, split_folder: str) -> str:
     digest = hashlib.sha256()
     root = data_root.rstrip("/")
     for relative_path in sorted(listing.files + listing.outside_class_folders + listing.outside_links):
-        size, mtime = _size_and_mtime(posixpath.join(root, names.os_path(relative_path)))
+        size, mtime = size_and_mtime(posixpath.join(root, names.os_path(relative_path)))
         digest.update(f"{relative_path}\0{size}\0{mtime}\n".encode())
     for folder in listing.empty_class_folders:
         digest.update(f"{folder}/\n".encode())

@@ -224,7 +224,7 @@ def create_pipeline(
     schema = schema_gen.outputs["schema"]
     image_validator = ImageValidator(
         examples=example_gen.outputs["examples"], listing=example_gen.outputs["listing"], schema=schema,
-        policy=config.validation,
+        policy=config.validation, seed=config.train.seed,
     )
     gate = ImageValidationGate(report=image_validator.outputs["report"])
     # Everything downstream sees only the images the validator accepted, and

@@ -16,7 +16,7 @@ import tensorflow_transform as tft
 
 import components  # noqa: F401  (sets the Keras choice before TensorFlow loads)
 from components import features
-from components.image_ingest.executor import image_to_example
+from components.example_records import image_to_example
 from components.trainer import export
 from components.trainer import model as model_lib
 from tests.helpers import CLASS_COLOURS, TINY_MODEL_PARAMS, TinyModel, build_transform_output, encode_image

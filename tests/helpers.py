@@ -25,6 +25,7 @@ from components.image_ingest.component import create_image_example_gen, create_p
 from components.image_ingest.executor import (
     FOLLOW_OUTSIDE_LINKS_KEY,
     LISTING_KEY,
+    REFERENCE_FORMAT_KEY,
     SPLIT_SEED_KEY,
     UNLABELLED_KEY,
 )
@@ -137,6 +138,7 @@ def run_ingest(data_dir, output_dir, return_artifact=False, beam_args=None, spli
         SPLIT_SEED_KEY: component.exec_properties[SPLIT_SEED_KEY],
         FOLLOW_OUTSIDE_LINKS_KEY: component.exec_properties[FOLLOW_OUTSIDE_LINKS_KEY],
         UNLABELLED_KEY: component.exec_properties[UNLABELLED_KEY],
+        REFERENCE_FORMAT_KEY: component.exec_properties[REFERENCE_FORMAT_KEY],
     }
     context = IngestExecutor.Context(beam_pipeline_args=beam_args, tmp_dir=os.path.join(str(output_dir), ".tmp"))
     outputs = {standard_component_specs.EXAMPLES_KEY: [examples], LISTING_KEY: [listing]}
@@ -152,7 +154,7 @@ def run_ingest(data_dir, output_dir, return_artifact=False, beam_args=None, spli
 
 
 def run_validator(ingested: IngestOutputs, output_dir: pathlib.Path, policy=None, label_domain=None,
-                  beam_args=None):
+                  beam_args=None, seed=0):
     """Calls the validator executor's Do() as TFX would, on ``run_ingest``'s outputs;
     returns (validated Examples, report.json as a dict)."""
     policy = policy or ValidationPolicy()
@@ -172,6 +174,7 @@ def run_validator(ingested: IngestOutputs, output_dir: pathlib.Path, policy=None
         inputs[validator.SCHEMA_KEY] = [schema_artifact]
     outputs = {validator.VALIDATED_EXAMPLES_KEY: [validated], validator.REPORT_KEY: [report]}
     context = validator.Executor.Context(beam_pipeline_args=beam_args, tmp_dir=str(output_dir / "tmp"))
-    validator.Executor(context).Do(inputs, outputs, {validator.POLICY_KEY: json.dumps(policy.to_dict())})
+    validator.Executor(context).Do(inputs, outputs, {validator.POLICY_KEY: json.dumps(policy.to_dict()),
+                                                    validator.SEED_KEY: seed})
     with open(os.path.join(report.uri, validation_report.REPORT_JSON), encoding="utf-8") as f:
         return validated, json.load(f)

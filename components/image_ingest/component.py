@@ -9,8 +9,9 @@ file stays in its split however the folder grows.
 ``create_predict_example_gen`` reads a folder of unlabelled images (the ones to
 score after training) into one ``predict`` split.
 
-Outputs: ``examples`` (one ``tf.Example`` per listed file) and ``listing`` (what
-the listing read and left out, for the validator's report).
+Outputs: ``examples`` (one ``tf.Example`` per listed file: a reference to it, which
+the image validator reads) and ``listing`` (what the listing read and left out,
+for the validator's report).
 """
 
 from typing import Optional
@@ -37,6 +38,7 @@ class ImageExampleGenSpec(standard_component_specs.FileBasedExampleGenSpec):
         executor.SPLIT_SEED_KEY: ExecutionParameter(type=int),
         executor.FOLLOW_OUTSIDE_LINKS_KEY: ExecutionParameter(type=int, optional=True),
         executor.UNLABELLED_KEY: ExecutionParameter(type=int, optional=True),
+        executor.REFERENCE_FORMAT_KEY: ExecutionParameter(type=int, optional=True),
     }
     OUTPUTS = {
         **standard_component_specs.FileBasedExampleGenSpec.OUTPUTS,
@@ -62,6 +64,7 @@ class ImageExampleGen(FileBasedExampleGen):
             split_seed=split_seed,
             follow_outside_links=int(follow_outside_links),
             unlabelled=int(unlabelled),
+            reference_format=executor.REFERENCE_FORMAT,
             examples=channel.Channel(type=standard_artifacts.Examples),
             listing=channel.Channel(type=artifacts.ImageFolderListing),
         )

@@ -14,7 +14,11 @@ from components.image_validator.policy import ValidationPolicy
 
 
 class ImageValidatorSpec(types.ComponentSpec):
-    PARAMETERS = {executor.POLICY_KEY: ExecutionParameter(type=str)}
+    PARAMETERS = {
+        executor.POLICY_KEY: ExecutionParameter(type=str),
+        # The seed of the validated examples' order (optional: 0).
+        executor.SEED_KEY: ExecutionParameter(type=int, optional=True),
+    }
     INPUTS = {
         executor.EXAMPLES_KEY: ChannelParameter(type=standard_artifacts.Examples),
         executor.SCHEMA_KEY: ChannelParameter(type=standard_artifacts.Schema, optional=True),
@@ -28,7 +32,8 @@ class ImageValidatorSpec(types.ComponentSpec):
 
 
 class ImageValidator(base_beam_component.BaseBeamComponent):
-    """Decodes and checks every ingested image; passes on only the accepted ones.
+    """Reads, decodes and checks every ingested file; passes on only the accepted images,
+    in shards and in an order shuffled by ``seed``.
 
     Stops the pipeline (the gate) when too many files are rejected or a class
     has too few usable training images; the report names every file and reason.
@@ -43,6 +48,7 @@ class ImageValidator(base_beam_component.BaseBeamComponent):
         policy: ValidationPolicy,
         schema: Optional[types.BaseChannel] = None,
         listing: Optional[types.BaseChannel] = None,
+        seed: int = 0,
     ):
         if not isinstance(policy, ValidationPolicy):
             raise ValueError(f"policy must be a ValidationPolicy, got {type(policy).__name__}.")
@@ -51,6 +57,7 @@ class ImageValidator(base_beam_component.BaseBeamComponent):
             schema=schema,
             listing=listing,
             policy=json.dumps(policy.to_dict(), sort_keys=True),
+            seed=seed,
             validated_examples=types.Channel(type=standard_artifacts.Examples),
             report=types.Channel(type=ImageValidationReport),
         )

@@ -1,13 +1,22 @@
-"""The validator's record files: read in batches, staged per bundle, committed once.
+"""The validator's record files: read in batches, staged per bundle, written once as
+shards in a seeded, shuffled order.
 
 Reading goes through ``tf.data`` in batches (one Python step per batch, where
 Beam's ``ReadFromTFRecord`` checksums every record with ``crcmod`` in Python).
-Each bundle writes the examples it accepts to staging files of its own and
-passes on only where each landed; at the end the staged files of the bundles
-that finished are moved into place, once, so a retried bundle leaves no
-duplicate, as with Beam's sinks.
+
+Each accepted example has a place fixed by the seed and its path alone
+(``placement``): one of the split's shards, and a rank within it.  The shard
+count follows the split's bytes (``shard_count``), so each shard holds a random
+share of the split whatever order the files were listed in (folder order is
+class order), and no shard outgrows what one worker sorts in memory.  While
+inspecting, each bundle stages the examples it accepts in files of its own, one
+per shard, and passes on only where each landed; once the copies are decided,
+each shard is written from its staged pieces in rank order (``write_shard``),
+so a retried bundle leaves no duplicate, as with Beam's sinks.
 """
 
+import hashlib
+import math
 import os
 import uuid
 from collections.abc import Collection, Iterable
@@ -17,6 +26,8 @@ import tensorflow as tf
 from components.example_records import compression_of_file
 
 STAGING = ".staging"
+# Bytes of examples per shard: several shards for a split of some size, each sorted in memory.
+TARGET_SHARD_BYTES = 64 << 20
 Location = tuple[str, int]  # (staging file, record index)
 
 
@@ -31,16 +42,33 @@ def read_batches(path: str, size: int) -> Iterable[list[bytes]]:
         yield list(batch.numpy())
 
 
+def shard_count(split_bytes: int, target: int = TARGET_SHARD_BYTES) -> int:
+    """Shards for a split of ``split_bytes``: enough that none holds more than about ``target``."""
+    return max(1, math.ceil(split_bytes / target))
+
+
+def placement(seed: int, path: str, shards: int) -> tuple[int, int]:
+    """Where an example goes: (shard, rank within the shard), from a hash of the seed and its
+    path, so the order is the same for a seed and has nothing to do with the listing's."""
+    # 63 bits: Beam encodes the rank as a signed 64-bit integer.
+    key = int.from_bytes(hashlib.sha256(f"{seed}\0{path}".encode()).digest()[:8], "big") >> 1
+    return key % shards, key // shards
+
+
+def shard_name(prefix: str, shard: int, shards: int, suffix: str = ".tfrecord") -> str:
+    return f"{prefix}-{shard:05d}-of-{shards:05d}{suffix}"
+
+
 class BundleFiles:
     """The staging files of one bundle: a TFRecord file per destination."""
 
     def __init__(self, staging_dir: str):
         self._staging_dir = staging_dir
-        self._writers: dict[str, tf.io.TFRecordWriter] = {}
-        self._paths: dict[str, str] = {}
-        self._counts: dict[str, int] = {}
+        self._writers: dict[object, tf.io.TFRecordWriter] = {}
+        self._paths: dict[object, str] = {}
+        self._counts: dict[object, int] = {}
 
-    def write(self, destination: str, record: bytes) -> Location:
+    def write(self, destination, record: bytes) -> Location:
         """Stages ``record``; returns where it landed."""
         if destination not in self._writers:
             tf.io.gfile.makedirs(self._staging_dir)
@@ -70,32 +98,20 @@ def read_staged(locations: Collection[Location]) -> dict[Location, bytes]:
     return found
 
 
-def commit_records(written: Collection[Location], kept: Collection[Location], prefix: str, suffix: str) -> None:
-    """Moves the staged files holding ``written`` records to ``<prefix>-i-of-n<suffix>``,
-    keeping only the ``kept`` ones (a file that lost a record is rewritten without
-    it); one empty shard when nothing is kept, so readers find the split."""
-    tf.io.gfile.makedirs(os.path.dirname(prefix))
-    kept = set(kept)
-    files = sorted({path for path, _ in written})
-    dropped = {path for path, index in written if (path, index) not in kept}
-    kept_files = {path for path, _ in kept}
-    files = [path for path in files if path in kept_files]
-    if not files:
-        with tf.io.TFRecordWriter(f"{prefix}-00000-of-00001{suffix}"):
-            return
-    for number, path in enumerate(files):
-        destination = f"{prefix}-{number:05d}-of-{len(files):05d}{suffix}"
-        if path not in dropped:
-            tf.io.gfile.rename(path, destination, overwrite=True)
-            continue
-        with tf.io.TFRecordWriter(destination) as writer:
-            for index, record in enumerate(_dataset(path)):
-                if (path, index) in kept:
-                    writer.write(record.numpy())
+def write_shard(destination: str, kept: Collection[tuple[int, str, int]]) -> int:
+    """Writes the staged records ``kept`` ((rank, staging file, index) each) to ``destination``
+    in rank order; returns how many.  Holds one shard's records in memory."""
+    ranks = {(path, index): rank for rank, path, index in kept}
+    records = sorted((ranks[location], record) for location, record in read_staged(ranks).items())
+    tf.io.gfile.makedirs(os.path.dirname(destination))
+    with tf.io.TFRecordWriter(destination) as writer:
+        for _, record in records:
+            writer.write(record)
+    return len(records)
 
 
 def remove_staging(directory: str) -> None:
-    """Deletes what is left under ``directory``'s staging folder (dropped or failed bundles' files)."""
+    """Deletes what is left under ``directory``'s staging folder (staged pieces, dropped or failed bundles' files)."""
     staging = os.path.join(directory, STAGING)
     if tf.io.gfile.exists(staging):
         tf.io.gfile.rmtree(staging)

@@ -1,33 +1,29 @@
-"""The ingest executor: a file to a tf.Example, and its Do() on folders as TFX calls it."""
+"""The ingest executor: a listed file to a reference, and its Do() on folders as TFX calls it."""
 
-import hashlib
 import os
 
 import pytest
 import tensorflow as tf
 
-from components import features
+from components import artifacts, features
 from components.artifacts import read_listing
-from components.image_ingest.executor import image_to_example
+from components.image_ingest.executor import file_reference
 from tests.helpers import HYMENOPTERA, encode_image, run_ingest, write_image_folder
 
 
 def _value(example: tf.train.Example, name: str):
     feature = example.features.feature[name]
     values = feature.bytes_list.value or feature.int64_list.value
-    return values[0].decode() if isinstance(values[0], bytes) and name != features.IMAGE else values[0]
+    return values[0].decode() if isinstance(values[0], bytes) else values[0]
 
 
-def test_image_to_example_keeps_bytes_and_metadata():
-    data = encode_image(size=(50, 20), image_format="PNG")
-    example = image_to_example("train/cats/my cat.png", data)
-    assert _value(example, features.IMAGE) == data  # the encoded bytes, not pixels
-    assert _value(example, features.LABEL) == "cats"
+def test_a_reference_names_the_file_and_holds_none_of_its_bytes():
+    example = file_reference("train/cats/my cat.png", "cats", 1234)
     assert _value(example, features.RELATIVE_PATH) == "train/cats/my cat.png"
-    assert _value(example, features.FORMAT) == "png"
-    assert (_value(example, features.HEIGHT), _value(example, features.WIDTH)) == (20, 50)
-    assert _value(example, features.CHANNELS) == 3
-    assert _value(example, features.SHA256) == hashlib.sha256(data).hexdigest()
+    assert _value(example, features.LABEL) == "cats"
+    assert _value(example, features.FILE_BYTES) == 1234
+    assert _value(example, features.INGEST_ERROR) == ""
+    assert features.IMAGE not in example.features.feature
 
 
 def _paths(examples):
@@ -40,15 +36,18 @@ def test_executor_hash_splits_class_folders_and_keeps_every_file(tmp_path):
     files["cat/not an image.jpg"] = b"plain text"
     data_dir = write_image_folder(tmp_path / "data", files)
 
+    outputs = run_ingest(data_dir, tmp_path / "artifact", return_artifact=True)
     splits = run_ingest(data_dir, tmp_path / "out")
 
     assert set(splits) == {"train", "eval"}
     assert sorted(_paths(splits["train"]) + _paths(splits["eval"])) == sorted(files)
     assert splits["train"] and splits["eval"]
     by_path = {_value(e, features.RELATIVE_PATH): e for e in splits["train"] + splits["eval"]}
-    assert _value(by_path["cat/not an image.jpg"], features.FORMAT) == features.UNKNOWN_FORMAT
+    assert _value(by_path["cat/not an image.jpg"], features.FILE_BYTES) == len(b"plain text")
     assert _value(by_path["dog/03.jpg"], features.LABEL) == "dog"
-    assert _value(by_path["dog/03.jpg"], features.IMAGE) == files["dog/03.jpg"]
+    assert _value(by_path["dog/03.jpg"], features.FILE_BYTES) == len(files["dog/03.jpg"])
+    # The validator reads the files from where the artifact says they are.
+    assert artifacts.data_root(outputs.examples) == str(data_dir)
 
     # The seed chooses the split: the same seed gives the same one, another seed another.
     assert _paths(run_ingest(data_dir, tmp_path / "same")["eval"]) == _paths(splits["eval"])
@@ -73,7 +72,7 @@ def test_executor_keeps_split_folders(tmp_path):
     splits = run_ingest(write_image_folder(tmp_path / "data", files), tmp_path / "out")
     assert _paths(splits["train"]) == ["train/a/1.jpg", "train/b/2.png"]
     assert _paths(splits["eval"]) == ["val/a/3.bmp", "val/b/4.gif"]
-    assert sorted(_value(e, features.FORMAT) for e in splits["eval"]) == ["bmp", "gif"]
+    assert sorted(_value(e, features.LABEL) for e in splits["eval"]) == ["a", "b"]
 
 
 @pytest.mark.skipif(not HYMENOPTERA.is_dir(), reason="shared hymenoptera dataset not present")
@@ -89,28 +88,25 @@ def test_executor_ingests_hymenoptera_in_place(tmp_path):
     ingested = {_value(e, features.RELATIVE_PATH): e for e in splits["train"] + splits["eval"]}
     assert set(ingested) == on_disk  # every file, none twice
     assert len(ingested) == len(splits["train"]) + len(splits["eval"])
-    gif = ingested["train/ants/imageNotFound.gif"]
-    assert _value(gif, features.FORMAT) == "gif"
-    assert _value(gif, features.LABEL) == "ants"
+    assert _value(ingested["train/ants/imageNotFound.gif"], features.LABEL) == "ants"
     spaced = ingested["train/ants/ant photos.jpg"]
-    assert _value(spaced, features.FORMAT) == "jpeg"
-    assert _value(spaced, features.IMAGE) == (HYMENOPTERA / "train/ants/ant photos.jpg").read_bytes()
+    assert _value(spaced, features.FILE_BYTES) == (HYMENOPTERA / "train/ants/ant photos.jpg").stat().st_size
     assert {_value(e, features.LABEL) for e in ingested.values()} == {"ants", "bees"}
 
 
-def test_links_leaving_the_data_folder_are_read_when_the_policy_allows(tmp_path):
+def test_links_leaving_the_data_folder_are_referenced_when_the_policy_allows(tmp_path):
     data = write_image_folder(tmp_path / "data", {f"{c}/{n}.jpg": encode_image((40 * n, 90, 200 if c == "b" else 5))
                                                   for n in range(4) for c in ("a", "b")})
     outside = write_image_folder(tmp_path / "outside", {"x.jpg": encode_image((1, 250, 1), size=(64, 48))})
     os.symlink(outside / "x.jpg", data / "a" / "linked.jpg")
     refused = {e.features.feature[features.RELATIVE_PATH].bytes_list.value[0].decode(): e
                for split in run_ingest(data, tmp_path / "refused").values() for e in split}
-    assert refused["a/linked.jpg"].features.feature[features.IMAGE].bytes_list.value[0] == b""
+    assert _value(refused["a/linked.jpg"], features.INGEST_ERROR) == features.OUTSIDE_LINK_ERROR
     followed = {e.features.feature[features.RELATIVE_PATH].bytes_list.value[0].decode(): e
                 for split in run_ingest(data, tmp_path / "followed", follow_outside_links=True).values()
                 for e in split}
-    linked = followed["a/linked.jpg"].features.feature[features.IMAGE].bytes_list.value[0]
-    assert linked == (outside / "x.jpg").read_bytes()
+    assert _value(followed["a/linked.jpg"], features.INGEST_ERROR) == ""
+    assert _value(followed["a/linked.jpg"], features.FILE_BYTES) == (outside / "x.jpg").stat().st_size
 
 
 def test_an_unlabelled_folder_becomes_one_predict_split_of_every_file(tmp_path):

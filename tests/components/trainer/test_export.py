@@ -12,7 +12,7 @@ import tensorflow as tf
 
 from components import features, image_bytes
 from components import serving_signature as contract
-from components.image_ingest.executor import image_to_example
+from components.example_records import image_to_example
 from tests.helpers import CLASS_COLOURS, encode_image
 
 
