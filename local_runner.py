@@ -87,12 +87,14 @@ def _run(config: config_lib.PipelineConfig, console: RunConsole) -> int:
         predictions = run_summary.eval_predictions(config)
         summary = run_summary.write_summary(config, failure=error, eval_predictions=predictions)
         report = run_report.write_report(summary, config, predictions)
-        console.error(run_summary.describe(summary, config.summary_path) + f"\nReport: {report}", style=None)
+        console.error(run_summary.describe(summary, config.summary_path) + f"\nReport: {report}"
+                      + f"\nRun time: {console.elapsed()}", style=None)
         return 1
     predictions = run_summary.eval_predictions(config)
     summary = run_summary.write_summary(config, eval_predictions=predictions)
     report = run_report.write_report(summary, config, predictions)
-    console.print(run_summary.describe(summary, config.summary_path) + f"\nReport: {report}")
+    console.print(run_summary.describe(summary, config.summary_path) + f"\nReport: {report}"
+                  + f"\nRun time: {console.elapsed()}")
     return 0
 
 

@@ -5,16 +5,20 @@
 ``<output-dir>/logs/run-<time>.log`` and keeps the terminal for a short
 account: one line per component when it ends (seconds, whether it came from
 the cache, the figure that matters), training progress per epoch, and the
-closing summary.  On a terminal the running step is redrawn in place (rich);
-otherwise every line is plain.  It follows the run through the log records
-LocalDagRunner writes when a component starts and ends, and the trainer's
-progress events (``components/trainer/progress.py``).
+closing summary with the run's time.  On a terminal the running step is redrawn
+in place (rich), with its progress (the step of the epoch, images per second
+and time left; the files done of a Beam step) and the time the run has taken;
+otherwise every line is plain, and a long step prints where it is at least once
+a minute.  It follows the run through the log records LocalDagRunner writes
+when a component starts and ends, and the progress events of the Trainer and
+the validator (``components/progress.py``).
 """
 
 import datetime
 import logging
 import os
 import sys
+import threading
 import time
 from collections.abc import Callable
 from typing import Any, Optional, TextIO
@@ -24,9 +28,11 @@ from rich.console import Console
 from rich.live import Live
 from rich.text import Text
 
-from components.trainer import progress  # no TensorFlow: it must load after the redirection
+from components import progress  # no TensorFlow: it must load after the redirection
 
 LOGS_DIR = "logs"
+# Without a terminal, a running step says where it is at least this often (seconds).
+PLAIN_INTERVAL = 60.0
 
 
 def _duration(seconds: Optional[float]) -> str:
@@ -51,6 +57,14 @@ def epoch_line(event: dict[str, Any]) -> str:
     if event.get("images_per_second"):
         line += f"  {event['images_per_second']:.0f} img/s"
     return line + f"  {_duration(event.get('seconds_left'))} left"
+
+
+def files_line(event: dict[str, Any]) -> str:
+    """``12,345/20,000 files  410 files/s  19s left``"""
+    line = f"{event['done']:,}/{event['total']:,} {event['unit']}"
+    if event.get("per_second"):
+        line += f"  {event['per_second']:.0f} {event['unit']}/s  {_duration(event.get('seconds_left'))} left"
+    return line
 
 
 class _Events(logging.Handler):
@@ -96,9 +110,16 @@ class RunConsole:
         self._errors: Optional[Console] = None
         self._live: Optional[Live] = None
         self._handler = _Events(self)
+        self._run_started = time.monotonic()
         self._started = 0.0
         self._cached = False
         self.current_component: Optional[str] = None
+        # The running step's latest progress, and when a plain line last said where it is.
+        self._running_text = ""
+        self._last_plain = time.monotonic()
+        self._lock = threading.RLock()
+        self._stop_heartbeat = threading.Event()
+        self._heartbeat: Optional[threading.Thread] = None
 
     # --- the context -----------------------------------------------------------------
 
@@ -131,9 +152,15 @@ class RunConsole:
         logging.getLogger(progress.LOGGER_NAME).addHandler(self._handler)
         if not self.verbose:
             self.print(f"Log: {self.log_path}")
+        if not self._console.is_terminal:
+            self._heartbeat = threading.Thread(target=self._beat, name="console-heartbeat", daemon=True)
+            self._heartbeat.start()
         return self
 
     def __exit__(self, *exc_info) -> None:
+        self._stop_heartbeat.set()
+        if self._heartbeat is not None:
+            self._heartbeat.join()
         self._stop_live()
         logging.getLogger().removeHandler(self._handler)
         logging.getLogger(progress.LOGGER_NAME).removeHandler(self._handler)
@@ -165,26 +192,58 @@ class RunConsole:
     # --- what is shown ---------------------------------------------------------------
 
     def print(self, text: str = "", style: Optional[str] = None) -> None:
-        self._stop_live()
-        self._console.print(text, style=style, markup=False, highlight=False)
+        with self._lock:
+            self._stop_live()
+            self._console.print(text, style=style, markup=False, highlight=False)
 
     def error(self, text: str, style: Optional[str] = "bold red") -> None:
         """Text on the console's standard error."""
         self._stop_live()
         self._errors.print(text, style=style, markup=False, highlight=False)
 
+    def elapsed(self) -> str:
+        """How long the run has taken so far."""
+        return _duration(time.monotonic() - self._run_started)
+
+    def _running_line(self) -> Text:
+        step = _duration(time.monotonic() - self._started)
+        return Text(f"… {self.current_component or ''}  {step}  {self._running_text}".rstrip()
+                    + f"   [run {self.elapsed()}]")
+
     def _show_running(self, text: str) -> None:
-        """The running step, redrawn in place on a terminal; nothing elsewhere."""
-        if self.verbose or not self._console.is_terminal:
-            return
-        if self._live is None:
-            # No redirection: rich would send what Python writes to sys.stdout and sys.stderr
-            # (absl's records among it) to the terminal instead of the log.
-            self._live = Live(Text(text), console=self._console, transient=True, refresh_per_second=4,
-                              redirect_stdout=False, redirect_stderr=False)
-            self._live.start()
-        else:
-            self._live.update(Text(text))
+        """The running step's progress: redrawn in place on a terminal (with the time it and the
+        run have taken); elsewhere a plain line at most once a minute."""
+        with self._lock:
+            self._running_text = text
+            if not self._console.is_terminal:
+                if text and time.monotonic() - self._last_plain >= PLAIN_INTERVAL:
+                    self._plain_progress()
+                return
+            if self.verbose:
+                return
+            if self._live is None:
+                # No redirection: rich would send what Python writes to sys.stdout and sys.stderr
+                # (absl's records among it) to the terminal instead of the log. The line is
+                # rebuilt at each refresh, so its clocks run between events.
+                self._live = Live(get_renderable=self._running_line, console=self._console, transient=True,
+                                  refresh_per_second=4, redirect_stdout=False, redirect_stderr=False)
+                self._live.start()
+            else:
+                self._live.refresh()
+
+    def _plain_progress(self) -> None:
+        step = _duration(time.monotonic() - self._started)
+        where = self._running_text or "still running"
+        self._console.print(f"  … {self.current_component}  {step}: {where}  [run {self.elapsed()}]",
+                            markup=False, highlight=False)
+        self._last_plain = time.monotonic()
+
+    def _beat(self) -> None:
+        """Without a terminal: a plain line a minute for a step that reports nothing itself."""
+        while not self._stop_heartbeat.wait(1.0):
+            with self._lock:
+                if self.current_component and time.monotonic() - self._last_plain >= PLAIN_INTERVAL:
+                    self._plain_progress()
 
     def _stop_live(self) -> None:
         if self._live is not None:
@@ -192,8 +251,11 @@ class RunConsole:
             self._live = None
 
     def started(self, component: str) -> None:
-        self.current_component, self._started, self._cached = component, time.monotonic(), False
-        self._show_running(f"… {component}")
+        with self._lock:
+            self.current_component, self._started, self._cached = component, time.monotonic(), False
+            # A minute from now at the earliest, without a terminal.
+            self._last_plain = self._started
+        self._show_running("")
 
     def cached(self) -> None:
         self._cached = True
@@ -206,15 +268,17 @@ class RunConsole:
             logging.getLogger(__name__).warning("No figure for %s", component, exc_info=True)
             figure = ""
         source = "cached" if self._cached else f"{seconds:5.1f}s"
+        with self._lock:
+            self.current_component, self._running_text = None, ""
         self.print(f"✓ {component:<32} {source:>7}  {figure}".rstrip())
-        self.current_component = None
 
     def training(self, event: dict[str, Any]) -> None:
-        line = epoch_line(event)
-        if event["kind"] == "epoch":
-            self.print(line)
+        if event["kind"] == "files":
+            self._show_running(files_line(event))
+        elif event["kind"] == "epoch":
+            self.print(epoch_line(event))
         else:
-            self._show_running(f"… {self.current_component or 'Trainer'}{line}")
+            self._show_running(epoch_line(event).strip())
 
     def failed(self, error: BaseException) -> None:
         """The failing component, the error in a line or two, and where the full log is."""

@@ -2,7 +2,7 @@
 
 import logging
 
-from components.trainer import progress
+from components import progress
 
 
 def test_progress_events_time_steps_past_the_first_and_count_down(monkeypatch):

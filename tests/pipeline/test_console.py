@@ -4,7 +4,7 @@ import io
 import logging
 import os
 
-from components.trainer import progress
+from components import progress
 from pipeline import console as console_lib
 
 RUNNER = logging.getLogger("tfx.orchestration.local.local_dag_runner")
