@@ -132,7 +132,6 @@ class PipelineConfig:
             weights="none",
             recipe=FROM_SCRATCH,
             **{**RECIPES[FROM_SCRATCH], "finetune_epochs": 10},
-            shuffle_buffer=256,
             # The demo's classes differ by colour: no hue or saturation changes.
             augment=AugmentParams.from_preset("light"),
         )

@@ -1,6 +1,6 @@
 """The Trainer's ``tf.data`` input pipeline over the validated TFRecord examples.
 
-    list shards -> parallel interleaved reads (TFRecordDataset's own)
+    list shards (shuffled) -> parallel interleaved reads (TFRecordDataset's own)
     -> parallel parse + decode + resize to uint8 (+ its mean, when augmentation changes colours)
     -> [cache] -> shuffle -> batch
     -> label ids (Transform) and one-hot, then, for training only, augmentation
@@ -10,9 +10,18 @@
 Each stage costs time to start and to pass elements through, so work that
 follows the same path shares one ``map``.
 
+Order: the validator writes each split as shards whose records are in an
+order a hash of the seed and each path fixes, so the records come in a random
+order however the folder was listed (class by class), and a shuffle buffer
+that holds a small share of the split still gives batches as mixed as a full
+shuffle's.  The buffer is sized in bytes from the memory at hand
+(``plan_input``), and holds the whole split when it fits.
+
 Decoded images are cached as uint8 (a quarter of float32's memory) before
-augmentation, so from the second epoch on only augmentation runs. Without a
-cache, the encoded records are shuffled instead (far smaller than pixels).
+augmentation, so from the second epoch on only augmentation runs; with
+``cache: auto`` only when both splits fit in a share of the free memory.
+Without a cache, the encoded records are shuffled instead (far smaller than
+pixels).
 
 Every pipeline here runs without tf.data's autotuning thread (see
 ``without_autotune_thread``): AUTOTUNE then sizes the parallel maps to the
@@ -22,6 +31,7 @@ instantiated for one device, not as multi-device functions (see
 pass, and each instantiates the maps anew.
 """
 
+import dataclasses
 import hashlib
 import os
 from collections.abc import Sequence
@@ -32,10 +42,17 @@ import tensorflow_transform as tft
 
 from components import features, image_bytes, splits
 from components.example_records import compression_of, example_files
-from components.trainer import augmentation
+from components.trainer import augmentation, memory
 from components.trainer.params import TrainParams
 
 _AUTOTUNE = tf.data.AUTOTUNE
+# Shares of the free memory: the shuffle buffer's, and what 'cache: auto' may fill with both splits.
+SHUFFLE_SHARE = 1 / 8
+CACHE_SHARE = 1 / 4
+# Bytes a buffered element costs beyond its pixels (tensor headers, the label string).
+_ELEMENT_OVERHEAD = 256
+# Shards read at once: more only costs read buffers.
+_PARALLEL_READS = 8
 _PARSE_SPEC = {
     features.IMAGE: tf.io.FixedLenFeature([], tf.string),
     features.LABEL: tf.io.FixedLenFeature([], tf.string),
@@ -125,6 +142,49 @@ def disk_cache_prefix(cache_dir: str, file_patterns: Union[str, list[str]], imag
     return os.path.join(cache_dir, f"{split}_{image_size}px{contents}_{fingerprint.hexdigest()[:16]}")
 
 
+@dataclasses.dataclass(frozen=True)
+class InputPlan:
+    """What the training input holds in memory, chosen for the data and the memory at hand."""
+
+    cache_dir: Optional[str]  # "" in memory, a directory, or None: no cache
+    shuffle_buffer: int  # elements
+    whole_split: bool  # the buffer holds every training example
+    element_bytes: int  # what one buffered element costs
+
+    def describe(self) -> str:
+        cache = {None: "no cache", "": "decoded images cached in memory"}.get(self.cache_dir,
+                                                                              f"disk cache in {self.cache_dir}")
+        held = "the whole split" if self.whole_split else "part of the split"
+        return (f"{cache}; shuffle buffer {self.shuffle_buffer} images ({held}, "
+                f"{self.shuffle_buffer * self.element_bytes / 1e6:.0f} MB)")
+
+
+def decoded_bytes(params: TrainParams) -> int:
+    """Memory one decoded, resized uint8 image costs in a cache or buffer."""
+    return params.image_size * params.image_size * 3 + _ELEMENT_OVERHEAD
+
+
+def plan_input(params: TrainParams, train_examples: Optional[int] = None, eval_examples: int = 0,
+               train_bytes: int = 0, available: Optional[int] = None) -> InputPlan:
+    """The cache and the shuffle buffer for ``train_examples`` training examples
+    (``train_bytes`` in their record files) and ``eval_examples`` eval ones, given
+    ``available`` bytes of memory (default: what is free now)."""
+    available = memory.available_bytes() if available is None else available
+    cache_dir = params.cache_dir
+    if params.cache == "auto" and train_examples is not None:
+        fits = (train_examples + eval_examples) * decoded_bytes(params) <= available * CACHE_SHARE
+        cache_dir = "" if fits else None
+    # Cached, the buffer holds decoded images; uncached, encoded records.
+    per_element = decoded_bytes(params) if cache_dir is not None else max(
+        1, train_bytes // max(1, train_examples or 1)) + _ELEMENT_OVERHEAD
+    budget = params.shuffle_buffer_mb * 2**20 if params.shuffle_buffer_mb else available * SHUFFLE_SHARE
+    buffer = max(1, int(budget // per_element))
+    whole = train_examples is not None and buffer >= train_examples
+    if whole:
+        buffer = max(1, train_examples)
+    return InputPlan(cache_dir, buffer, whole, per_element)
+
+
 def label_ids(labels: tf.Tensor, tft_output: tft.TFTransformOutput) -> tf.Tensor:
     """Maps ``[batch]`` label strings to vocabulary indices with Transform's own graph."""
     transformed = tft_output.transform_features_layer()({features.LABEL: tf.expand_dims(labels, -1)})
@@ -132,16 +192,19 @@ def label_ids(labels: tf.Tensor, tft_output: tft.TFTransformOutput) -> tf.Tensor
 
 
 def decoded_images(file_patterns: Union[str, list[str]], params: TrainParams, shuffle_files: bool,
-                   with_means: bool = False) -> tf.data.Dataset:
+                   with_means: bool = False, record_buffer: int = 0) -> tf.data.Dataset:
     """Unbatched ``(uint8 image [s, s, 3], label string)`` pairs from example files,
-    each with its image's ``augmentation.image_means`` if ``with_means``."""
-    files = tf.data.Dataset.list_files(file_patterns, shuffle=shuffle_files, seed=params.seed)
-    compression = compression_of(file_patterns)
-    # Up to 4 shards read in parallel, their records interleaved in a fixed order.
-    records = tf.data.TFRecordDataset(files, compression_type=compression, num_parallel_reads=4)
-    if shuffle_files and params.cache_dir is None:
-        # No cache: shuffle the encoded records, far smaller than decoded pixels.
-        records = records.shuffle(params.shuffle_buffer, seed=params.seed, reshuffle_each_iteration=True)
+    each with its image's ``augmentation.image_means`` if ``with_means``; the encoded
+    records shuffled in a buffer of ``record_buffer`` first, when it is not 0."""
+    shards = example_files(file_patterns)
+    files = tf.data.Dataset.from_tensor_slices(shards)
+    if shuffle_files:
+        files = files.shuffle(len(shards), seed=params.seed, reshuffle_each_iteration=True)
+    # Several shards read in parallel, their records interleaved in a fixed order.
+    records = tf.data.TFRecordDataset(files, compression_type=compression_of(shards),
+                                      num_parallel_reads=min(len(shards), _PARALLEL_READS))
+    if record_buffer:
+        records = records.shuffle(record_buffer, seed=params.seed, reshuffle_each_iteration=True)
 
     def decode(record):
         example = tf.io.parse_single_example(record, _PARSE_SPEC)
@@ -163,6 +226,7 @@ def make_dataset(
     training: bool,
     num_classes: int,
     class_weights: Optional[Sequence[float]] = None,
+    plan: Optional[InputPlan] = None,
 ) -> tf.data.Dataset:
     """Returns batches of ``(images float32 [b, s, s, 3] in [0, 255], one-hot labels [b, classes])``,
     and each image's loss weight ``[b]`` as a third element if ``class_weights`` (one per label id).
@@ -171,23 +235,27 @@ def make_dataset(
     order and never augmented.  An image's weight is its label's class weights
     averaged by the label, so an image mixed from two classes (mixup, cutmix)
     weighs what its soft label says, not what its larger share's class does.
+    ``plan`` (``plan_input``) sets the cache and the shuffle buffer; by default,
+    ``params``' own with a buffer from the free memory.
     """
     if class_weights is not None and len(class_weights) != num_classes:
         raise ValueError(f"{len(class_weights)} class weights given for {num_classes} classes.")
+    plan = plan or plan_input(params)
     augmenting = training and augmentation.is_active(params.augment)
     # Each image's mean, the centre of its contrast changes, is computed as it is decoded (and cached with it).
     with_means = augmenting and augmentation.uses_image_means(params.augment)
     # A cache holds the files in their listed order, whatever the seed, and the seeded shuffle after
     # it does the shuffling: a disk cache written by a run with another seed then gives this seed's batches.
-    images = decoded_images(file_patterns, params, shuffle_files=training and params.cache_dir is None,
-                            with_means=with_means)
-    if params.cache_dir is not None:
+    cached = plan.cache_dir is not None
+    images = decoded_images(file_patterns, params, shuffle_files=training and not cached, with_means=with_means,
+                            record_buffer=plan.shuffle_buffer if training and not cached else 0)
+    if cached:
         # An in-memory cache ("") belongs to this pipeline; a disk cache outlives the run.
-        prefix = params.cache_dir and disk_cache_prefix(
-            params.cache_dir, file_patterns, params.image_size, splits.TRAIN if training else splits.EVAL, with_means)
+        prefix = plan.cache_dir and disk_cache_prefix(
+            plan.cache_dir, file_patterns, params.image_size, splits.TRAIN if training else splits.EVAL, with_means)
         images = images.cache(prefix)
         if training:
-            images = images.shuffle(params.shuffle_buffer, seed=params.seed, reshuffle_each_iteration=True)
+            images = images.shuffle(plan.shuffle_buffer, seed=params.seed, reshuffle_each_iteration=True)
     batches = images.batch(params.batch_size)
 
     def one_hot(labels):

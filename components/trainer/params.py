@@ -183,12 +183,16 @@ class TrainParams:
         "Backbone layers, counted from the top, that phase 2 unfreezes (-1: all).",
     )
     dropout: float = knob(0.2, "Dropout rate before the classification layer.")
-    shuffle_buffer: int = knob(1000, "Encoded examples held in the training shuffle buffer.")
+    shuffle_buffer_mb: float = knob(
+        0.0, "Memory for the training shuffle buffer, in MB: as many images as fit (decoded when cached, encoded "
+        "otherwise), at most the whole split; 0: an eighth of the memory free when training starts."
+    )
     seed: int = knob(
         42, "Seed of the train/eval hash split, shuffle order, augmentation, initialisation and demo data."
     )
     cache: str = knob(
-        "memory", "Cache decoded, resized uint8 images before augmentation: 'memory', 'none' or a directory "
+        "auto", "Cache decoded, resized uint8 images before augmentation: 'auto' (in memory when both splits "
+        "fit in a quarter of the memory free when training starts, else none), 'memory', 'none' or a directory "
         "(a path with a '/', e.g. ./image_cache), where each split, image size and set of examples gets its "
         "own cache, reused by later runs."
     )
@@ -220,17 +224,21 @@ class TrainParams:
         "'float16', 'float32' (float models) and 'int8' (full-integer, calibrated on training images), "
         "comma-separated, or 'none'."
     )
-    tflite_calibration_images: int = knob(100, "Training images that calibrate the int8 TFLite model's ranges.")
-    tflite_eval_images: int = knob(500, "Eval images each TFLite model is measured on (the first ones of the split).")
+    tflite_calibration_images: int = knob(
+        100, "Training images that calibrate the int8 TFLite model's ranges (a sample stratified by class).")
+    tflite_eval_images: int = knob(
+        500, "Eval images each TFLite model is measured on (a sample stratified by class).")
     augment: AugmentParams = dataclasses.field(default_factory=AugmentParams)
 
     def __post_init__(self):
         if self.image_size < 32:
             raise ValueError(f"image_size must be at least 32 (ResNet50's minimum), got {self.image_size}.")
         self.augment.check_image_size(self.image_size)
-        for name in ("batch_size", "shuffle_buffer"):
-            if getattr(self, name) < 1:
-                raise ValueError(f"{name} must be at least 1, got {getattr(self, name)}.")
+        if self.batch_size < 1:
+            raise ValueError(f"batch_size must be at least 1, got {self.batch_size}.")
+        if self.shuffle_buffer_mb < 0:
+            raise ValueError(f"shuffle_buffer_mb must be 0 (sized from the free memory) or more, "
+                             f"got {self.shuffle_buffer_mb}.")
         for name in ("head_epochs", "finetune_epochs"):
             if getattr(self, name) < 0:
                 raise ValueError(f"{name} must be 0 or more, got {getattr(self, name)}.")
@@ -245,10 +253,10 @@ class TrainParams:
             raise ValueError(f"unfreeze_layers must be -1 (all), 0 or more, got {self.unfreeze_layers}.")
         if not 0.0 <= self.dropout < 1.0:
             raise ValueError(f"dropout must be in [0, 1), got {self.dropout}.")
-        if self.cache not in ("memory", "none") and "/" not in self.cache:
+        if self.cache not in ("auto", "memory", "none") and "/" not in self.cache:
             raise ValueError(
-                f"cache must be 'memory', 'none' or a directory path with a '/' (./{self.cache} for a folder "
-                f"here), got {self.cache!r}."
+                f"cache must be 'auto', 'memory', 'none' or a directory path with a '/' (./{self.cache} for a "
+                f"folder here), got {self.cache!r}."
             )
         if not self.weights:
             raise ValueError("weights must be 'imagenet', 'none' or a path to a weights file.")
@@ -293,7 +301,8 @@ class TrainParams:
 
     @property
     def cache_dir(self):
-        """Where the image cache goes: "" for memory, None for no cache."""
+        """Where the image cache goes: "" for memory, None for no cache ('auto' is decided
+        with the data in hand, by ``dataset.plan_input``: memory until then)."""
         if self.cache == "none":
             return None
-        return "" if self.cache == "memory" else self.cache
+        return "" if self.cache in ("memory", "auto") else self.cache

@@ -22,6 +22,7 @@ from absl import logging
 from tfx.components.trainer.fn_args_utils import FnArgs
 
 from components import features
+from components.example_records import files_size
 from components.trainer import acceleration, dataset, export, phases, preview, tflite_export
 from components.trainer import model as model_lib
 from components.trainer import weights as weights_lib
@@ -39,13 +40,16 @@ def run_fn(fn_args: FnArgs) -> None:
     label_names = _label_names(tft_output)
     counts = class_counts(fn_args.train_files)
     logging.info("Training on %d classes: %s", len(label_names), {name: counts.get(name, 0) for name in label_names})
+    input_plan = dataset.plan_input(params, sum(counts.values()), sum(class_counts(fn_args.eval_files).values()),
+                                    files_size(fn_args.train_files))
+    logging.info("Input: %s.", input_plan.describe())
     plan = acceleration.detect(params.mixed_precision, params.xla, params.distribution)
     setup = phases.PhaseSetup(
-        *_datasets(fn_args, tft_output, params, label_names, counts),
+        *_datasets(fn_args, tft_output, params, label_names, counts, input_plan),
         steps_per_epoch=max(1, math.ceil(sum(counts.values()) / params.batch_size)),
         params=params, plan=plan, run_dir=fn_args.model_run_dir,
     )
-    preview.write_training_preview(fn_args.train_files, params, fn_args.model_run_dir)
+    preview_sample = preview.write_training_preview(fn_args.train_files, params, fn_args.model_run_dir)
     weights = weights_lib.resolve_weights(params.weights)
     # Pretrained (ImageNet, a weights file, or a warm start): BatchNorm keeps its statistics.
     pretrained = weights is not None or bool(params.warm_start and fn_args.base_model)
@@ -59,7 +63,8 @@ def run_fn(fn_args: FnArgs) -> None:
         history += phases.fine_tune(model, backbone, setup, pretrained)
         with tf.io.gfile.GFile(os.path.join(fn_args.model_run_dir, HISTORY_FILE), "w") as f:
             json.dump({"label_names": label_names, "class_counts": counts, "acceleration": plan.describe(),
-                       "replicas": strategy.num_replicas_in_sync, "epochs": history}, f, indent=1)
+                       "replicas": strategy.num_replicas_in_sync, "input": input_plan.describe(),
+                       "preview_sample": preview_sample, "epochs": history}, f, indent=1)
         export.export_serving_model(model, tft_output, label_names, params.image_size, fn_args.serving_model_dir,
                                     top_k=params.top_k, max_pixels=params.max_serving_pixels)
     logging.info("Exported the serving model to %s", fn_args.serving_model_dir)
@@ -76,7 +81,8 @@ def _label_names(tft_output: tft.TFTransformOutput) -> list[str]:
     return label_names
 
 
-def _datasets(fn_args: FnArgs, tft_output, params: TrainParams, label_names: list[str], counts: dict[str, int]):
+def _datasets(fn_args: FnArgs, tft_output, params: TrainParams, label_names: list[str], counts: dict[str, int],
+              input_plan: dataset.InputPlan):
     """The training batches (repeated, class weights carried in them) and the evaluation batches."""
     class_weights = balanced_class_weights(counts, label_names) if params.class_weights == "balanced" else None
     if class_weights:
@@ -87,10 +93,10 @@ def _datasets(fn_args: FnArgs, tft_output, params: TrainParams, label_names: lis
     # each epoch), and TensorFlow prepares a dataset for reading only once, not per fit.
     train_batches = dataset.make_dataset(
         fn_args.train_files, tft_output, params, training=True, num_classes=len(label_names),
-        class_weights=class_weights,
+        class_weights=class_weights, plan=input_plan,
     ).repeat()
     eval_batches = dataset.make_dataset(fn_args.eval_files, tft_output, params, training=False,
-                                        num_classes=len(label_names))
+                                        num_classes=len(label_names), plan=input_plan)
     return train_batches, eval_batches
 
 

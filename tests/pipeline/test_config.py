@@ -67,7 +67,7 @@ def test_every_field_has_a_flag_and_kubeflow_settings_only_in_the_kubeflow_runne
         (["--batch-size", "many"], "invalid int value"),
         (["--epochs", "0"], "Nothing would be trained"),
         (["--no-such-flag"], "unrecognized arguments"),
-        (["--cache", "memroy"], "cache must be 'memory', 'none' or a directory path"),
+        (["--cache", "memroy"], "cache must be 'auto', 'memory', 'none' or a directory path"),
         (["--augment-mixup-prob", "0.7", "--augment-cutmix-prob", "0.5"], "mixup_prob + augment.cutmix_prob"),
         (["--augment-crop-aspect", "0.5"], "augment.crop_aspect is the largest aspect ratio: it must be at least 1, "
                                            "got 0.5"),
