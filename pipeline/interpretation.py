@@ -5,7 +5,10 @@ eval split with the trained model, through its ``score_examples`` signature), so
 the model's own preprocessing made them.  From them:
 
 * ``misclassified``: every eval image whose top class is not its label, the most
-  confident mistakes first; ``gallery`` picks the worst few per true class;
+  confident mistakes first; ``gallery`` picks the worst few per true class, and
+  ``correct_sample`` a few right answers (stratified by class, drawn by the
+  seed); ``read_images`` fetches the images of the few shown, so no more than
+  those are ever held;
 * ``calibration``: the expected calibration error (ECE) of the top-class
   confidence over equal-width bins, and each bin's confidence and accuracy (the
   reliability diagram).
@@ -19,6 +22,7 @@ from typing import Any
 
 import numpy as np
 
+from components import sampling
 from pipeline import predictions as prediction_files
 
 CALIBRATION_BINS = 10
@@ -30,7 +34,6 @@ class EvalPrediction:
     path: str  # relative to the data folder, escaped (components/names.py)
     label: int  # the true class's index (-1 when the label is not among the model's classes)
     probabilities: np.ndarray
-    image: bytes  # the encoded file, as the model saw it
 
     @property
     def predicted(self) -> int:
@@ -55,7 +58,6 @@ def read_eval_predictions(prediction_log_files: Sequence[str], labels: Sequence[
             path=example[features.RELATIVE_PATH][0].decode("utf-8"),
             label=index.get(example[features.LABEL][0].decode("utf-8"), -1),
             probabilities=np.asarray(row, np.float64),
-            image=example[features.IMAGE][0],
         )
         for example, row in prediction_files.scored_examples(prediction_log_files)
     ]
@@ -76,8 +78,22 @@ def gallery(predictions: Sequence[EvalPrediction], labels: Sequence[str], per_cl
     return chosen
 
 
-def most_confident_correct(predictions: Sequence[EvalPrediction], count: int) -> list[EvalPrediction]:
-    return sorted((p for p in predictions if p.correct), key=lambda p: (-p.confidence, p.path))[:count]
+def correct_sample(predictions: Sequence[EvalPrediction], count: int, seed: int) -> list[EvalPrediction]:
+    """``count`` right answers, stratified by class and drawn by ``seed``."""
+    right = {p.path: p for p in predictions if p.correct}
+    return [right[path] for path in sampling.choose(((p.path, p.label) for p in right.values()), count, seed)]
+
+
+def read_images(prediction_log_files: Sequence[str], paths: Sequence[str]) -> dict[str, bytes]:
+    """The encoded images of ``paths``, as the model saw them, from the EvalInferrer's logs."""
+    from components import features  # pylint: disable=import-outside-toplevel
+
+    wanted, found = set(paths), {}
+    for example, _ in prediction_files.scored_examples(prediction_log_files):
+        path = example[features.RELATIVE_PATH][0].decode("utf-8")
+        if path in wanted:
+            found[path] = example[features.IMAGE][0]
+    return found
 
 
 def write_misclassified(predictions: Sequence[EvalPrediction], labels: Sequence[str], path: str) -> int:
@@ -123,11 +139,13 @@ def calibration(predictions: Sequence[EvalPrediction], bins: int = CALIBRATION_B
             "mean_confidence": round(float(confidence.mean()), 4), "accuracy": round(float(correct.mean()), 4)}
 
 
-def summarise(predictions: Sequence[EvalPrediction], labels: Sequence[str], output_dir: str) -> dict[str, Any]:
-    """What summary.json keeps: the misclassified count and file, and the calibration."""
+def summarise(predictions: Sequence[EvalPrediction], labels: Sequence[str], output_dir: str,
+              prediction_logs: Sequence[str] = ()) -> dict[str, Any]:
+    """What summary.json keeps: the misclassified count and file, the calibration, and the
+    EvalInferrer's logs the predictions (and the report's images) come from."""
     if not predictions:
         return {}
     path = os.path.join(output_dir, MISCLASSIFIED_FILE)
     wrong = write_misclassified(predictions, labels, path)
     return {"eval_images": len(predictions), "misclassified": wrong, "misclassified_file": path,
-            "calibration": calibration(predictions)}
+            "calibration": calibration(predictions), "prediction_logs": list(prediction_logs)}

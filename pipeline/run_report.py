@@ -23,7 +23,7 @@ import matplotlib.pyplot as plt
 import matplotlib.ticker
 import numpy as np
 
-from components import image_bytes, names
+from components import image_bytes, names, sampling
 from components.image_validator import checks
 from components.image_validator import executor as validator_executor
 from components.image_validator import report as validation_report
@@ -139,18 +139,29 @@ def _evaluation_section(summary: dict[str, Any], files_dir: str) -> list[str]:
     return lines
 
 
+def _sample_text(sample: Optional[dict[str, int]]) -> str:
+    if not sample:
+        return "images"
+    return f"{sample['images']} images of {sample['classes']} classes"
+
+
 def _tflite_section(tflite: dict[str, Any]) -> list[str]:
     if not tflite.get("models"):
         return []
     size = tflite["image_size"]
+    drawn = f"drawn at random, stratified by class, seed {tflite['seed']}" if "seed" in tflite else "a sample"
     lines = ["## TFLite", "", f"uint8 input [1, {size}, {size}, 3] (the caller decodes and resizes), measured on "
-             "the eval split with TFLite's interpreter against the SavedModel:", "",
+             f"{_sample_text(tflite.get('eval_sample'))} of the eval split ({drawn}) with TFLite's interpreter "
+             "against the SavedModel:", "",
              "| model | size (MB) | accuracy | agreement | max prob. difference | latency (ms, this CPU) "
              "| eval images |",
              "|---|---|---|---|---|---|---|"]
     lines += [f"| {v['file']} | {v['size_bytes'] / 1e6:.1f} | {_format(v.get('accuracy'))} | "
               f"{_format(v.get('agreement'))} | {_format(v.get('max_probability_difference'))} | "
               f"{v.get('latency_ms', 'n/a')} | {v.get('eval_images')} |" for v in tflite["models"].values()]
+    if tflite.get("calibration_sample"):
+        lines += ["", f"The int8 model's ranges were calibrated on {_sample_text(tflite['calibration_sample'])} of "
+                  f"the training split ({drawn})."]
     return lines + [""]
 
 
@@ -216,14 +227,16 @@ def _interpretation_section(summary: dict[str, Any], config: PipelineConfig,
     lines += [f"{found['misclassified']} of {found['eval_images']} eval images misclassified; every one, with "
               f"its path and probabilities: `{found['misclassified_file']}`.", ""]
     chosen = interpretation.gallery(predictions, labels, config.misclassified_per_class)
-    correct = interpretation.most_confident_correct(predictions, 3)
-    explainer = None
+    correct = interpretation.correct_sample(predictions, CORRECT_SHOWN, config.train.seed)
+    explainer, encoded = None, {}
     if summary.get("trained_model_dir") and (any(chosen.values()) or correct):
         model, backbone, _ = model_lib.load_exported(summary["trained_model_dir"], config.train)
         explainer = grad_cam.GradCam(model, backbone, config.train.image_size)
+        shown = [p.path for items in chosen.values() for p in items] + [p.path for p in correct]
+        encoded = interpretation.read_images(found.get("prediction_logs", []), shown)
 
     def grid(items, caption, name: str) -> str:
-        images = explainer.images([p.image for p in items])
+        images = explainer.images([encoded[p.path] for p in items])
         maps = explainer.maps(images, [p.predicted for p in items])
         rows = [(image, grad_cam.overlay(image, heat_map), caption(p))
                 for p, image, heat_map in zip(items, images, maps)]
@@ -249,7 +262,9 @@ def _interpretation_section(summary: dict[str, Any], config: PipelineConfig,
                                                f"({p.confidence:.2f})", f"misclassified_{index}.png"))
             lines.append("")
     if correct:
-        lines += ["### Correctly classified, for comparison", ""]
+        lines += ["### Correctly classified, for comparison", "",
+                  f"{len(correct)} right answers from {len({p.label for p in correct})} classes, drawn at random "
+                  f"(stratified by class, seed {config.train.seed}).", ""]
         lines.append(grid(correct, lambda p: f"{p.path}\n{labels[p.predicted]} ({p.confidence:.2f})",
                           "correct.png"))
         lines.append("")
@@ -268,11 +283,12 @@ def _interpretation_section(summary: dict[str, Any], config: PipelineConfig,
     return lines
 
 
-# Rejected files shown per reason (the validation report lists them all).
+# Rejected files shown per reason (the validation report lists them all), and right answers shown.
 REJECTED_SHOWN = 3
+CORRECT_SHOWN = 3
 
 
-def _data_problems_section(summary: dict[str, Any], files_dir: str) -> list[str]:
+def _data_problems_section(summary: dict[str, Any], files_dir: str, seed: int) -> list[str]:
     counts = summary.get("counts") or {}
     report_md = counts.get("validation_report")
     if not report_md:
@@ -287,10 +303,13 @@ def _data_problems_section(summary: dict[str, Any], files_dir: str) -> list[str]
     for rejected in report["rejected"]:
         by_reason.setdefault(rejected["reason"], []).append(rejected)
     if by_reason:
-        lines += ["### Rejected files", "", f"A few per reason (up to {REJECTED_SHOWN}):", ""]
+        lines += ["### Rejected files", "", f"A few per reason (up to {REJECTED_SHOWN}, drawn at random, stratified "
+                  f"by class, seed {seed}):", ""]
     for reason, files in sorted(by_reason.items()):
         lines += [f"**{reason}**: {len(files)} file{'' if len(files) == 1 else 's'}", ""]
-        for number, rejected in enumerate(files[:REJECTED_SHOWN]):
+        by_path = {rejected["path"]: rejected for rejected in files}
+        shown = sampling.choose(((r["path"], r["label"]) for r in files), REJECTED_SHOWN, seed)
+        for number, rejected in enumerate(by_path[path] for path in shown):
             thumbnail = _thumbnail(summary.get("data_dir"), rejected,
                                    os.path.join(files_dir, f"rejected_{reason}_{number}.jpg"))
             shown = f"![{reason}]({FILES_DIR}/{os.path.basename(thumbnail)}) " if thumbnail else ""
@@ -375,10 +394,13 @@ def write_report(summary: dict[str, Any], config: PipelineConfig,
     lines += _training_section(history, files_dir)
     lines += _evaluation_section(summary, files_dir)
     lines += _interpretation_section(summary, config, eval_predictions, files_dir)
-    lines += _data_problems_section(summary, files_dir)
+    lines += _data_problems_section(summary, files_dir, config.train.seed)
     if run_dir and os.path.exists(os.path.join(run_dir, PREVIEW_FILE)):
         shutil.copy(os.path.join(run_dir, PREVIEW_FILE), os.path.join(files_dir, PREVIEW_FILE))
-        lines += ["## Augmentation preview", "", "Each row: an original, then augmented versions of it.", "",
+        sample = (history or {}).get("preview_sample")
+        rows = (f" ({_sample_text(sample)} of the training split, drawn at random, stratified by class)"
+                if sample else "")
+        lines += ["## Augmentation preview", "", f"Each row: an original, then augmented versions of it{rows}.", "",
                   f"![augmentation preview]({FILES_DIR}/{PREVIEW_FILE})", ""]
     lines += _tflite_section(summary.get("tflite") or {})
     lines += ["## Serving", ""]

@@ -276,7 +276,9 @@ def build_summary(config: PipelineConfig, failure: Optional[BaseException] = Non
         summary.update(per_class_evaluation(result, summary["label_names"]))
     summary["blessed"] = _blessed(blessing)
     summary["trained_model_dir"] = path_utils.serving_model_path(model.uri) if model else None
-    summary["interpretation"] = interpretation.summarise(eval_predictions, summary["label_names"], config.output_dir)
+    summary["interpretation"] = interpretation.summarise(
+        eval_predictions, summary["label_names"], config.output_dir,
+        _prediction_logs(records.output(EVAL_INFERRER, "inference_result")))
 
     pushed = records.output(PUSHER, "pushed_model")
     if failure is not None:
@@ -475,7 +477,9 @@ def describe(summary: dict[str, Any], summary_path: str) -> str:
         lines.append(f"Warning: {chance['message']}")
     tflite = (summary.get("tflite") or {}).get("models") or {}
     if tflite:
-        lines.append("TFLite: " + ", ".join(
+        sample = (summary.get("tflite") or {}).get("eval_sample")
+        on = f" (on {sample['images']} eval images of {sample['classes']} classes)" if sample else ""
+        lines.append(f"TFLite{on}: " + ", ".join(
             f"{kind} {v['size_bytes'] / 1e6:.1f} MB, accuracy {v.get('accuracy', 0):.3f}, agreement "
             f"{v.get('agreement', 0):.3f}" for kind, v in tflite.items()))
     if summary["pushed_model_dir"]:

@@ -11,7 +11,6 @@ The Trainer's ``--augment-*`` flags refine the preset here as they do in trainin
 """
 
 import argparse
-import collections
 import dataclasses
 import os
 import sys
@@ -21,9 +20,10 @@ import tensorflow as tf
 from absl import logging
 
 import components  # noqa: F401  (sets the Keras choice before TensorFlow loads)
-from components import image_bytes, image_folder, splits
+from components import features, image_bytes, image_folder, names, sampling, splits
+from components.example_records import sample_examples
 from components.knobs import HELP, add_flag
-from components.trainer import augmentation, dataset
+from components.trainer import augmentation
 from components.trainer.params import PRESETS, AugmentParams, TrainParams
 
 PREVIEW_FILE = "augmentation_preview.png"
@@ -54,36 +54,32 @@ def write_png(grid: tf.Tensor, path: str) -> None:
     tf.io.write_file(path, tf.io.encode_png(grid))
 
 
-def write_training_preview(train_files, params: TrainParams, run_dir: str) -> None:
-    """The Trainer's preview of its own augmentation, as a PNG and a TensorBoard image."""
+def write_training_preview(train_files, params: TrainParams, run_dir: str) -> dict:
+    """The Trainer's preview of its own augmentation, as a PNG and a TensorBoard image, on a
+    sample of the training images stratified by class; returns what the sample holds."""
     if not augmentation.is_active(params.augment):
-        return
-    # A seeded shuffle over a few batches' worth: the files are often in class order.
-    sample = dataset.decoded_images(train_files, params, shuffle_files=True).shuffle(
-        8 * TRAINING_PREVIEW_IMAGES, seed=params.seed).take(TRAINING_PREVIEW_IMAGES)
-    images = tf.stack([image for image, _ in sample])
+        return {}
+    examples = sample_examples(train_files, TRAINING_PREVIEW_IMAGES, params.seed)
+    images = tf.stack([image_bytes.decode_and_resize(e.features.feature[features.IMAGE].bytes_list.value[0],
+                                                     params.image_size, tf.uint8) for e in examples])
     grid = preview_grid(images, params.augment, TRAINING_PREVIEW_VERSIONS, params.seed)
     path = os.path.join(run_dir, PREVIEW_FILE)
     write_png(grid, path)
     with tf.summary.create_file_writer(os.path.join(run_dir, "augmentation")).as_default():
         tf.summary.image("augmentation_preview", grid[None], step=0)
     logging.info("Augmentation preview (preset %s): %s", params.augment.preset, path)
+    return sampling.describe([e.features.feature[features.LABEL].bytes_list.value[0] for e in examples])
 
 
-def _sample_files(data_dir: str, count: int) -> list[str]:
-    """``count`` files of the training images, taken from each class in turn."""
+def _sample_files(data_dir: str, count: int, seed: int) -> list[str]:
+    """``count`` files of the training images, stratified by class and drawn by ``seed``."""
     split_folders = image_folder.detect_split_folders(data_dir)
     split_folder = split_folders[splits.TRAIN] if split_folders else ""
     files = image_folder.list_split(data_dir, split_folder).files
     if not files:
         raise ValueError(f"No images found under {data_dir!r}.")
-    by_class: dict[str, list[str]] = collections.defaultdict(list)
-    for path in files:
-        by_class[image_folder.class_of(path, split_folder)].append(path)
-    sample = []
-    for index in range(max(len(paths) for paths in by_class.values())):
-        sample += [paths[index] for paths in by_class.values() if index < len(paths)]
-    return [os.path.join(data_dir, f) for f in sample[:count]]
+    chosen = sampling.choose(((path, image_folder.class_of(path, split_folder)) for path in files), count, seed)
+    return [os.path.join(data_dir, names.os_path(path)) for path in chosen]
 
 
 def _at_least(minimum: int):
@@ -131,7 +127,7 @@ def main(argv: Optional[list[str]] = None) -> int:
     except ValueError as error:
         parser.error(str(error))
     try:
-        paths = _sample_files(args.data_dir, args.count)
+        paths = _sample_files(args.data_dir, args.count, args.seed)
     except ValueError as error:
         print(f"error: {error}", file=sys.stderr)
         return 2

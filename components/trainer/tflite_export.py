@@ -16,11 +16,14 @@ has no JPEG decoder); ``docs/serving.md`` shows how.  The float models return
 float32 probabilities; the int8 model returns uint8 ones, to be read with its
 output scale and zero point.
 
-Figures per model, on up to ``tflite_eval_images`` eval images (decoded and
-resized exactly as the SavedModel does, then rounded to uint8): accuracy,
+Figures per model, on ``tflite_eval_images`` eval images (a sample stratified
+by class, drawn by the run's seed; decoded and resized exactly as the
+SavedModel does, then rounded to uint8): accuracy,
 agreement (the share whose top class is the SavedModel's), the largest
 probability difference from the SavedModel, file size, and the mean latency of
-one image on this machine's CPU.
+one image on this machine's CPU.  The int8 model is calibrated on
+``tflite_calibration_images`` training images, sampled the same way; how many
+images and classes each sample holds is in ``tflite.json``.
 """
 
 import json
@@ -33,8 +36,8 @@ import numpy as np
 import tensorflow as tf
 from absl import logging
 
-from components import features
-from components.example_records import compression_of_file, example_files
+from components import features, sampling
+from components.example_records import sample_examples
 from components.image_bytes import decode_and_resize
 from components.serving_signature import LABELS_FILE
 from components.trainer import model as model_lib
@@ -49,19 +52,19 @@ def model_file(kind: str) -> str:
     return f"model_{kind}.tflite"
 
 
-def read_images(file_patterns, image_size: int, limit: int) -> tuple[np.ndarray, np.ndarray]:
-    """Up to ``limit`` images of the examples ``file_patterns`` match, decoded and resized as the
-    served model does (float32, [n, size, size, 3]), and their labels (bytes)."""
-    files = example_files(file_patterns)
-    spec = {features.IMAGE: tf.io.FixedLenFeature([], tf.string), features.LABEL: tf.io.FixedLenFeature([], tf.string)}
-    records = tf.data.TFRecordDataset(files, compression_type=compression_of_file(files[0])).take(limit)
-    parsed = records.map(lambda record: tf.io.parse_single_example(record, spec))
-    images = parsed.map(lambda example: (decode_and_resize(example[features.IMAGE], image_size),
-                                         example[features.LABEL])).batch(64)
-    batches = list(images.as_numpy_iterator())
-    if not batches:
+def read_images(file_patterns, image_size: int, count: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """``count`` images of the examples ``file_patterns`` match (a sample stratified by class,
+    drawn by ``seed``), decoded and resized as the served model does (float32, [n, size, size, 3]),
+    and their labels (bytes)."""
+    examples = sample_examples(file_patterns, count, seed)
+    if not examples:
         return np.zeros((0, image_size, image_size, 3), np.float32), np.zeros((0,), object)
-    return np.concatenate([b[0] for b in batches]), np.concatenate([b[1] for b in batches])
+    encoded = [example.features.feature[features.IMAGE].bytes_list.value[0] for example in examples]
+    labels = np.array([example.features.feature[features.LABEL].bytes_list.value[0] for example in examples],
+                      dtype=object)
+    images = tf.data.Dataset.from_tensor_slices(encoded).map(
+        lambda data: decode_and_resize(data, image_size), num_parallel_calls=tf.data.AUTOTUNE).batch(64)
+    return np.concatenate(list(images.as_numpy_iterator())), labels
 
 
 def as_uint8(images: np.ndarray) -> np.ndarray:
@@ -212,13 +215,17 @@ def export_tflite(model: tf.keras.Model, build_float32, params: TrainParams, lab
     with tf.io.gfile.GFile(os.path.join(out_dir, LABELS_FILE), "w") as f:
         f.write("".join(name + "\n" for name in label_names))
     float_model = float32_twin(model, build_float32)
-    eval_images, eval_labels = read_images(eval_files, params.image_size, params.tflite_eval_images)
+    eval_images, eval_labels = read_images(eval_files, params.image_size, params.tflite_eval_images, params.seed)
     # The SavedModel's answer on the same decoded pixels (its serving_default is decode + this model).
     reference = float_model.predict(eval_images, batch_size=64, verbose=0) if len(eval_images) else eval_images
+    figures: dict[str, Any] = {"image_size": params.image_size, "labels": LABELS_FILE, "models": {},
+                               "eval_sample": sampling.describe(list(eval_labels)), "seed": params.seed}
     calibration = np.zeros((0, params.image_size, params.image_size, 3), np.uint8)
     if INT8 in kinds:
-        calibration = as_uint8(read_images(train_files, params.image_size, params.tflite_calibration_images)[0])
-    figures: dict[str, Any] = {"image_size": params.image_size, "labels": LABELS_FILE, "models": {}}
+        calibration_images, calibration_labels = read_images(
+            train_files, params.image_size, params.tflite_calibration_images, params.seed)
+        calibration = as_uint8(calibration_images)
+        figures["calibration_sample"] = sampling.describe(list(calibration_labels))
     function = classify_function(float_model, params.image_size)
     for kind in kinds:
         start = time.perf_counter()

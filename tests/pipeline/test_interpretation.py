@@ -12,7 +12,7 @@ LABELS = ["ants", "bees", "wasps"]
 
 
 def _prediction(path, label, probabilities):
-    return EvalPrediction(path, label, np.array(probabilities, dtype=np.float64), b"")
+    return EvalPrediction(path, label, np.array(probabilities, dtype=np.float64))
 
 
 PREDICTIONS = [
@@ -33,7 +33,18 @@ def test_the_gallery_takes_the_worst_few_per_true_class():
     chosen = interpretation.gallery(PREDICTIONS, LABELS, per_class=1)
     assert {name: [p.path for p in items] for name, items in chosen.items()} == {
         "ants": ["a3.jpg"], "bees": ["b2.jpg"], "wasps": []}
-    assert [p.path for p in interpretation.most_confident_correct(PREDICTIONS, 2)] == ["a1.jpg", "w1.jpg"]
+
+
+def test_the_right_answers_shown_are_a_seeded_sample_across_classes():
+    # 30 right answers per class, listed class by class: the head of the list is all ants.
+    many = [_prediction(f"{name}/{i:02d}.jpg", label, np.eye(3)[label]) for label, name in enumerate(LABELS)
+            for i in range(30)]
+    shown = interpretation.correct_sample(many, 3, seed=1)
+    assert sorted(p.label for p in shown) == [0, 1, 2]  # one of each class, not the first three ants
+    assert shown == interpretation.correct_sample(list(reversed(many)), 3, seed=1)  # whatever the order
+    assert {p.path for p in shown} != {p.path for p in interpretation.correct_sample(many, 3, seed=2)}
+    assert not {p.path for p in interpretation.correct_sample(PREDICTIONS, 6, seed=1)} & {
+        "a2.jpg", "a3.jpg", "b2.jpg"}  # only right answers
 
 
 def test_misclassified_csv_lists_every_mistake_with_both_probabilities(tmp_path):
