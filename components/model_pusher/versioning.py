@@ -12,6 +12,12 @@ push.  Versions are one more than the highest ever pushed (the manifest keeps
 it, since old versions get pruned), under an exclusive lock, so two pushes in
 the same second get two versions.
 
+On a local filesystem each file of a version is a hard link to the trained
+model's own file where the two share a device (no file of a SavedModel is ever
+written again, so the two cannot drift apart), and a copy otherwise: a push
+then costs no disk, and deleting the pipeline's artifacts leaves the served
+version whole.
+
 Object stores (``gs://``, ``s3://``) have no atomic rename: there every file but
 ``saved_model.pb`` is copied first and ``saved_model.pb`` last, the marker TF
 Serving waits for, as TFX's own Pusher does.
@@ -95,7 +101,7 @@ def _exclusive(model_dir: str):
 
 
 def copy_model(source: str, destination: str) -> None:
-    """Copies a SavedModel directory, ``saved_model.pb`` last."""
+    """Copies (or links, ``_copy_file``) a SavedModel directory, ``saved_model.pb`` last."""
     last = None
     for directory, _, files in tf.io.gfile.walk(source):
         target_dir = os.path.join(destination, os.path.relpath(directory, source))
@@ -111,6 +117,15 @@ def copy_model(source: str, destination: str) -> None:
 
 
 def _copy_file(source: str, destination: str) -> None:
+    """A hard link where both are local on one device, else a copy."""
+    if is_local(source) and is_local(destination):
+        try:
+            if os.path.lexists(destination):
+                os.remove(destination)
+            os.link(source, destination)
+            return
+        except OSError:  # another device, or a filesystem without hard links
+            pass
     tf.io.gfile.copy(source, destination, overwrite=True)
 
 

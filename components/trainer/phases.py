@@ -1,19 +1,21 @@
 """The training phases: the head on a frozen backbone, then fine-tuning (or, from
 scratch, every layer in one phase).  Each phase compiles the model with its own
-learning-rate schedule and runs ``fit`` with early stopping, checkpoints,
-TensorBoard and the console's progress events."""
+learning-rate schedule and runs ``fit`` with early stopping, TensorBoard and the
+console's progress events.  No checkpoint is written: early stopping keeps a
+phase's best weights in memory, a rerun of the Trainer starts afresh (TFX), and
+a warm start reads the blessed SavedModel, so checkpoints would only fill the
+disk (three copies of ResNet50's weights and Adam's slots per phase)."""
 
 import dataclasses
-import os
 
 import tensorflow as tf
 from absl import logging
 
-from components.trainer import acceleration, progress
+from components import progress
+from components.trainer import acceleration
 from components.trainer import model as model_lib
 from components.trainer.params import FROM_SCRATCH, TrainParams
 
-CHECKPOINT_DIR = "checkpoints"
 HEAD, FINETUNE = "head", "finetune"
 
 
@@ -102,10 +104,6 @@ def _callbacks(phase: str, setup: PhaseSetup) -> list[tf.keras.callbacks.Callbac
                                      params.batch_size)
     callbacks = [
         tf.keras.callbacks.TensorBoard(log_dir=setup.run_dir),
-        tf.keras.callbacks.ModelCheckpoint(
-            os.path.join(setup.run_dir, CHECKPOINT_DIR, phase, "best"),
-            monitor="val_loss", save_best_only=True, save_weights_only=True,
-        ),
         tf.keras.callbacks.LambdaCallback(
             on_epoch_begin=events.on_epoch_begin, on_train_batch_end=events.on_train_batch_end,
             on_epoch_end=events.on_epoch_end),
