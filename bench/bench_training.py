@@ -1,0 +1,206 @@
+"""Training speed: the Trainer as shipped beside a plain tf.keras ResNet50 ``fit``, and beside
+what this machine's arithmetic allows.
+
+Two kinds of fresh process, alternating, at each image size (the batch is the same for both):
+
+  trainer   ``run_fn`` itself, from scratch (every layer trains), with the default input
+            pipeline (validated examples of generated photos-like JPEGs, decoded, cached,
+            shuffled, augmented with the standard preset, class weights) and callbacks;
+            images/s over its second epoch's steps, read from its own progress events
+  keras     ``tf.keras.applications.ResNet50(weights=None)`` compiled with Adam and
+            cross-entropy, ``fit`` on random tensors held in memory; images/s over the
+            second epoch's steps, timed by a callback
+
+The limit: the machine's float32 matrix-multiply rate (a 4096 x 4096 ``tf.matmul`` on
+every core), divided by the FLOPs one training step costs per image (three times
+ResNet50's forward pass, as TensorFlow's profiler counts it at that size).
+
+    .venv/bin/python -m bench.bench_training [--sizes 32 64 224] [--rounds 2] [--batch 32]
+
+Results go to bench/results/training.json: images/s per variant and size (medians over
+the rounds), trainer / keras, and each one's share of the limit.
+"""
+
+import argparse
+import json
+import logging
+import os
+import pathlib
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+
+VARIANTS = ("trainer", "keras")
+CLASSES = 40
+TRAIN_STEPS = 16  # steps per epoch, each variant
+
+
+def _steady_rate(times: list[tuple[int, float]], batch: int) -> float:
+    """Images/s between the first and the last (step, time) of an epoch's step ends."""
+    (first_step, first_time), (last_step, last_time) = times[0], times[-1]
+    return (last_step - first_step) * batch / (last_time - first_time)
+
+
+def _trainer(size: int, batch: int, data: dict) -> float:
+    from tfx.components.trainer.fn_args_utils import FnArgs  # pylint: disable=import-outside-toplevel
+
+    import components  # noqa: F401  pylint: disable=import-outside-toplevel,unused-import
+    from components import progress  # pylint: disable=import-outside-toplevel
+    from components.trainer import run  # pylint: disable=import-outside-toplevel
+    from components.trainer.params import FROM_SCRATCH, RECIPES, TrainParams  # pylint: disable=import-outside-toplevel
+
+    params = TrainParams(image_size=size, batch_size=batch, weights="none", recipe=FROM_SCRATCH,
+                         **{**RECIPES[FROM_SCRATCH], "finetune_epochs": 2}, tflite="none")
+    second_epoch = []
+
+    class Listen(logging.Handler):
+        def emit(self, record):
+            event = record.progress
+            if event["kind"] == "step" and event["epoch"] == 2:
+                second_epoch.append((event["step"], time.monotonic()))
+
+    logging.getLogger(progress.LOGGER_NAME).addHandler(Listen())
+    work = tempfile.mkdtemp(prefix="bench_training_")
+    run.run_fn(FnArgs(train_files=[data["train"]], eval_files=[data["eval"]], transform_output=data["transform"],
+                      serving_model_dir=f"{work}/model", model_run_dir=f"{work}/run",
+                      custom_config=params.to_custom_config()))
+    return _steady_rate(second_epoch, batch)
+
+
+def _keras(size: int, batch: int) -> float:
+    import numpy as np  # pylint: disable=import-outside-toplevel
+    import tensorflow as tf  # pylint: disable=import-outside-toplevel
+
+    import components  # noqa: F401  pylint: disable=import-outside-toplevel,unused-import
+
+    model = tf.keras.applications.ResNet50(weights=None, input_shape=(size, size, 3), classes=CLASSES)
+    model.compile(optimizer=tf.keras.optimizers.Adam(1e-3), loss="categorical_crossentropy", metrics=["accuracy"])
+    rng = np.random.default_rng(0)
+    images = rng.uniform(0, 255, (TRAIN_STEPS * batch, size, size, 3)).astype(np.float32)
+    labels = tf.keras.utils.to_categorical(rng.integers(0, CLASSES, TRAIN_STEPS * batch), CLASSES)
+    second_epoch = []
+    timer = tf.keras.callbacks.LambdaCallback(
+        on_train_batch_end=lambda step, logs: second_epoch.append((step, time.monotonic())) if epoch[0] else None,
+        on_epoch_end=lambda number, logs: epoch.__setitem__(0, number + 1))
+    epoch = [0]
+    model.fit(images, labels, batch_size=batch, epochs=2, callbacks=[timer], verbose=0)
+    return _steady_rate(second_epoch, batch)
+
+
+def _peak_flops() -> float:
+    """The float32 FLOP/s of a large matrix product on every core."""
+    import tensorflow as tf  # pylint: disable=import-outside-toplevel
+
+    n = 4096
+    a, b = tf.random.uniform((n, n)), tf.random.uniform((n, n))
+    product = tf.function(lambda a, b: tf.linalg.matmul(a, b))
+    product(a, b).numpy()
+    rounds, start = 5, time.perf_counter()
+    for _ in range(rounds):
+        product(a, b).numpy()
+    return 2 * n**3 * rounds / (time.perf_counter() - start)
+
+
+def _training_flops_per_image(size: int) -> float:
+    """Three forward passes of ResNet50 at ``size``: the forward, and the backward's two."""
+    import tensorflow as tf  # pylint: disable=import-outside-toplevel
+    from tensorflow.python.framework.convert_to_constants import (  # pylint: disable=import-outside-toplevel
+        convert_variables_to_constants_v2,
+    )
+
+    import components  # noqa: F401  pylint: disable=import-outside-toplevel,unused-import
+
+    model = tf.keras.applications.ResNet50(weights=None, input_shape=(size, size, 3), classes=CLASSES)
+    forward = tf.function(lambda x: model(x, training=False)).get_concrete_function(
+        tf.TensorSpec([1, size, size, 3], tf.float32))
+    graph = convert_variables_to_constants_v2(forward).graph
+    options = tf.compat.v1.profiler.ProfileOptionBuilder.float_operation()
+    options["output"] = "none"
+    flops = tf.compat.v1.profiler.profile(graph=graph, options=options).total_float_ops
+    return 3.0 * flops
+
+
+def _child(variant: str, size: int, batch: int, data: dict) -> dict:
+    rate = _trainer(size, batch, data) if variant == "trainer" else _keras(size, batch)
+    return {"images_per_second": rate}
+
+
+def _prepare(work: pathlib.Path) -> dict:
+    """Validated examples of generated JPEGs (40 classes), as the pipeline writes them, and their
+    label vocabulary."""
+    import tensorflow as tf  # pylint: disable=import-outside-toplevel
+    from tfx.types import artifact_utils  # pylint: disable=import-outside-toplevel
+
+    from bench.common import generate_classes  # pylint: disable=import-outside-toplevel
+    from tests.helpers import build_transform_output, run_ingest, run_validator  # pylint: disable=import-outside-toplevel
+
+    # Enough for 16 steps of 32 in the train split (4:1 with eval).
+    folder = generate_classes(work / "images", 5 * TRAIN_STEPS * 32 // 4 + 40, classes=CLASSES)
+    validated, _ = run_validator(run_ingest(folder, work / "ingested", return_artifact=True), work, seed=0)
+    patterns = {split: os.path.join(artifact_utils.get_split_uri([validated], split), "*")
+                for split in ("train", "eval")}
+    labels = [tf.train.Example.FromString(r.numpy()).features.feature["label"].bytes_list.value[0].decode()
+              for r in tf.data.TFRecordDataset(tf.io.gfile.glob(patterns["train"]))]
+    build_transform_output(labels, str(work / "transform"))
+    return {**patterns, "transform": str(work / "transform")}
+
+
+def main(argv=None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--sizes", type=int, nargs="+", default=[32, 64, 224], help="Image sides, in pixels.")
+    parser.add_argument("--rounds", type=int, default=2, help="Processes of each variant per size, alternating.")
+    parser.add_argument("--batch", type=int, default=32, help="Images per step, both variants.")
+    parser.add_argument("--child", choices=VARIANTS, help=argparse.SUPPRESS)
+    parser.add_argument("--size", type=int, help=argparse.SUPPRESS)
+    parser.add_argument("--data", help=argparse.SUPPRESS)
+    args = parser.parse_args(argv)
+    if args.child:
+        print(json.dumps(_child(args.child, args.size, args.batch, json.loads(args.data))))
+        return
+
+    from bench.common import write_results  # pylint: disable=import-outside-toplevel
+
+    work = pathlib.Path(tempfile.mkdtemp(prefix="bench_training_"))
+    data = _prepare(work)
+    peak = _peak_flops()
+    print(f"float32 matmul on {os.cpu_count()} cores: {peak / 1e9:.0f} GFLOP/s", flush=True)
+    results = {}
+    for size in args.sizes:
+        rates = {variant: [] for variant in VARIANTS}
+        for round_number in range(args.rounds):
+            # Alternate which goes first: a shared machine's speed drifts.
+            order = VARIANTS if round_number % 2 == 0 else VARIANTS[::-1]
+            for variant in order:
+                done = subprocess.run(
+                    [sys.executable, "-m", "bench.bench_training", "--child", variant, "--size", str(size),
+                     "--batch", str(args.batch), "--data", json.dumps(data)],
+                    capture_output=True, text=True, check=False)
+                if done.returncode:
+                    raise SystemExit(f"{variant} at {size} px failed:\n{done.stderr[-3000:]}")
+                rate = json.loads(done.stdout.strip().splitlines()[-1])["images_per_second"]
+                rates[variant].append(rate)
+                print(f"{size:>4} px round {round_number + 1} {variant:<8} {rate:6.2f} img/s", flush=True)
+        flops = _training_flops_per_image(size)
+        limit = peak / flops
+        medians = {variant: statistics.median(rates[variant]) for variant in VARIANTS}
+        results[str(size)] = {
+            "images_per_second": {variant: round(value, 2) for variant, value in medians.items()},
+            "all_rounds": {variant: [round(r, 2) for r in rates[variant]] for variant in VARIANTS},
+            "trainer_over_keras": round(medians["trainer"] / medians["keras"], 3),
+            "training_gflop_per_image": round(flops / 1e9, 3),
+            "flop_limit_images_per_second": round(limit, 1),
+            "share_of_limit": {variant: round(value / limit, 3) for variant, value in medians.items()},
+        }
+        print(f"{size:>4} px: trainer / keras = {results[str(size)]['trainer_over_keras']}; limit {limit:.0f} img/s; "
+              f"keras at {medians['keras'] / limit:.0%} of it", flush=True)
+    write_results("training.json", {
+        "batch": args.batch, "rounds": args.rounds, "cpu_count": os.cpu_count(), "classes": CLASSES,
+        "steps_timed": f"the second epoch's {TRAIN_STEPS} steps, less its first",
+        "matmul_gflop_per_second": round(peak / 1e9, 1), "sizes": results,
+    })
+
+
+if __name__ == "__main__":
+    main()
