@@ -42,9 +42,9 @@ def read_batches(path: str, size: int) -> Iterable[list[bytes]]:
         yield list(batch.numpy())
 
 
-def shard_count(split_bytes: int, target: int = TARGET_SHARD_BYTES) -> int:
-    """Shards for a split of ``split_bytes``: enough that none holds more than about ``target``."""
-    return max(1, math.ceil(split_bytes / target))
+def shard_count(split_bytes: int) -> int:
+    """Shards for a split of ``split_bytes``: enough that none holds more than about ``TARGET_SHARD_BYTES``."""
+    return max(1, math.ceil(split_bytes / TARGET_SHARD_BYTES))
 
 
 def placement(seed: int, path: str, shards: int) -> tuple[int, int]:

@@ -1,20 +1,29 @@
 """The validator's executor: its Do() on the bad-input corpus and on small folders, every
 file's verdict, the conversions it applies and the schema's label domain."""
 
+import logging
 import os
 
 import pytest
 import tensorflow as tf
 from tensorflow_metadata.proto.v0 import schema_pb2
+from tfx.types import artifact_utils
 
-from components import features
-from components.image_validator import checks
+from components import features, progress
+from components.image_validator import checks, record_io
 from components.image_validator.executor import (
     label_domain_from_schema,
 )
 from tests import bad_corpus
 from tests.components.image_validator.validated import RELAXED, validated_paths
-from tests.helpers import HYMENOPTERA, encode_image, run_ingest, run_validator, write_image_folder
+from tests.helpers import (
+    HYMENOPTERA,
+    encode_distinct_image,
+    encode_image,
+    run_ingest,
+    run_validator,
+    write_image_folder,
+)
 
 
 def test_corpus_has_at_least_15_kinds_of_trouble(corpus):
@@ -109,3 +118,55 @@ def test_a_file_without_read_permission_is_reported_unreadable(tmp_path):
     examples = run_ingest(data_dir, tmp_path / "ingested", return_artifact=True)
     _, report = run_validator(examples, tmp_path / "out", RELAXED)
     assert {r["path"]: r["reason"] for r in report["rejected"]} == {"cats/locked.jpg": checks.UNREADABLE}
+
+
+def _split_records(validated, split):
+    pattern = os.path.join(artifact_utils.get_split_uri([validated], split), "*")
+    return {path.rsplit("/", 1)[1]: [tf.train.Example.FromString(r.numpy()) for r in tf.data.TFRecordDataset(path)]
+            for path in sorted(tf.io.gfile.glob(pattern))}
+
+
+def _path(example):
+    return example.features.feature[features.RELATIVE_PATH].bytes_list.value[0].decode()
+
+
+def test_accepted_images_land_in_byte_sized_shards_in_the_seeds_order_and_progress_is_told(tmp_path, monkeypatch):
+    files = {f"c{c}/{n:02d}.jpg": encode_distinct_image((60 * c, 90, 200 - 50 * c), seed=10 * c + n, size=(48, 40))
+             for c in range(4) for n in range(15)}
+    root = write_image_folder(tmp_path / "data", files)
+    ingested = run_ingest(root, tmp_path / "ingested", return_artifact=True)
+    # Shards of about 4 files' bytes: several per split.
+    monkeypatch.setattr(record_io, "TARGET_SHARD_BYTES", 4 * max(len(data) for data in files.values()))
+    events = []
+
+    class Listen(logging.Handler):
+        def emit(self, record):
+            events.append(record.progress)
+
+    listener = Listen()
+    logging.getLogger(progress.LOGGER_NAME).addHandler(listener)
+    try:
+        validated, report = run_validator(ingested, tmp_path / "seed7", seed=7)
+    finally:
+        logging.getLogger(progress.LOGGER_NAME).removeHandler(listener)
+    assert events[-1]["kind"] == "files" and events[-1]["done"] == events[-1]["total"] == len(files)
+
+    train = _split_records(validated, "train")
+    count = len(train)
+    assert count >= 3 and sorted(train) == [record_io.shard_name("data", i, count) for i in range(count)]
+    every = [_path(e) for shard in train.values() for e in shard] + [
+        _path(e) for shard in _split_records(validated, "eval").values() for e in shard]
+    assert sorted(every) == sorted(files) and report["counts"]["examples_used"] == len(files)
+    # Each example sits in the shard, and at the rank, the seed and its path give: not in folder order.
+    for name, examples in train.items():
+        places = [record_io.placement(7, _path(e), count) for e in examples]
+        assert {shard for shard, _ in places} == {int(name.split("-")[1])}
+        assert [rank for _, rank in places] == sorted(rank for _, rank in places)
+    in_order = [_path(e) for shard in train.values() for e in shard]
+    assert in_order != sorted(in_order)
+    # The same seed writes the same shards; another seed another order.
+    again, _ = run_validator(ingested, tmp_path / "again", seed=7)
+    assert {n: [_path(e) for e in s] for n, s in _split_records(again, "train").items()} == {
+        n: [_path(e) for e in s] for n, s in train.items()}
+    other, _ = run_validator(ingested, tmp_path / "seed8", seed=8)
+    assert [_path(e) for s in _split_records(other, "train").values() for e in s] != in_order

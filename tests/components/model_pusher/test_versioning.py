@@ -2,6 +2,7 @@
 
 import os
 import pathlib
+import shutil
 import signal
 import subprocess
 import sys
@@ -111,3 +112,18 @@ def test_models_config_lists_every_served_model(tmp_path, saved_model):
     in_container = versioning.write_models_config(str(serving), server_base_path="/models")
     config = text_format.Parse(pathlib.Path(in_container).read_text(), model_server_config_pb2.ModelServerConfig())
     assert [c.base_path for c in config.model_config_list.config] == ["/models/cats", "/models/dogs"]
+
+
+def test_a_local_push_links_the_models_files_and_outlives_them(tmp_path, saved_model):
+    source = tmp_path / "trained"
+    versioning.copy_model(saved_model, str(source))  # a model of this test's own, to delete after
+    model_dir = tmp_path / "serving" / "clf"
+    versioning.push(str(source), str(model_dir), "trained", keep_versions=3, smoke_test=_no_smoke)
+    pushed = model_dir / "1" / versioning.SAVED_MODEL_FILE
+    # The push costs no disk: the version's files are the trained model's, linked.
+    assert pushed.stat().st_ino == (source / versioning.SAVED_MODEL_FILE).stat().st_ino
+    assert pushed.stat().st_nlink == 2
+    original = pushed.read_bytes()
+    # Deleting the pipeline's artifacts leaves the served version whole.
+    shutil.rmtree(source)
+    assert pushed.read_bytes() == original and pushed.stat().st_nlink == 1
