@@ -11,11 +11,15 @@ Two kinds of fresh process, alternating, at each image size (the batch is the sa
             cross-entropy, ``fit`` on random tensors held in memory; images/s over the
             second epoch's steps, timed by a callback
 
-The limit: the machine's float32 matrix-multiply rate (a 4096 x 4096 ``tf.matmul`` on
-every core), divided by the FLOPs one training step costs per image (three times
-ResNet50's forward pass, as TensorFlow's profiler counts it at that size).
+With ``--levers``, plain Keras again with one setting changed at a time (``LEVERS``: XLA,
+steps per execution, inter-op threads, the batch, the data format), beside the plain one.
 
-    .venv/bin/python -m bench.bench_training [--sizes 32 64 224] [--rounds 2] [--batch 32]
+The limit: the best float32 rate TensorFlow reaches on this machine's cores (a 4096 x 4096
+``tf.matmul`` and a large 3x3 convolution, each on every core), divided by the FLOPs one
+training step costs per image (three times ResNet50's forward pass, as TensorFlow's
+profiler counts it at that size).
+
+    .venv/bin/python -m bench.bench_training [--sizes 32 64 224] [--rounds 2] [--batch 32] [--levers]
 
 Results go to bench/results/training.json: images/s per variant and size (medians over
 the rounds), trainer / keras, and each one's share of the limit.
@@ -35,6 +39,15 @@ import time
 VARIANTS = ("trainer", "keras")
 CLASSES = 40
 TRAIN_STEPS = 16  # steps per epoch, each variant
+# With --levers: plain Keras again, one setting changed at a time (what could stand
+# between a Keras fit and the machine), in fresh processes beside the plain one.
+LEVERS = {
+    "xla": "jit_compile=True: the train step compiled by XLA",
+    "steps_per_execution_8": "8 steps per call of the train function",
+    "one_inter_op_thread": "tf.config.threading.set_inter_op_parallelism_threads(1)",
+    "batch_64": "twice the batch",
+    "channels_first": "NCHW images and convolutions (keras.backend image_data_format)",
+}
 
 
 def _steady_rate(times: list[tuple[int, float]], batch: int) -> float:
@@ -89,18 +102,25 @@ def _keras(size: int, batch: int) -> float:
     return _steady_rate(second_epoch, batch)
 
 
-def _peak_flops() -> float:
-    """The float32 FLOP/s of a large matrix product on every core."""
+def _peak_flops() -> dict[str, float]:
+    """The float32 FLOP/s TensorFlow reaches on every core: a large matrix product, and a
+    large 3x3 convolution (ResNet50's own kind of work, run by oneDNN)."""
     import tensorflow as tf  # pylint: disable=import-outside-toplevel
 
+    def rate(fn, args, flops: float) -> float:
+        fn(*args).numpy()
+        rounds, start = 5, time.perf_counter()
+        for _ in range(rounds):
+            fn(*args).numpy()
+        return flops * rounds / (time.perf_counter() - start)
+
     n = 4096
-    a, b = tf.random.uniform((n, n)), tf.random.uniform((n, n))
-    product = tf.function(lambda a, b: tf.linalg.matmul(a, b))
-    product(a, b).numpy()
-    rounds, start = 5, time.perf_counter()
-    for _ in range(rounds):
-        product(a, b).numpy()
-    return 2 * n**3 * rounds / (time.perf_counter() - start)
+    matmul = rate(tf.function(tf.linalg.matmul), (tf.random.uniform((n, n)), tf.random.uniform((n, n))), 2 * n**3)
+    batch, side, channels = 32, 28, 256
+    images, kernel = tf.random.uniform((batch, side, side, channels)), tf.random.uniform((3, 3, channels, channels))
+    conv = rate(tf.function(lambda x, k: tf.nn.conv2d(x, k, 1, "SAME")), (images, kernel),
+                2 * batch * side * side * channels * channels * 9)
+    return {"matmul": matmul, "conv3x3": conv}
 
 
 def _training_flops_per_image(size: int) -> float:
@@ -123,8 +143,9 @@ def _training_flops_per_image(size: int) -> float:
 
 
 def _child(variant: str, size: int, batch: int, data: dict) -> dict:
-    rate = _trainer(size, batch, data) if variant == "trainer" else _keras(size, batch)
-    return {"images_per_second": rate}
+    if variant == "trainer":
+        return {"images_per_second": _trainer(size, batch, data)}
+    return {"images_per_second": _keras(size, batch, "" if variant == "keras" else variant)}
 
 
 def _prepare(work: pathlib.Path) -> dict:
@@ -152,7 +173,10 @@ def main(argv=None) -> None:
     parser.add_argument("--sizes", type=int, nargs="+", default=[32, 64, 224], help="Image sides, in pixels.")
     parser.add_argument("--rounds", type=int, default=2, help="Processes of each variant per size, alternating.")
     parser.add_argument("--batch", type=int, default=32, help="Images per step, both variants.")
-    parser.add_argument("--child", choices=VARIANTS, help=argparse.SUPPRESS)
+    parser.add_argument("--levers", action="store_true",
+                        help="Also measure plain Keras with one setting changed at a time: " + "; ".join(
+                            f"{name} ({what})" for name, what in LEVERS.items()))
+    parser.add_argument("--child", choices=VARIANTS + tuple(LEVERS), help=argparse.SUPPRESS)
     parser.add_argument("--size", type=int, help=argparse.SUPPRESS)
     parser.add_argument("--data", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
@@ -164,14 +188,17 @@ def main(argv=None) -> None:
 
     work = pathlib.Path(tempfile.mkdtemp(prefix="bench_training_"))
     data = _prepare(work)
-    peak = _peak_flops()
-    print(f"float32 matmul on {os.cpu_count()} cores: {peak / 1e9:.0f} GFLOP/s", flush=True)
+    peaks = _peak_flops()
+    peak = max(peaks.values())
+    print(f"float32 on {os.cpu_count()} cores: " + ", ".join(f"{name} {value / 1e9:.0f} GFLOP/s"
+                                                             for name, value in peaks.items()), flush=True)
+    variants = VARIANTS + (tuple(LEVERS) if args.levers else ())
     results = {}
     for size in args.sizes:
-        rates = {variant: [] for variant in VARIANTS}
+        rates = {variant: [] for variant in variants}
         for round_number in range(args.rounds):
             # Alternate which goes first: a shared machine's speed drifts.
-            order = VARIANTS if round_number % 2 == 0 else VARIANTS[::-1]
+            order = variants if round_number % 2 == 0 else variants[::-1]
             for variant in order:
                 done = subprocess.run(
                     [sys.executable, "-m", "bench.bench_training", "--child", variant, "--size", str(size),
@@ -184,11 +211,13 @@ def main(argv=None) -> None:
                 print(f"{size:>4} px round {round_number + 1} {variant:<8} {rate:6.2f} img/s", flush=True)
         flops = _training_flops_per_image(size)
         limit = peak / flops
-        medians = {variant: statistics.median(rates[variant]) for variant in VARIANTS}
+        medians = {variant: statistics.median(rates[variant]) for variant in variants}
         results[str(size)] = {
             "images_per_second": {variant: round(value, 2) for variant, value in medians.items()},
-            "all_rounds": {variant: [round(r, 2) for r in rates[variant]] for variant in VARIANTS},
+            "all_rounds": {variant: [round(r, 2) for r in rates[variant]] for variant in variants},
             "trainer_over_keras": round(medians["trainer"] / medians["keras"], 3),
+            "levers_over_keras": {lever: round(medians[lever] / medians["keras"], 3) for lever in LEVERS
+                                  if lever in medians},
             "training_gflop_per_image": round(flops / 1e9, 3),
             "flop_limit_images_per_second": round(limit, 1),
             "share_of_limit": {variant: round(value / limit, 3) for variant, value in medians.items()},
@@ -198,7 +227,8 @@ def main(argv=None) -> None:
     write_results("training.json", {
         "batch": args.batch, "rounds": args.rounds, "cpu_count": os.cpu_count(), "classes": CLASSES,
         "steps_timed": f"the second epoch's {TRAIN_STEPS} steps, less its first",
-        "matmul_gflop_per_second": round(peak / 1e9, 1), "sizes": results,
+        "peak_gflop_per_second": {name: round(value / 1e9, 1) for name, value in peaks.items()},
+        "levers": LEVERS if args.levers else {}, "sizes": results,
     })
 
 
