@@ -116,7 +116,7 @@ def test_models_config_lists_every_served_model(tmp_path, saved_model):
 
 def test_a_local_push_links_the_models_files_and_outlives_them(tmp_path, saved_model):
     source = tmp_path / "trained"
-    versioning.copy_model(saved_model, str(source))  # a model of this test's own, to delete after
+    shutil.copytree(saved_model, source)  # a model of this test's own, to delete after
     model_dir = tmp_path / "serving" / "clf"
     versioning.push(str(source), str(model_dir), "trained", keep_versions=3, smoke_test=_no_smoke)
     pushed = model_dir / "1" / versioning.SAVED_MODEL_FILE
