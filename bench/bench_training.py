@@ -37,6 +37,8 @@ import sys
 import tempfile
 import time
 
+import components  # noqa: F401  (sets the Keras choice before TensorFlow loads: tf.keras is tf_keras)
+
 VARIANTS = ("trainer", "keras")
 CLASSES = 40
 TRAIN_STEPS = 16  # steps per epoch, each variant
@@ -60,7 +62,6 @@ def _steady_rate(times: list[tuple[int, float]], batch: int) -> float:
 def _trainer(size: int, batch: int, data: dict) -> float:
     from tfx.components.trainer.fn_args_utils import FnArgs  # pylint: disable=import-outside-toplevel
 
-    import components  # noqa: F401  pylint: disable=import-outside-toplevel,unused-import
     from components import progress  # pylint: disable=import-outside-toplevel
     from components.trainer import run  # pylint: disable=import-outside-toplevel
     from components.trainer.params import FROM_SCRATCH, RECIPES, TrainParams  # pylint: disable=import-outside-toplevel
@@ -83,24 +84,40 @@ def _trainer(size: int, batch: int, data: dict) -> float:
     return _steady_rate(second_epoch, batch)
 
 
-def _keras(size: int, batch: int) -> float:
+def _keras(size: int, batch: int, lever: str = "") -> float:
     import numpy as np  # pylint: disable=import-outside-toplevel
     import tensorflow as tf  # pylint: disable=import-outside-toplevel
 
-    import components  # noqa: F401  pylint: disable=import-outside-toplevel,unused-import
-
-    model = tf.keras.applications.ResNet50(weights=None, input_shape=(size, size, 3), classes=CLASSES)
-    model.compile(optimizer=tf.keras.optimizers.Adam(1e-3), loss="categorical_crossentropy", metrics=["accuracy"])
+    if lever == "one_inter_op_thread":
+        tf.config.threading.set_inter_op_parallelism_threads(1)
+    if lever == "batch_64":
+        batch *= 2
+    shape = (3, size, size) if lever == "channels_first" else (size, size, 3)
+    if lever == "channels_first":
+        tf.keras.backend.set_image_data_format("channels_first")
+    model = tf.keras.applications.ResNet50(weights=None, input_shape=shape, classes=CLASSES)
+    model.compile(optimizer=tf.keras.optimizers.Adam(1e-3), loss="categorical_crossentropy", metrics=["accuracy"],
+                  jit_compile=lever == "xla", steps_per_execution=8 if lever == "steps_per_execution_8" else 1)
     rng = np.random.default_rng(0)
-    images = rng.uniform(0, 255, (TRAIN_STEPS * batch, size, size, 3)).astype(np.float32)
+    images = rng.uniform(0, 255, (TRAIN_STEPS * batch, *shape)).astype(np.float32)
     labels = tf.keras.utils.to_categorical(rng.integers(0, CLASSES, TRAIN_STEPS * batch), CLASSES)
-    second_epoch = []
-    timer = tf.keras.callbacks.LambdaCallback(
-        on_train_batch_end=lambda step, logs: second_epoch.append((step, time.monotonic())) if epoch[0] else None,
-        on_epoch_end=lambda number, logs: epoch.__setitem__(0, number + 1))
-    epoch = [0]
+
+    class SecondEpochTimer(tf.keras.callbacks.Callback):
+        def __init__(self):
+            super().__init__()
+            self.epoch, self.times = 0, []
+
+        def on_epoch_begin(self, epoch, logs=None):
+            self.epoch = epoch
+
+        def on_train_batch_end(self, batch_number, logs=None):
+            if self.epoch == 1:
+                self.times.append((batch_number, time.monotonic()))
+
+    timer = SecondEpochTimer()
     model.fit(images, labels, batch_size=batch, epochs=2, callbacks=[timer], verbose=0)
-    return _steady_rate(second_epoch, batch)
+    # With 8 steps per execution the callback hears every 8th step, numbered as the last of them.
+    return _steady_rate(timer.times, batch)
 
 
 def _peak_flops() -> dict[str, float]:
@@ -131,7 +148,6 @@ def _training_flops_per_image(size: int) -> float:
         convert_variables_to_constants_v2,
     )
 
-    import components  # noqa: F401  pylint: disable=import-outside-toplevel,unused-import
 
     model = tf.keras.applications.ResNet50(weights=None, input_shape=(size, size, 3), classes=CLASSES)
     forward = tf.function(lambda x: model(x, training=False)).get_concrete_function(
