@@ -59,7 +59,7 @@ def _steady_rate(times: list[tuple[int, float]], batch: int) -> float:
     return (last_step - first_step) * batch / (last_time - first_time)
 
 
-def _trainer(size: int, batch: int, data: dict) -> float:
+def _trainer(size: int, batch: int, data: dict, xla: str = "auto") -> float:
     from tfx.components.trainer.fn_args_utils import FnArgs  # pylint: disable=import-outside-toplevel
 
     from components import progress  # pylint: disable=import-outside-toplevel
@@ -67,7 +67,7 @@ def _trainer(size: int, batch: int, data: dict) -> float:
     from components.trainer.params import FROM_SCRATCH, RECIPES, TrainParams  # pylint: disable=import-outside-toplevel
 
     params = TrainParams(image_size=size, batch_size=batch, weights="none", recipe=FROM_SCRATCH,
-                         **{**RECIPES[FROM_SCRATCH], "finetune_epochs": 2}, tflite="none")
+                         **{**RECIPES[FROM_SCRATCH], "finetune_epochs": 2}, tflite="none", xla=xla)
     second_epoch = []
 
     class Listen(logging.Handler):
@@ -160,8 +160,8 @@ def _training_flops_per_image(size: int) -> float:
 
 
 def _child(variant: str, size: int, batch: int, data: dict) -> dict:
-    if variant == "trainer":
-        return {"images_per_second": _trainer(size, batch, data)}
+    if variant in ("trainer", "trainer_xla"):
+        return {"images_per_second": _trainer(size, batch, data, xla="on" if variant == "trainer_xla" else "auto")}
     return {"images_per_second": _keras(size, batch, "" if variant == "keras" else variant)}
 
 
@@ -190,10 +190,12 @@ def main(argv=None) -> None:
     parser.add_argument("--sizes", type=int, nargs="+", default=[32, 64, 224], help="Image sides, in pixels.")
     parser.add_argument("--rounds", type=int, default=2, help="Processes of each variant per size, alternating.")
     parser.add_argument("--batch", type=int, default=32, help="Images per step, both variants.")
-    parser.add_argument("--levers", action="store_true",
-                        help="Also measure plain Keras with one setting changed at a time: " + "; ".join(
-                            f"{name} ({what})" for name, what in LEVERS.items()))
-    parser.add_argument("--child", choices=VARIANTS + tuple(LEVERS), help=argparse.SUPPRESS)
+    parser.add_argument("--levers", nargs="*", choices=tuple(LEVERS), metavar="LEVER",
+                        help="Also measure plain Keras with one setting changed at a time (all of them, or those "
+                        "named): " + "; ".join(f"{name} ({what})" for name, what in LEVERS.items()))
+    parser.add_argument("--trainer-xla", action="store_true",
+                        help="Also measure the Trainer with --xla on (trainer_xla).")
+    parser.add_argument("--child", choices=VARIANTS + tuple(LEVERS) + ("trainer_xla",), help=argparse.SUPPRESS)
     parser.add_argument("--size", type=int, help=argparse.SUPPRESS)
     parser.add_argument("--data", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
@@ -209,7 +211,8 @@ def main(argv=None) -> None:
     peak = max(peaks.values())
     print(f"float32 on {os.cpu_count()} cores: " + ", ".join(f"{name} {value / 1e9:.0f} GFLOP/s"
                                                              for name, value in peaks.items()), flush=True)
-    variants = VARIANTS + (tuple(LEVERS) if args.levers else ())
+    levers = tuple(LEVERS) if args.levers == [] else tuple(args.levers or ())
+    variants = VARIANTS + levers + (("trainer_xla",) if args.trainer_xla else ())
     results = {}
     for size in args.sizes:
         rates, failures = {variant: [] for variant in variants}, {}
@@ -239,8 +242,8 @@ def main(argv=None) -> None:
             "images_per_second": {variant: round(value, 2) for variant, value in medians.items()},
             "all_rounds": {variant: [round(r, 2) for r in rates[variant]] for variant in variants},
             "trainer_over_keras": round(medians["trainer"] / medians["keras"], 3),
-            "levers_over_keras": {lever: round(medians[lever] / medians["keras"], 3) for lever in LEVERS
-                                  if lever in medians},
+            "levers_over_keras": {lever: round(medians[lever] / medians["keras"], 3)
+                                  for lever in (*LEVERS, "trainer_xla") if lever in medians},
             "levers_failed": failures,
             "training_gflop_per_image": round(flops / 1e9, 3),
             "flop_limit_images_per_second": round(limit, 1),
@@ -253,7 +256,8 @@ def main(argv=None) -> None:
     previous = RESULTS_DIR / "training.json"
     sizes = json.loads(previous.read_text())["sizes"] if previous.exists() else {}
     write_results("training.json", {
-        "cpu_count": os.cpu_count(), "classes": CLASSES, "levers": LEVERS,
+        "cpu_count": os.cpu_count(), "classes": CLASSES,
+        "levers": {**LEVERS, "trainer_xla": "the Trainer with --xla on"},
         "steps_timed": f"the second epoch's {TRAIN_STEPS} steps, less its first",
         "sizes": {**sizes, **results},
     })
