@@ -47,13 +47,15 @@ test-fast: setup
 lint: setup
 	$(VENV)/bin/ruff check .
 
-# All benchmarks, or some with their own flags: make bench BENCH=input ARGS="--skip-training"
-# (ARGS goes to every benchmark named, and each takes different flags).
+# The quick benchmarks, or some with their own flags: make bench BENCH=input ARGS="--skip-training"
+# (ARGS goes to every benchmark named, and each takes different flags). training and scale
+# take an hour or two each here: name them.
 BENCH ?= validation beam input serving tracing
+BENCHES := validation beam input serving tracing training scale
 
 bench: setup
 	@for name in $(BENCH); do \
-		test -f bench/bench_$$name.py || { echo "error: no benchmark bench/bench_$$name.py (BENCH takes: validation beam input serving tracing)" >&2; exit 2; }; \
+		test -f bench/bench_$$name.py || { echo "error: no benchmark bench/bench_$$name.py (BENCH takes: $(BENCHES))" >&2; exit 2; }; \
 	done
 	@set -e; for name in $(BENCH); do \
 		echo "$(PY) -m bench.bench_$$name $(ARGS)"; $(PY) -m bench.bench_$$name $(ARGS); \
