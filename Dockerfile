@@ -18,7 +18,10 @@ ARG TENSORFLOW_EXTRAS=and-cuda
 ARG IMAGENET_WEIGHTS=1
 
 # KERAS_HOME: the weights cache is found whatever user the pods run as.
+# TF_ENABLE_ONEDNN_OPTS: TFX's entry point loads TensorFlow before the components
+# package can switch its oneDNN CPU kernels on (docs/training.md#training-speed).
 ENV PYTHONDONTWRITEBYTECODE=1 \
+    TF_ENABLE_ONEDNN_OPTS=1 \
     PYTHONUNBUFFERED=1 \
     KERAS_HOME=/opt/keras \
     PIP_NO_CACHE_DIR=1 \

@@ -11,8 +11,9 @@ Two kinds of fresh process, alternating, at each image size (the batch is the sa
             cross-entropy, ``fit`` on random tensors held in memory; images/s over the
             second epoch's steps, timed by a callback
 
-With ``--levers``, plain Keras again with one setting changed at a time (``LEVERS``: XLA,
-steps per execution, inter-op threads, the batch, the data format), beside the plain one.
+Both run with the oneDNN CPU kernels the product switches on. With ``--levers``, plain Keras
+again with one setting changed at a time (``LEVERS``: XLA, steps per execution, inter-op
+threads, the batch, the data format, TensorFlow's own kernels), beside the plain one.
 
 The limit: the best float32 rate TensorFlow reaches on this machine's cores (a 4096 x 4096
 ``tf.matmul`` and a large 3x3 convolution, each on every core), divided by the FLOPs one
@@ -50,6 +51,8 @@ LEVERS = {
     "one_inter_op_thread": "tf.config.threading.set_inter_op_parallelism_threads(1)",
     "batch_64": "twice the batch",
     "channels_first": "NCHW images and convolutions (keras.backend image_data_format)",
+    "eigen_kernels": "TF_ENABLE_ONEDNN_OPTS=0: TensorFlow's own CPU kernels instead of oneDNN's "
+                     "(what TensorFlow picks by itself on a CPU it does not recognise)",
 }
 
 
@@ -122,7 +125,7 @@ def _keras(size: int, batch: int, lever: str = "") -> float:
 
 def _peak_flops() -> dict[str, float]:
     """The float32 FLOP/s TensorFlow reaches on every core: a large matrix product, and a
-    large 3x3 convolution (ResNet50's own kind of work, run by oneDNN)."""
+    large 3x3 convolution (ResNet50's own kind of work), with the kernels the Trainer uses."""
     import tensorflow as tf  # pylint: disable=import-outside-toplevel
 
     def rate(fn, args, flops: float) -> float:
@@ -223,7 +226,8 @@ def main(argv=None) -> None:
                 done = subprocess.run(
                     [sys.executable, "-m", "bench.bench_training", "--child", variant, "--size", str(size),
                      "--batch", str(args.batch), "--data", json.dumps(data)],
-                    capture_output=True, text=True, check=False)
+                    capture_output=True, text=True, check=False,
+                    env={**os.environ, "TF_ENABLE_ONEDNN_OPTS": "0" if variant == "eigen_kernels" else "1"})
                 if done.returncode and variant in VARIANTS:
                     raise SystemExit(f"{variant} at {size} px failed:\n{done.stderr[-3000:]}")
                 if done.returncode:  # a lever TensorFlow refuses here (NCHW convolutions on a CPU, say)

@@ -5,6 +5,12 @@ tensorflow-transform 1.16 only works with Keras 2, and it forces
 and before TensorFlow is imported anywhere in the product, so that
 ``tf.keras`` is tf-keras (Keras 2) in every process: the runner, the Beam
 workers and a Kubeflow container alike.
+
+For the same reason it switches on TensorFlow's oneDNN kernels
+(``TF_ENABLE_ONEDNN_OPTS=1``) unless the environment says otherwise.
+TensorFlow turns them on by itself only on the CPUs it recognises; elsewhere
+(AMD EPYC, for one) its own convolution gradients on small feature maps make
+ResNet50 train several times slower (docs/training.md#training-speed).
 """
 
 import importlib
@@ -17,6 +23,7 @@ if os.environ["TF_USE_LEGACY_KERAS"] not in ("1", "true", "True"):
         f"{os.environ['TF_USE_LEGACY_KERAS']!r}; this product needs tf-keras "
         "(Keras 2), which tensorflow-transform 1.16 requires. Unset it or set it to 1."
     )
+os.environ.setdefault("TF_ENABLE_ONEDNN_OPTS", "1")
 
 
 def __getattr__(name):

@@ -10,11 +10,13 @@ if os.environ.get("PYTEST_XDIST_WORKER_COUNT"):
     os.environ.setdefault("TF_NUM_INTRAOP_THREADS", _share)
     os.environ.setdefault("TF_NUM_INTEROP_THREADS", _share)
 
+# Before TensorFlow loads, so the tests run with the product's choices (tf-keras, oneDNN).
+import components  # noqa: F401, I001
+
 import pytest
 import tensorflow as tf
 import tensorflow_transform as tft
 
-import components  # noqa: F401  (sets the Keras choice before TensorFlow loads)
 from components import features
 from components.example_records import image_to_example
 from components.trainer import export

@@ -1,7 +1,9 @@
 """How training uses the hardware: distribution strategy, mixed precision, XLA.
 
 Each setting is ``auto`` by default: on when a GPU is present, off on a CPU
-(where float16 and XLA-compiled Keras steps are slower, not faster).  The plan
+(where float16 and XLA-compiled Keras steps are slower, not faster).  On a CPU
+the plan also says whether TensorFlow's oneDNN kernels are on (``components``
+switches them on; without them training is several times slower).  The plan
 is a pure function of the settings and the devices, so the CPU fallback and the
 GPU choice are both testable on a machine without a GPU.
 """
@@ -24,9 +26,10 @@ class AccelerationPlan:
     mixed_precision: bool
     xla: bool
     gpus: int
+    onednn: bool = False  # TensorFlow's oneDNN CPU kernels
 
     def describe(self) -> str:
-        devices = f"{self.gpus} GPU(s)" if self.gpus else "CPU only"
+        devices = f"{self.gpus} GPU(s)" if self.gpus else f"CPU only ({'oneDNN' if self.onednn else 'Eigen'} kernels)"
         return (f"{devices}: distribution={self.distribution}, "
                 f"mixed_precision={'mixed_float16' if self.mixed_precision else 'float32'}, "
                 f"xla={'on' if self.xla else 'off'}")
@@ -36,7 +39,8 @@ def _switch(value: str, has_gpu: bool) -> bool:
     return has_gpu if value == AUTO else value == ON
 
 
-def plan(mixed_precision: str, xla: str, distribution: str, gpus: Sequence = ()) -> AccelerationPlan:
+def plan(mixed_precision: str, xla: str, distribution: str, gpus: Sequence = (),
+         onednn: bool = False) -> AccelerationPlan:
     """Decides the strategy and precision for the given settings (checked by TrainParams)
     and visible GPUs."""
     has_gpu = len(gpus) > 0
@@ -49,13 +53,25 @@ def plan(mixed_precision: str, xla: str, distribution: str, gpus: Sequence = ())
         mixed_precision=_switch(mixed_precision, has_gpu),
         xla=_switch(xla, has_gpu),
         gpus=len(gpus),
+        onednn=onednn,
     )
+
+
+def onednn_enabled() -> bool:
+    """Whether this process's TensorFlow runs its oneDNN kernels (fixed when TensorFlow loads)."""
+    from tensorflow.python.util import _pywrap_util_port  # pylint: disable=import-outside-toplevel
+
+    return bool(_pywrap_util_port.IsMklEnabled())
 
 
 def detect(mixed_precision: str, xla: str, distribution: str) -> AccelerationPlan:
     """``plan`` for the GPUs this process sees, logged so a run says what it used."""
-    chosen = plan(mixed_precision, xla, distribution, tf.config.list_physical_devices("GPU"))
+    chosen = plan(mixed_precision, xla, distribution, tf.config.list_physical_devices("GPU"), onednn_enabled())
     logging.info("Training on %s", chosen.describe())
+    if not chosen.gpus and not chosen.onednn:
+        logging.warning("TensorFlow's oneDNN kernels are off (TF_ENABLE_ONEDNN_OPTS=%s, or TensorFlow was imported "
+                        "before the components package): expect training on the CPU several times slower.",
+                        os.environ.get("TF_ENABLE_ONEDNN_OPTS", "unset"))
     if chosen.mixed_precision and not chosen.gpus:
         logging.warning("Mixed precision was forced on without a GPU: expect slower training on the CPU.")
     return chosen

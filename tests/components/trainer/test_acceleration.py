@@ -2,6 +2,9 @@
 precision policy restored after training."""
 
 import json
+import os
+import subprocess
+import sys
 
 import pytest
 import tensorflow as tf
@@ -41,6 +44,20 @@ def test_this_machine_detects_its_devices():
     plan = acceleration.detect("auto", "auto", "none")
     assert plan.gpus == len(tf.config.list_physical_devices("GPU"))
     assert plan.mixed_precision == (plan.gpus > 0)
+    assert plan.onednn and (plan.gpus or "CPU only (oneDNN kernels)" in plan.describe())
+
+
+@pytest.mark.subprocess
+@pytest.mark.parametrize("setting, expected", [(None, "True"), ("0", "False")])
+def test_the_components_package_switches_onednn_on_unless_the_environment_says_no(setting, expected):
+    env = {k: v for k, v in os.environ.items() if k != "TF_ENABLE_ONEDNN_OPTS"}
+    if setting is not None:
+        env["TF_ENABLE_ONEDNN_OPTS"] = setting
+    done = subprocess.run(
+        [sys.executable, "-c", "import components\nfrom components.trainer import acceleration\n"
+         "print(acceleration.onednn_enabled())"],
+        env=env, capture_output=True, text=True, check=True)
+    assert done.stdout.strip().splitlines()[-1] == expected
 
 
 def test_precision_policy_is_restored_after_training():
