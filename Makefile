@@ -51,7 +51,7 @@ lint: setup
 # (ARGS goes to every benchmark named, and each takes different flags). training and scale
 # take an hour or two each here: name them.
 BENCH ?= validation beam input serving tracing
-BENCHES := validation beam input serving tracing training scale
+BENCHES := $(patsubst bench/bench_%.py,%,$(wildcard bench/bench_*.py))
 
 bench: setup
 	@for name in $(BENCH); do \

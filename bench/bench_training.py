@@ -54,6 +54,8 @@ LEVERS = {
     "eigen_kernels": "TF_ENABLE_ONEDNN_OPTS=0: TensorFlow's own CPU kernels instead of oneDNN's "
                      "(what TensorFlow picks by itself on a CPU it does not recognise)",
 }
+# With --trainer-xla: the Trainer itself with one setting changed.
+TRAINER_LEVERS = {"trainer_xla": "the Trainer with --xla on"}
 
 
 def _steady_rate(times: list[tuple[int, float]], batch: int) -> float:
@@ -198,7 +200,7 @@ def main(argv=None) -> None:
                         "named): " + "; ".join(f"{name} ({what})" for name, what in LEVERS.items()))
     parser.add_argument("--trainer-xla", action="store_true",
                         help="Also measure the Trainer with --xla on (trainer_xla).")
-    parser.add_argument("--child", choices=VARIANTS + tuple(LEVERS) + ("trainer_xla",), help=argparse.SUPPRESS)
+    parser.add_argument("--child", choices=VARIANTS + tuple(LEVERS) + tuple(TRAINER_LEVERS), help=argparse.SUPPRESS)
     parser.add_argument("--size", type=int, help=argparse.SUPPRESS)
     parser.add_argument("--data", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
@@ -215,7 +217,7 @@ def main(argv=None) -> None:
     print(f"float32 on {os.cpu_count()} cores: " + ", ".join(f"{name} {value / 1e9:.0f} GFLOP/s"
                                                              for name, value in peaks.items()), flush=True)
     levers = tuple(LEVERS) if args.levers == [] else tuple(args.levers or ())
-    variants = VARIANTS + levers + (("trainer_xla",) if args.trainer_xla else ())
+    variants = VARIANTS + levers + (tuple(TRAINER_LEVERS) if args.trainer_xla else ())
     results = {}
     for size in args.sizes:
         rates, failures = {variant: [] for variant in variants}, {}
@@ -247,7 +249,7 @@ def main(argv=None) -> None:
             "all_rounds": {variant: [round(r, 2) for r in rates[variant]] for variant in variants},
             "trainer_over_keras": round(medians["trainer"] / medians["keras"], 3),
             "levers_over_keras": {lever: round(medians[lever] / medians["keras"], 3)
-                                  for lever in (*LEVERS, "trainer_xla") if lever in medians},
+                                  for lever in (*LEVERS, *TRAINER_LEVERS) if lever in medians},
             "levers_failed": failures,
             "training_gflop_per_image": round(flops / 1e9, 3),
             "flop_limit_images_per_second": round(limit, 1),
@@ -261,7 +263,7 @@ def main(argv=None) -> None:
     sizes = json.loads(previous.read_text())["sizes"] if previous.exists() else {}
     write_results("training.json", {
         "cpu_count": os.cpu_count(), "classes": CLASSES,
-        "levers": {**LEVERS, "trainer_xla": "the Trainer with --xla on"},
+        "levers": {**LEVERS, **TRAINER_LEVERS},
         "steps_timed": f"the second epoch's {TRAIN_STEPS} steps, less its first",
         "sizes": {**sizes, **results},
     })
