@@ -49,7 +49,7 @@ lint: setup
 
 # The quick benchmarks, or some with their own flags: make bench BENCH=input ARGS="--skip-training"
 # (ARGS goes to every benchmark named, and each takes different flags). training and scale
-# take an hour or two each here: name them.
+# take half an hour or more each here: name them.
 BENCH ?= validation beam input serving tracing
 BENCHES := $(patsubst bench/bench_%.py,%,$(wildcard bench/bench_*.py))
 
